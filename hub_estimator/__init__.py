@@ -1,0 +1,1 @@
+"""hub-estimator: TF1 Hub modules for tf.estimator users."""
