@@ -1,0 +1,274 @@
+"""The export core: writes every registered module of a checkpoint to a folder.
+
+The PREDICT graph is built once per (estimator, serving_input_fn) to discover
+the registered modules; the result (each module's spec and the map from its
+checkpoint keys to module-relative keys) is cached and shared by all exporters.
+Each export then copies the tensors straight from the estimator checkpoint
+into the module checkpoint with one RestoreV2 -> SaveV2 graph (a cached
+session) and writes the module's definition files, without a session on the
+model graph. Modules the fast path cannot handle (partitioned variables, a
+custom scaffold saver, modules from another library) are exported the general
+way: restore the checkpoint into the discovery graph and `module.export(...)`.
+"""
+
+import os
+import threading
+import weakref
+from typing import Any, Callable, List, NamedTuple, Optional, Sequence, Tuple
+
+from absl import logging
+import tensorflow as tf
+
+from hub_estimator.export import registry
+
+_PREDICT = tf.estimator.ModeKeys.PREDICT
+
+
+class _CopyEntry(NamedTuple):
+  module_key: str
+  checkpoint_key: str
+  dtype: tf.DType
+  shape: Tuple[Optional[int], ...]
+
+
+class ModulePlan:
+  """How to export one registered module.
+
+  Attributes:
+    export_name: the module's folder name inside a version.
+    module: the module instance in the discovery graph.
+    entries: the tensors to copy for the fast path, or None for the general
+      path.
+    fallback_reason: why the general path is used (None on the fast path).
+  """
+
+  def __init__(self, export_name: str, module: Any,
+               entries: Optional[Sequence[_CopyEntry]],
+               fallback_reason: Optional[str]):
+    self.export_name = export_name
+    self.module = module
+    self.entries = None if entries is None else tuple(entries)
+    self.fallback_reason = fallback_reason
+    self._copy = None  # (graph, session, src placeholder, dst placeholder, op)
+    self._checked_checkpoint = False
+
+  @property
+  def uses_fast_path(self) -> bool:
+    return self.entries is not None
+
+  def check_checkpoint(self, checkpoint_path: str) -> None:
+    """Raises ValueError naming any module variable missing in the checkpoint.
+
+    Checked once per plan: later checkpoints of a run have the same keys.
+    """
+    if self._checked_checkpoint:
+      return
+    reader = tf.compat.v1.train.NewCheckpointReader(
+        tf.compat.as_str_any(checkpoint_path))
+    dtypes = reader.get_variable_to_dtype_map()
+    shapes = reader.get_variable_to_shape_map()
+    for entry in self.entries:
+      if entry.checkpoint_key not in dtypes:
+        raise ValueError(
+            "Checkpoint %s has no variable %r, which module %r (variable %r) "
+            "needs. Details: the module variables must be saved under their "
+            "graph names by the estimator's checkpoints."
+            % (checkpoint_path, entry.checkpoint_key, self.export_name,
+               entry.module_key))
+      if (dtypes[entry.checkpoint_key] != entry.dtype
+          or (None not in entry.shape
+              and tuple(shapes[entry.checkpoint_key]) != entry.shape)):
+        raise ValueError(
+            "Checkpoint %s stores %r as %s%s but module %r expects %s%s."
+            % (checkpoint_path, entry.checkpoint_key,
+               dtypes[entry.checkpoint_key].name,
+               list(shapes[entry.checkpoint_key]), self.export_name,
+               entry.dtype.name, list(entry.shape)))
+    self._checked_checkpoint = True
+
+  def copy_variables(self, checkpoint_path: str, variables_prefix: str) -> None:
+    """Writes the module checkpoint at `variables_prefix` from the estimator's.
+
+    One RestoreV2 -> SaveV2 run in a cached session: the tensors go from the
+    estimator checkpoint to the module checkpoint under module-relative keys.
+    """
+    tf.io.gfile.makedirs(os.path.dirname(variables_prefix))
+    if not self.entries:
+      return  # No variables: an empty variables/ folder, as tensorflow_hub.
+    if self._copy is None:
+      graph = tf.Graph()
+      with graph.as_default():
+        src = tf.compat.v1.placeholder(tf.string, [], name="checkpoint_prefix")
+        dst = tf.compat.v1.placeholder(tf.string, [], name="module_prefix")
+        count = len(self.entries)
+        tensors = tf.raw_ops.RestoreV2(
+            prefix=src,
+            tensor_names=[e.checkpoint_key for e in self.entries],
+            shape_and_slices=[""] * count,
+            dtypes=[e.dtype for e in self.entries])
+        save = tf.raw_ops.SaveV2(
+            prefix=dst, tensor_names=[e.module_key for e in self.entries],
+            shape_and_slices=[""] * count, tensors=tensors)
+      graph.finalize()
+      self._copy = (graph, tf.compat.v1.Session(graph=graph), src, dst, save)
+    _, session, src, dst, save = self._copy
+    session.run(save, feed_dict={src: tf.compat.as_str_any(checkpoint_path),
+                                 dst: variables_prefix})
+
+
+class ExportPlan:
+  """The registered modules of one estimator's PREDICT graph, and how to export."""
+
+  def __init__(self, graph: tf.Graph, modules: Sequence[ModulePlan],
+               saver_fn: Callable[[], Any], session_config):
+    self.graph = graph
+    self.modules = list(modules)
+    self._saver_fn = saver_fn
+    self._saver = None
+    self._session_config = session_config
+
+  def restore_session(self, checkpoint_path: str) -> tf.compat.v1.Session:
+    """Returns a new session on the discovery graph, restored from a checkpoint."""
+    with self.graph.as_default():
+      if self._saver is None:
+        self._saver = self._saver_fn()
+      session = tf.compat.v1.Session(graph=self.graph,
+                                     config=self._session_config)
+      self._saver.restore(session, tf.compat.as_str_any(checkpoint_path))
+    return session
+
+
+def _variable_entries(module: Any) -> Tuple[Optional[List[_CopyEntry]],
+                                            Optional[str]]:
+  """Returns (fast-path copy entries, None) or (None, reason for general path)."""
+  variable_map = getattr(module, "variable_map", None)
+  if variable_map is None or not hasattr(module, "spec"):
+    return None, "the module has no `spec` / `variable_map`"
+  entries = []
+  for module_key, variable in sorted(variable_map.items()):
+    if isinstance(variable, (list, tuple)):
+      return None, "variable %r is partitioned" % module_key
+    entries.append(_CopyEntry(
+        module_key=module_key, checkpoint_key=variable.op.name,
+        dtype=variable.dtype.base_dtype,
+        shape=tuple(variable.shape.as_list())
+        if variable.shape.rank is not None else (None,)))
+  return entries, None
+
+
+def build_plan(estimator: Any, serving_input_fn: Callable[[], Any]) -> ExportPlan:
+  """Builds the PREDICT graph once and plans the export of its modules.
+
+  Mirrors how tensorflow_hub's exporter builds the graph (global step, random
+  seed, `serving_input_fn()`, `model_fn(features, None, PREDICT, config)`), but
+  keeps the graph for the general path instead of rebuilding it every export.
+
+  Args:
+    estimator: the `tf.estimator.Estimator` whose model_fn registers modules.
+    serving_input_fn: no-argument function returning a ServingInputReceiver
+      (its data is never used).
+
+  Returns:
+    The `ExportPlan`; its `modules` is empty when nothing was registered.
+  """
+  graph = tf.Graph()
+  with graph.as_default():
+    tf.compat.v1.train.create_global_step(graph)
+    tf.compat.v1.set_random_seed(estimator.config.tf_random_seed)
+    receiver = serving_input_fn()
+    spec = estimator.model_fn(features=receiver.features, labels=None,
+                              mode=_PREDICT, config=estimator.config)
+    scaffold = getattr(spec, "scaffold", None)
+    custom_saver = scaffold.saver if scaffold is not None else None
+  modules = []
+  for export_name, module in registry.get_registered_modules(graph):
+    if custom_saver is not None:
+      entries, reason = None, "the model_fn's scaffold has its own saver"
+    else:
+      entries, reason = _variable_entries(module)
+    modules.append(ModulePlan(export_name, module, entries, reason))
+    if reason:
+      logging.info("Module %r will be exported by restoring a session (%s).",
+                   export_name, reason)
+
+  def saver_fn():
+    return custom_saver or tf.compat.v1.train.Saver(sharded=True)
+
+  session_config = getattr(estimator, "_session_config", None)
+  return ExportPlan(graph, modules, saver_fn, session_config)
+
+
+_format_writer = None
+
+
+def _write_module_fn():
+  """Returns hub_estimator.format's `write_module`, or None if unavailable."""
+  global _format_writer
+  if _format_writer is None:
+    try:
+      from hub_estimator.format import writer as format_writer  # pylint: disable=g-import-not-at-top
+      _format_writer = getattr(format_writer, "write_module", False)
+    except ImportError:
+      _format_writer = False
+  return _format_writer or None
+
+
+def write_modules(plan: ExportPlan, checkpoint_path: str,
+                  target_dir: str) -> List[str]:
+  """Writes every module of `plan`, with `checkpoint_path`'s values.
+
+  Args:
+    plan: from `build_plan`.
+    checkpoint_path: the estimator checkpoint to export.
+    target_dir: existing folder; module `m` goes to `target_dir/m`.
+
+  Returns:
+    The module folders written.
+  """
+  written = []
+  session = None
+  write_module = _write_module_fn()
+  try:
+    for module_plan in plan.modules:
+      path = os.path.join(target_dir, module_plan.export_name)
+      if module_plan.uses_fast_path and write_module is not None:
+        module_plan.check_checkpoint(checkpoint_path)
+        write_module(
+            module_plan.module.spec, path,
+            lambda prefix, mp=module_plan: mp.copy_variables(
+                checkpoint_path, tf.compat.as_str_any(prefix)))
+      else:
+        if session is None:
+          session = plan.restore_session(checkpoint_path)
+        with plan.graph.as_default():
+          module_plan.module.export(path, session)
+      written.append(path)
+  finally:
+    if session is not None:
+      session.close()
+  return written
+
+
+class PlanCache:
+  """Plans shared by every exporter, per estimator and serving_input_fn."""
+
+  def __init__(self):
+    self._plans = weakref.WeakKeyDictionary()
+    self._lock = threading.Lock()
+
+  def get(self, estimator: Any, serving_input_fn: Callable[[], Any]) -> ExportPlan:
+    """Returns the cached plan, building it on first use."""
+    with self._lock:
+      try:
+        per_estimator = self._plans.setdefault(estimator, {})
+      except TypeError:  # Not weak-referenceable: do not cache.
+        per_estimator = {}
+      key = (id(serving_input_fn), estimator.model_dir)
+      entry = per_estimator.get(key)
+      if entry is None or entry[0] is not serving_input_fn:
+        entry = (serving_input_fn, build_plan(estimator, serving_input_fn))
+        per_estimator[key] = entry
+      return entry[1]
+
+
+PLANS = PlanCache()

@@ -1,0 +1,458 @@
+"""Latest, best and periodic hub-module exporters around one export core.
+
+All three are `tf.estimator.Exporter`s for `EvalSpec(exporters=[...])` and
+write `export_path/<version>/<export_name>/` module folders (the layout of
+tensorflow_hub 0.15's LatestModuleExporter) plus `export_metadata.json` (and
+`operative_config.gin` when gin is in use) in each version folder. Their state
+(best value so far, last export step and time) is read back from those
+metadata files, so it survives restarts; nothing is kept only in memory.
+"""
+
+import math
+import time
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
+
+from absl import logging
+import gin
+import tensorflow as tf
+
+from hub_estimator.export import core
+from hub_estimator.export import provenance
+from hub_estimator.export import retention
+from hub_estimator.export import writer as writer_lib
+
+
+class ExportError(RuntimeError):
+  """An export could not be written (raised only with raise_on_failure=True)."""
+
+
+class _Published(NamedTuple):
+  version: writer_lib.Version
+  metadata: Optional[Dict[str, Any]]
+
+
+class _Decision(NamedTuple):
+  export: bool
+  reason: str
+
+
+def _check(problem: Optional[str]) -> None:
+  if problem:
+    raise ValueError(problem)
+
+
+class ModuleExporter(tf.estimator.Exporter):
+  """Base class: writes the registered modules when `_decide` says so.
+
+  Subclasses define the policy (`_decide`), the retention (`_to_delete`) and
+  the policy description recorded in the metadata (`policy`).
+  """
+
+  def __init__(self, name: str, serving_input_fn: Callable[[], Any],
+               exports_to_keep: Optional[int], raise_on_failure: bool):
+    cls = type(self).__name__
+    if not isinstance(name, str) or not name:
+      raise ValueError("%s.name must be a non-empty string. Details: got %r"
+                       % (cls, name))
+    if not callable(serving_input_fn):
+      raise ValueError(
+          "%s.serving_input_fn must be a function with no arguments returning "
+          "a ServingInputReceiver. Details: got %r" % (cls, serving_input_fn))
+    problem = retention.find_exports_to_keep_error(exports_to_keep)
+    if problem:
+      raise ValueError("%s.%s" % (cls, problem.lstrip("`").replace("`", "", 1)))
+    self._name = name
+    self._serving_input_fn = serving_input_fn
+    self._exports_to_keep = exports_to_keep
+    self._raise_on_failure = bool(raise_on_failure)
+    self._metadata_cache: Dict[str, Dict[str, Any]] = {}
+
+  @property
+  def name(self) -> str:
+    return self._name
+
+  @property
+  def policy(self) -> Dict[str, Any]:
+    """The settings of this exporter, as recorded in export_metadata.json."""
+    return {"exports_to_keep": self._exports_to_keep}
+
+  # -- history read back from the export folder ------------------------------
+
+  def _metadata(self, version: writer_lib.Version) -> Optional[Dict[str, Any]]:
+    # Published folders never change, so their metadata can be cached by path;
+    # the listing itself is read from disk on every export.
+    cached = self._metadata_cache.get(version.path)
+    if cached is None:
+      cached = provenance.read_metadata(version.path)
+      if cached is not None:
+        self._metadata_cache[version.path] = cached
+    return cached
+
+  def _history(self, writer: writer_lib.ExportWriter) -> List[_Published]:
+    """All published versions with their metadata (None if unreadable)."""
+    return [_Published(v, self._metadata(v)) for v in writer.versions()]
+
+  # -- policy hooks ------------------------------------------------------------
+
+  def _check_eval_result(self, eval_result) -> None:
+    """Raises ValueError if `eval_result` cannot be judged by this policy."""
+
+  def _decide(self, writer: writer_lib.ExportWriter, checkpoint_path: str,
+              eval_result, is_the_final_export) -> _Decision:
+    raise NotImplementedError
+
+  def _to_delete(self, history: List[_Published],
+                 new: writer_lib.Version) -> List[writer_lib.Version]:
+    return retention.newest_to_delete(
+        [p.version for p in history], self._exports_to_keep,
+        lambda v: v.version)
+
+  # -- the export -------------------------------------------------------------
+
+  def export(self, estimator, export_path, checkpoint_path=None,
+             eval_result=None, is_the_final_export=None):
+    """Exports the registered modules if the policy says so.
+
+    Args:
+      estimator: the `Estimator` whose model_fn registers modules with
+        `register_module_for_export` (in PREDICT mode).
+      export_path: the base folder of this exporter's versions.
+      checkpoint_path: the checkpoint to export; None means the estimator's
+        latest checkpoint.
+      eval_result: the evaluation of `checkpoint_path` (dict of metrics); None
+        when not evaluated (only the latest exporter accepts that).
+      is_the_final_export: whether this is the last evaluation of training.
+
+    Returns:
+      The path (bytes, as tensorflow_hub's exporter) of the new version
+      folder, or None if nothing was exported (policy, no registered modules,
+      no checkpoint, or a failure when `raise_on_failure` is False).
+
+    Raises:
+      ValueError: if the evaluation lacks what the policy needs (e.g. the
+        metric), or the model_fn registers modules wrongly.
+      ExportError: if writing fails and `raise_on_failure` is True.
+    """
+    cls = type(self).__name__
+    if checkpoint_path is None:
+      checkpoint_path = estimator.latest_checkpoint()
+    if checkpoint_path is None:
+      logging.warning("%s %r: no checkpoint to export yet; skipped.", cls,
+                      self._name)
+      return None
+    checkpoint_path = tf.compat.as_str_any(checkpoint_path)
+    export_path = tf.compat.as_str_any(export_path)
+    self._check_eval_result(eval_result)
+    writer = writer_lib.ExportWriter(export_path, time_fn=_now)
+    decision = self._decide(writer, checkpoint_path, eval_result,
+                            is_the_final_export)
+    if not decision.export:
+      logging.info("%s %r: not exporting %s: %s.", cls, self._name,
+                   checkpoint_path, decision.reason)
+      return None
+    plan = core.PLANS.get(estimator, self._serving_input_fn)
+    if not plan.modules:
+      logging.warning(
+          "%s %r found zero modules to export. Call "
+          "hub_estimator.register_module_for_export(module, export_name) in "
+          "the model_fn (PREDICT mode included).", cls, self._name)
+      return None
+
+    staging = None
+    try:
+      writer.clean_stale_temp_dirs()
+      staging = writer.new_staging_dir()
+      module_dirs = core.write_modules(plan, checkpoint_path, staging)
+      gin_text = provenance.operative_gin_config()
+      gin_file = None
+      if gin_text is not None:
+        gin_file = provenance.write_gin_config(staging, gin_text)
+        for module_dir in module_dirs:
+          provenance.attach_text(module_dir,
+                                 provenance.GIN_CONFIG_ATTACHMENT_KEY, gin_text)
+      metadata = provenance.make_metadata(
+          exporter_name=self._name, exporter_class=cls, policy=self.policy,
+          checkpoint_path=checkpoint_path, eval_result=eval_result,
+          is_the_final_export=is_the_final_export,
+          modules=[m.export_name for m in plan.modules], created=_now(),
+          gin_config_file=gin_file, export_base_dir=export_path)
+      provenance.write_metadata(staging, metadata)
+      published = writer.publish(staging)
+      staging = None
+    except Exception as e:  # pylint: disable=broad-except
+      writer.discard(staging)
+      message = ("%s %r failed to export checkpoint %s into %s; nothing was "
+                 "published. Cause: %s: %s"
+                 % (cls, self._name, checkpoint_path, export_path,
+                    type(e).__name__, str(e).strip().splitlines()[0]
+                    if str(e).strip() else ""))
+      if self._raise_on_failure:
+        raise ExportError(message) from e
+      logging.error("%s. Training continues; the next evaluation will try "
+                    "again (set raise_on_failure=True to stop instead).",
+                    message)
+      return None
+
+    self._metadata_cache[published.path] = metadata
+    logging.info("%s %r exported %s (%s) to %s.", cls, self._name,
+                 checkpoint_path, decision.reason, published.path)
+    self._apply_retention(writer, published)
+    return tf.compat.as_bytes(published.path)
+
+  def _apply_retention(self, writer: writer_lib.ExportWriter,
+                       new: writer_lib.Version) -> None:
+    try:
+      history = self._history(writer)
+      for version in self._to_delete(history, new):
+        if version.path == new.path:
+          continue  # Never delete what was just published.
+        writer.remove_version(version)
+        self._metadata_cache.pop(version.path, None)
+        logging.info("%s %r: removed old export %s.", type(self).__name__,
+                     self._name, version.path)
+    except Exception as e:  # pylint: disable=broad-except
+      logging.warning("%s %r: could not apply retention in %s: %s",
+                      type(self).__name__, self._name, writer.base_dir, e)
+
+
+def _now() -> float:
+  return time.time()
+
+
+@gin.configurable(module="hub_estimator")
+class LatestModuleExporter(ModuleExporter):
+  """Exports the registered modules at every evaluation; keeps the newest N.
+
+  A drop-in for tensorflow_hub 0.15's `hub.LatestModuleExporter`: same
+  arguments, layout (`export_path/<version>/<export_name>/`) and return value.
+  """
+
+  def __init__(self, name: str, serving_input_fn: Callable[[], Any],
+               exports_to_keep: Optional[int] = 5,
+               raise_on_failure: bool = False):
+    """Creates the exporter.
+
+    Args:
+      name: unique name of this exporter; the folder under `model_dir/export/`.
+      serving_input_fn: no-argument function returning a ServingInputReceiver;
+        used once to build the PREDICT graph that registers the modules (the
+        model never runs, so its data does not matter).
+      exports_to_keep: how many of the newest versions to keep; None keeps all.
+      raise_on_failure: if True a failed export raises `ExportError` (stopping
+        training); if False it logs one error and the next evaluation retries.
+    """
+    super().__init__(name, serving_input_fn, exports_to_keep, raise_on_failure)
+
+  def _decide(self, writer, checkpoint_path, eval_result, is_the_final_export):
+    return _Decision(True, "latest checkpoint")
+
+
+@gin.configurable(module="hub_estimator")
+class BestModuleExporter(ModuleExporter):
+  """Exports when an evaluation beats every earlier one; keeps the true top-k.
+
+  The best value so far is read back from the `export_metadata.json` of the
+  published versions at every export, so after a restart a worse evaluation is
+  never published (unlike tf.estimator's BestExporter, which force-exports the
+  first evaluation of each process). Retention ranks versions by the metric,
+  not by age, and never removes the best one.
+  """
+
+  def __init__(self, name: str, serving_input_fn: Callable[[], Any],
+               metric: str = "loss", mode: str = "min",
+               exports_to_keep: Optional[int] = 1, min_delta: float = 0.0,
+               raise_on_failure: bool = False):
+    """Creates the exporter.
+
+    Args:
+      name: unique name of this exporter; the folder under `model_dir/export/`.
+      serving_input_fn: no-argument function returning a ServingInputReceiver;
+        used once to build the PREDICT graph that registers the modules.
+      metric: the key in the evaluation results to compare, e.g. "loss",
+        "accuracy".
+      mode: "min" if smaller values are better, "max" if larger are.
+      exports_to_keep: how many of the best versions to keep; None keeps all.
+      min_delta: an evaluation must beat the best so far by more than this
+        (>= 0) to be exported. Ties never export.
+      raise_on_failure: if True a failed export raises `ExportError`; if False
+        it logs one error and the next evaluation retries.
+    """
+    super().__init__(name, serving_input_fn, exports_to_keep, raise_on_failure)
+    if not isinstance(metric, str) or not metric:
+      raise ValueError("BestModuleExporter.metric must be a non-empty string. "
+                       "Details: got %r" % (metric,))
+    problem = retention.find_mode_error(mode)
+    if problem:
+      raise ValueError("BestModuleExporter." + problem)
+    if (isinstance(min_delta, bool) or not isinstance(min_delta, (int, float))
+        or not min_delta >= 0 or math.isinf(min_delta)):
+      raise ValueError("BestModuleExporter.min_delta must be a finite number "
+                       ">= 0. Details: got %r" % (min_delta,))
+    self._metric = metric
+    self._mode = mode
+    self._min_delta = float(min_delta)
+
+  @property
+  def policy(self) -> Dict[str, Any]:
+    return {"exports_to_keep": self._exports_to_keep, "metric": self._metric,
+            "mode": self._mode, "min_delta": self._min_delta}
+
+  def _check_eval_result(self, eval_result) -> None:
+    if not eval_result:
+      raise ValueError(
+          "BestModuleExporter %r needs the evaluation results to compare %r, "
+          "but got %r. Use it in an EvalSpec's exporters."
+          % (self._name, self._metric, eval_result))
+    if self._metric not in eval_result:
+      raise ValueError(
+          "BestModuleExporter %r: metric %r is not in the evaluation results. "
+          "Available metrics: %s. Set BestModuleExporter.metric to one of them."
+          % (self._name, self._metric,
+             ", ".join(sorted(str(k) for k in eval_result))))
+    if provenance.metric_value(eval_result[self._metric]) is None:
+      raise ValueError(
+          "BestModuleExporter %r: metric %r must be a scalar number. Details: "
+          "got %r" % (self._name, self._metric, eval_result[self._metric]))
+
+  def _value(self, published: _Published) -> Optional[float]:
+    if not published.metadata:
+      return None
+    metrics = published.metadata.get("metrics")
+    if not isinstance(metrics, dict) or self._metric not in metrics:
+      return None
+    return provenance.metric_value(metrics[self._metric])
+
+  def _scored(self, history: List[_Published]) -> List[Tuple[_Published, float]]:
+    scored, unranked = [], []
+    for published in history:
+      value = self._value(published)
+      if value is None:
+        unranked.append(published.version.path)
+      else:
+        scored.append((published, value))
+    if unranked:
+      logging.warning(
+          "BestModuleExporter %r: ignoring (and keeping) versions without "
+          "metric %r in their %s: %s", self._name, self._metric,
+          provenance.METADATA_FILENAME, ", ".join(unranked))
+    return scored
+
+  def best_so_far(self, export_path) -> Optional[Tuple[float, str]]:
+    """Returns (value, version path) of the best published version, or None."""
+    writer = writer_lib.ExportWriter(tf.compat.as_str_any(export_path))
+    ranked = retention.rank_best_first(
+        self._scored(self._history(writer)), self._mode, lambda s: s[1],
+        lambda s: s[0].version.version)
+    if not ranked or math.isnan(ranked[0][1]):
+      return None
+    return ranked[0][1], ranked[0][0].version.path
+
+  def _decide(self, writer, checkpoint_path, eval_result, is_the_final_export):
+    value = provenance.metric_value(eval_result[self._metric])
+    if math.isnan(value):
+      return _Decision(False, "%s is NaN" % self._metric)
+    best = self.best_so_far(writer.base_dir)
+    if best is None:
+      return _Decision(True, "first evaluation with %s=%r" % (self._metric,
+                                                             value))
+    best_value, best_path = best
+    if retention.is_better(value, best_value, self._mode, self._min_delta):
+      return _Decision(True, "%s=%r beats the best so far %r"
+                       % (self._metric, value, best_value))
+    return _Decision(
+        False, "%s=%r does not beat the best so far %r (%s, mode=%s, "
+        "min_delta=%r)" % (self._metric, value, best_value, best_path,
+                           self._mode, self._min_delta))
+
+  def _to_delete(self, history, new):
+    scored = self._scored(history)
+    doomed = retention.best_to_delete(
+        scored, self._exports_to_keep, self._mode, lambda s: s[1],
+        lambda s: s[0].version.version)
+    return [published.version for published, _ in doomed]
+
+
+@gin.configurable(module="hub_estimator")
+class PeriodicModuleExporter(ModuleExporter):
+  """Exports every N steps and/or seconds, and always on the final evaluation.
+
+  "A module every 10k steps, kept forever" is
+  `PeriodicModuleExporter("every_10k", fn, every_n_steps=10000)`. The last
+  export's step and time are read back from its export_metadata.json, so the
+  period carries over restarts.
+  """
+
+  def __init__(self, name: str, serving_input_fn: Callable[[], Any],
+               every_n_steps: Optional[int] = None,
+               every_n_secs: Optional[float] = None,
+               exports_to_keep: Optional[int] = None,
+               raise_on_failure: bool = False):
+    """Creates the exporter.
+
+    Args:
+      name: unique name of this exporter; the folder under `model_dir/export/`.
+      serving_input_fn: no-argument function returning a ServingInputReceiver;
+        used once to build the PREDICT graph that registers the modules.
+      every_n_steps: export when at least this many global steps passed since
+        the last export (since step 0 before the first); None disables.
+      every_n_secs: export when at least this many seconds passed since the
+        last export (since this exporter was created before the first); None
+        disables. At least one of the two must be set; either one triggers.
+      exports_to_keep: how many of the newest versions to keep; None keeps all.
+      raise_on_failure: if True a failed export raises `ExportError`; if False
+        it logs one error and the next evaluation retries.
+    """
+    super().__init__(name, serving_input_fn, exports_to_keep, raise_on_failure)
+    if every_n_steps is None and every_n_secs is None:
+      raise ValueError("PeriodicModuleExporter needs every_n_steps or "
+                       "every_n_secs (or both). Details: both are None")
+    if every_n_steps is not None and (
+        isinstance(every_n_steps, bool) or not isinstance(every_n_steps, int)
+        or every_n_steps <= 0):
+      raise ValueError("PeriodicModuleExporter.every_n_steps must be a "
+                       "positive integer or None. Details: got %r"
+                       % (every_n_steps,))
+    if every_n_secs is not None and (
+        isinstance(every_n_secs, bool)
+        or not isinstance(every_n_secs, (int, float)) or not every_n_secs > 0):
+      raise ValueError("PeriodicModuleExporter.every_n_secs must be a "
+                       "positive number or None. Details: got %r"
+                       % (every_n_secs,))
+    self._every_n_steps = every_n_steps
+    self._every_n_secs = every_n_secs
+    self._created = _now()
+
+  @property
+  def policy(self) -> Dict[str, Any]:
+    return {"exports_to_keep": self._exports_to_keep,
+            "every_n_steps": self._every_n_steps,
+            "every_n_secs": self._every_n_secs}
+
+  def _last_export(self, writer) -> Optional[Dict[str, Any]]:
+    for version in reversed(writer.versions()):
+      metadata = self._metadata(version)
+      if metadata is not None:
+        return metadata
+    return None
+
+  def _decide(self, writer, checkpoint_path, eval_result, is_the_final_export):
+    step = provenance.global_step_of(eval_result, checkpoint_path)
+    last = self._last_export(writer)
+    last_step = last.get("global_step") if last else None
+    if step is not None and last_step == step:
+      return _Decision(False, "step %d is already exported" % step)
+    if is_the_final_export:
+      return _Decision(True, "final evaluation")
+    if self._every_n_steps is not None and step is not None:
+      since = step - (last_step if isinstance(last_step, int) else 0)
+      if since >= self._every_n_steps:
+        return _Decision(True, "%d steps since the last export" % since)
+    if self._every_n_secs is not None:
+      last_time = last.get("created_unix_time") if last else None
+      if not isinstance(last_time, (int, float)):
+        last_time = self._created
+      elapsed = _now() - last_time
+      if elapsed >= self._every_n_secs:
+        return _Decision(True, "%.0f s since the last export" % elapsed)
+    return _Decision(False, "not due yet (every_n_steps=%r, every_n_secs=%r)"
+                     % (self._every_n_steps, self._every_n_secs))

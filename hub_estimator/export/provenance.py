@@ -1,0 +1,221 @@
+"""Provenance of an export version: export_metadata.json and the gin config.
+
+Every published version folder holds `export_metadata.json`; when gin is in
+use it also holds `operative_config.gin`, and every module in the version
+carries the same text as an attached message (key `GIN_CONFIG_ATTACHMENT_KEY`,
+a `google.protobuf.StringValue`), readable with
+`module.get_attached_message(GIN_CONFIG_ATTACHMENT_KEY, StringValue)`.
+"""
+
+import datetime
+import functools
+import json
+import math
+import os
+import platform
+import re
+from typing import Any, Dict, Mapping, Optional
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from google.protobuf import wrappers_pb2
+from tensorflow.core.protobuf import saved_model_pb2
+
+METADATA_FILENAME = "export_metadata.json"
+GIN_CONFIG_FILENAME = "operative_config.gin"
+GIN_CONFIG_ATTACHMENT_KEY = "gin_operative_config"
+METADATA_FORMAT_VERSION = 1
+
+_ATTACHMENTS_COLLECTION = "hub_module_attachments"
+_PACKAGES = ("hub-estimator", "tensorflow", "tensorflow-estimator",
+             "gin-config", "absl-py", "numpy", "protobuf")
+_CHECKPOINT_STEP_RE = re.compile(r"-(\d+)$")
+
+
+def json_safe(value: Any) -> Any:
+  """Converts `value` (numpy scalars/arrays, bytes, nests) to plain JSON.
+
+  Non-finite floats become the strings "nan", "inf" and "-inf" (JSON has no
+  such numbers); `metric_value` reads them back.
+  """
+  if isinstance(value, Mapping):
+    return {str(k): json_safe(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [json_safe(v) for v in value]
+  if isinstance(value, np.ndarray):
+    return json_safe(value.tolist())
+  if isinstance(value, np.generic):
+    return json_safe(value.item())
+  if isinstance(value, bool) or value is None:
+    return value
+  if isinstance(value, int):
+    return value
+  if isinstance(value, float):
+    if math.isnan(value):
+      return "nan"
+    if math.isinf(value):
+      return "inf" if value > 0 else "-inf"
+    return value
+  if isinstance(value, bytes):
+    return value.decode("utf-8", errors="replace")
+  return str(value)
+
+
+def metric_value(value: Any) -> Optional[float]:
+  """Returns a scalar metric as a float (NaN/inf included), or None."""
+  if isinstance(value, str):
+    return {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}.get(value)
+  if isinstance(value, np.ndarray):
+    if value.size != 1:
+      return None
+    value = value.reshape(()).item()
+  if isinstance(value, np.generic):
+    value = value.item()
+  if isinstance(value, bool) or not isinstance(value, (int, float)):
+    return None
+  return float(value)
+
+
+def global_step_of(eval_result: Optional[Mapping[str, Any]],
+                   checkpoint_path: Optional[str]) -> Optional[int]:
+  """Returns the global step from the eval results or the checkpoint name."""
+  if eval_result and "global_step" in eval_result:
+    step = metric_value(eval_result["global_step"])
+    if step is not None and not math.isnan(step):
+      return int(step)
+  if checkpoint_path:
+    match = _CHECKPOINT_STEP_RE.search(tf.compat.as_str_any(checkpoint_path))
+    if match:
+      return int(match.group(1))
+  return None
+
+
+@functools.lru_cache(maxsize=1)
+def package_versions() -> Dict[str, str]:
+  """Returns the versions of Python and of the packages that shape an export."""
+  from importlib import metadata  # pylint: disable=g-import-not-at-top
+  versions = {"python": platform.python_version()}
+  for name in _PACKAGES:
+    try:
+      versions[name] = metadata.version(name)
+    except metadata.PackageNotFoundError:
+      pass
+  return versions
+
+
+def operative_gin_config() -> Optional[str]:
+  """Returns `gin.operative_config_str()`, or None when gin is not in use."""
+  try:
+    import gin  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    return None
+  try:
+    text = gin.operative_config_str()
+  except Exception as e:  # pylint: disable=broad-except
+    logging.warning("Could not read the operative gin config: %s", e)
+    return None
+  # An unused gin still prints its comment-only header; keep real bindings.
+  if not any(line.strip() and not line.lstrip().startswith("#")
+             for line in text.splitlines()):
+    return None
+  return text
+
+
+def make_metadata(*, exporter_name: str, exporter_class: str,
+                  policy: Mapping[str, Any], checkpoint_path: Optional[str],
+                  eval_result: Optional[Mapping[str, Any]],
+                  is_the_final_export: Optional[bool], modules,
+                  created: float, gin_config_file: Optional[str],
+                  export_base_dir: str) -> Dict[str, Any]:
+  """Returns the export_metadata.json content of one version."""
+  return json_safe({
+      "format_version": METADATA_FORMAT_VERSION,
+      "exporter": {"name": exporter_name, "class": exporter_class,
+                   "policy": dict(policy)},
+      "global_step": global_step_of(eval_result, checkpoint_path),
+      "metrics": dict(eval_result or {}),
+      "checkpoint_path": (tf.compat.as_str_any(checkpoint_path)
+                          if checkpoint_path else None),
+      "is_the_final_export": bool(is_the_final_export),
+      "modules": list(modules),
+      "created_unix_time": created,
+      "created_utc": datetime.datetime.fromtimestamp(
+          created, datetime.timezone.utc).isoformat(),
+      "gin_config_file": gin_config_file,
+      "export_base_dir": tf.compat.as_str_any(export_base_dir),
+      "package_versions": package_versions(),
+  })
+
+
+def write_metadata(version_dir: str, metadata: Mapping[str, Any]) -> None:
+  """Writes `metadata` as `version_dir/export_metadata.json`."""
+  text = json.dumps(metadata, indent=2, sort_keys=True, allow_nan=False)
+  with tf.io.gfile.GFile(os.path.join(version_dir, METADATA_FILENAME),
+                         "w") as f:
+    f.write(text + "\n")
+
+
+def read_metadata(version_dir: str) -> Optional[Dict[str, Any]]:
+  """Returns the parsed export_metadata.json of a version, or None.
+
+  A missing or unreadable file gives None (with a warning if unreadable).
+  """
+  path = os.path.join(version_dir, METADATA_FILENAME)
+  try:
+    with tf.io.gfile.GFile(path, "r") as f:
+      data = json.loads(f.read())
+  except tf.errors.NotFoundError:
+    return None
+  except (ValueError, tf.errors.OpError, OSError) as e:
+    logging.warning("Ignoring unreadable export metadata %s: %s", path, e)
+    return None
+  if not isinstance(data, dict):
+    logging.warning("Ignoring export metadata %s: not a JSON object", path)
+    return None
+  return data
+
+
+def write_gin_config(version_dir: str, text: str) -> str:
+  """Writes the operative gin config beside the metadata; returns its name."""
+  with tf.io.gfile.GFile(os.path.join(version_dir, GIN_CONFIG_FILENAME),
+                         "w") as f:
+    f.write(text)
+  return GIN_CONFIG_FILENAME
+
+
+def attach_text(module_dir: str, key: str, text: str) -> None:
+  """Attaches `text` (as a StringValue) to every graph variant of a module.
+
+  Rewrites `module_dir/saved_model.pb`, adding or replacing the entry `key` in
+  each meta graph's `hub_module_attachments` collection (TF1_HUB_FORMAT.md
+  §1.6), so `Module.get_attached_message(key, StringValue)` returns it.
+
+  Args:
+    module_dir: an exported module folder (still in staging).
+    key: the attachment key.
+    text: the text to attach.
+  """
+  # Imported lazily: the format layer is owned elsewhere and only the
+  # attachment proto is needed here.
+  from hub_estimator.format import protos  # pylint: disable=g-import-not-at-top
+  path = os.path.join(module_dir, "saved_model.pb")
+  saved_model = saved_model_pb2.SavedModel()
+  with tf.io.gfile.GFile(path, "rb") as f:
+    saved_model.ParseFromString(f.read())
+  value = wrappers_pb2.StringValue(value=text).SerializeToString()
+  for meta_graph in saved_model.meta_graphs:
+    entries = meta_graph.collection_def[_ATTACHMENTS_COLLECTION].bytes_list
+    kept = []
+    for raw in entries.value:
+      attachment = protos.ModuleAttachment()
+      attachment.ParseFromString(raw)
+      if attachment.key != key:
+        kept.append(raw)
+    kept.append(protos.ModuleAttachment(key=key, value=value)
+                .SerializeToString())
+    del entries.value[:]
+    entries.value.extend(kept)
+  with tf.io.gfile.GFile(path, "wb") as f:
+    f.write(saved_model.SerializeToString())
