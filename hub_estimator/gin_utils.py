@@ -1,0 +1,118 @@
+"""Parses gin files and bindings the same way for every entry point and test."""
+
+import os
+from typing import Optional, Sequence
+
+from absl import logging
+import gin
+import tensorflow as tf
+
+# The repository root: `include 'gin/...'` and `--gin_file=gin/...` resolve
+# against it whatever the working directory.
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+CONFIG_FILENAME = 'config.gin'
+
+_added_search_paths = set()
+_last_sources = {'files': (), 'bindings': ()}
+
+
+class ConfigError(ValueError):
+  """A configuration is unusable; the message names the gin file or binding."""
+
+
+def add_search_path(path: str) -> None:
+  """Adds `path` to gin's include/config search path once.
+
+  Args:
+    path: a directory against which relative gin file names are resolved.
+  """
+  path = os.path.abspath(path)
+  if path not in _added_search_paths:
+    gin.add_config_file_search_path(path)
+    _added_search_paths.add(path)
+
+
+def describe_sources() -> str:
+  """Returns the gin files and bindings of the last `parse` call, for errors."""
+  files = ', '.join(_last_sources['files']) or '(none)'
+  bindings = '; '.join(_last_sources['bindings']) or '(none)'
+  return f'gin files: {files}; gin bindings: {bindings}'
+
+
+def config_error(message: str) -> ConfigError:
+  """Returns a ConfigError whose message also names the parsed gin sources.
+
+  Args:
+    message: what is wrong, naming the gin binding (e.g. `PathSource.path`).
+  """
+  return ConfigError(f'{message}\n  ({describe_sources()})')
+
+
+def parse(
+    gin_files: Sequence[str],
+    gin_bindings: Sequence[str] = (),
+    search_paths: Optional[Sequence[str]] = None,
+    finalize: bool = True,
+) -> None:
+  """Parses gin files then bindings (later ones win), rejecting unknown keys.
+
+  The repository root is always on the search path, so files and their
+  `include` lines may be written relative to it (`gin/runs/default.gin`).
+
+  Args:
+    gin_files: config files, parsed in order.
+    gin_bindings: binding strings such as `"TRAIN_STEPS=50"`, parsed after the
+      files.
+    search_paths: extra directories to resolve gin files against; None means
+      only the repository root (and the working directory, gin's default).
+    finalize: whether to finalize (lock) the config, which also reports
+      `%gin.REQUIRED` macros that were never overridden.
+
+  Raises:
+    ConfigError: a file is missing, a key or macro is unknown, a value does
+      not parse, or a required macro is not set. The message names the file
+      and line or the binding, and lists every file and binding given.
+  """
+  _last_sources['files'] = tuple(gin_files)
+  _last_sources['bindings'] = tuple(gin_bindings)
+  add_search_path(REPO_ROOT)
+  for path in search_paths or ():
+    add_search_path(path)
+  if not gin_files:
+    raise config_error('No gin file given: pass at least one --gin_file.')
+  try:
+    gin.parse_config_files_and_bindings(
+        list(gin_files),
+        list(gin_bindings),
+        skip_unknown=False,
+        finalize_config=finalize,
+    )
+  except (ValueError, IOError, ImportError, SyntaxError, TypeError) as e:
+    message = str(e)
+    if 'set to `%gin.REQUIRED` but not subsequently overridden' in message:
+      macro = message.split('/', 1)[0]
+      message = (
+          f'Required gin macro {macro} is not set. Pass'
+          f' --gin_param="{macro}=..." or bind it in a gin file. Details:'
+          f' {message}'
+      )
+    raise config_error(f'Bad gin configuration: {message}') from e
+  logging.info('Gin config:\n%s', gin.config_str())
+
+
+def write_config(model_dir: str) -> str:
+  """Writes the parsed gin config to `model_dir/config.gin`.
+
+  Args:
+    model_dir: the run directory; created if missing.
+
+  Returns:
+    The path written.
+  """
+  tf.io.gfile.makedirs(model_dir)
+  path = os.path.join(model_dir, CONFIG_FILENAME)
+  header = f'# Gin config parsed at start of the run.\n# {describe_sources()}\n'
+  with tf.io.gfile.GFile(path, 'w') as f:
+    f.write(header + gin.config_str())
+  return path

@@ -1,0 +1,205 @@
+"""Heads: turn logits into a loss, predictions and eval metrics."""
+
+import abc
+from typing import Dict
+
+import gin
+import tensorflow as tf
+
+_v1 = tf.compat.v1
+
+
+class Head(abc.ABC):
+  """What a model_fn needs from a task: logits size, loss, outputs, metrics."""
+
+  @property
+  @abc.abstractmethod
+  def logits_dimension(self) -> int:
+    """The number of logits the model must produce per example."""
+
+  @abc.abstractmethod
+  def loss(self, logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    """Returns the mean training loss (a scalar) of a batch."""
+
+  @abc.abstractmethod
+  def predictions(self, logits: tf.Tensor) -> Dict[str, tf.Tensor]:
+    """Returns the prediction tensors keyed by name."""
+
+  @abc.abstractmethod
+  def eval_metric_ops(
+      self, predictions: Dict[str, tf.Tensor], labels: tf.Tensor
+  ) -> Dict[str, tuple]:
+    """Returns tf.compat.v1.metrics `(value, update_op)` pairs keyed by name.
+
+    The Estimator adds the mean `loss` itself.
+    """
+
+
+def _check_positive(value: int, key: str) -> int:
+  if not isinstance(value, int) or value <= 0:
+    raise ValueError(f'{key} must be a positive integer; got {value!r}.')
+  return value
+
+
+@gin.configurable
+class ClassificationHead(Head):
+  """Single-label classification with a softmax cross-entropy loss."""
+
+  def __init__(self, num_classes: int = gin.REQUIRED, label_smoothing=0.0):
+    """Creates the head.
+
+    Args:
+      num_classes: number of classes (>= 2); labels are int ids in
+        [0, num_classes).
+      label_smoothing: in [0, 1); 0 means plain one-hot targets.
+    """
+    self._num_classes = _check_positive(
+        num_classes, 'ClassificationHead.num_classes'
+    )
+    if num_classes < 2:
+      raise ValueError(
+          f'ClassificationHead.num_classes must be >= 2; got {num_classes}.'
+      )
+    if not 0.0 <= label_smoothing < 1.0:
+      raise ValueError(
+          'ClassificationHead.label_smoothing must be in [0, 1); got'
+          f' {label_smoothing}.'
+      )
+    self._label_smoothing = label_smoothing
+
+  @property
+  def logits_dimension(self) -> int:
+    return self._num_classes
+
+  def _labels(self, labels):
+    return tf.reshape(tf.cast(labels, tf.int64), [-1])
+
+  def loss(self, logits, labels):
+    labels = self._labels(labels)
+    if self._label_smoothing:
+      onehot = tf.one_hot(labels, self._num_classes)
+      return _v1.losses.softmax_cross_entropy(
+          onehot,
+          logits,
+          label_smoothing=self._label_smoothing,
+          loss_collection=None,
+      )
+    return _v1.losses.sparse_softmax_cross_entropy(
+        labels, logits, loss_collection=None
+    )
+
+  def predictions(self, logits):
+    return {
+        'logits': logits,
+        'probabilities': tf.nn.softmax(logits),
+        'class_ids': tf.argmax(logits, axis=-1),
+    }
+
+  def eval_metric_ops(self, predictions, labels):
+    labels = self._labels(labels)
+    probabilities = predictions['probabilities']
+    metrics = {
+        'accuracy': _v1.metrics.accuracy(labels, predictions['class_ids']),
+        # Micro-averaged one-vs-rest AUC over all classes.
+        'auc': _v1.metrics.auc(
+            tf.one_hot(labels, self._num_classes), probabilities
+        ),
+    }
+    if self._num_classes == 2:
+      metrics['precision'] = _v1.metrics.precision(
+          labels, predictions['class_ids']
+      )
+      metrics['recall'] = _v1.metrics.recall(labels, predictions['class_ids'])
+    return metrics
+
+
+@gin.configurable
+class MultiLabelHead(Head):
+  """Independent binary labels with a sigmoid cross-entropy loss."""
+
+  def __init__(self, num_labels: int = gin.REQUIRED, threshold: float = 0.5):
+    """Creates the head.
+
+    Args:
+      num_labels: number of labels; labels are multi-hot floats of shape
+        [batch, num_labels].
+      threshold: probability above which a label is predicted present.
+    """
+    self._num_labels = _check_positive(num_labels, 'MultiLabelHead.num_labels')
+    if not 0.0 < threshold < 1.0:
+      raise ValueError(
+          f'MultiLabelHead.threshold must be in (0, 1); got {threshold}.'
+      )
+    self._threshold = threshold
+
+  @property
+  def logits_dimension(self) -> int:
+    return self._num_labels
+
+  def _labels(self, labels):
+    return tf.reshape(tf.cast(labels, tf.float32), [-1, self._num_labels])
+
+  def loss(self, logits, labels):
+    return _v1.losses.sigmoid_cross_entropy(
+        self._labels(labels), logits, loss_collection=None
+    )
+
+  def predictions(self, logits):
+    probabilities = tf.sigmoid(logits)
+    return {
+        'logits': logits,
+        'probabilities': probabilities,
+        'labels': tf.cast(probabilities > self._threshold, tf.int64),
+    }
+
+  def eval_metric_ops(self, predictions, labels):
+    labels = self._labels(labels)
+    predicted = predictions['labels']
+    return {
+        'accuracy': _v1.metrics.accuracy(tf.cast(labels, tf.int64), predicted),
+        'auc': _v1.metrics.auc(labels, predictions['probabilities']),
+        'precision': _v1.metrics.precision(labels, predicted),
+        'recall': _v1.metrics.recall(labels, predicted),
+    }
+
+
+@gin.configurable
+class RegressionHead(Head):
+  """Real-valued targets with a mean squared error loss."""
+
+  def __init__(self, label_dimension: int = 1):
+    """Creates the head.
+
+    Args:
+      label_dimension: size of each target; labels have shape
+        [batch, label_dimension] (or [batch] when it is 1).
+    """
+    self._label_dimension = _check_positive(
+        label_dimension, 'RegressionHead.label_dimension'
+    )
+
+  @property
+  def logits_dimension(self) -> int:
+    return self._label_dimension
+
+  def _labels(self, labels):
+    return tf.reshape(tf.cast(labels, tf.float32), [-1, self._label_dimension])
+
+  def loss(self, logits, labels):
+    return _v1.losses.mean_squared_error(
+        self._labels(labels), logits, loss_collection=None
+    )
+
+  def predictions(self, logits):
+    return {'predictions': logits}
+
+  def eval_metric_ops(self, predictions, labels):
+    labels = self._labels(labels)
+    return {
+        'mean_absolute_error': _v1.metrics.mean_absolute_error(
+            labels, predictions['predictions']
+        ),
+        'root_mean_squared_error': _v1.metrics.root_mean_squared_error(
+            labels, predictions['predictions']
+        ),
+    }
