@@ -106,21 +106,29 @@ def package_versions() -> Dict[str, str]:
 
 
 def operative_gin_config() -> Optional[str]:
-  """Returns `gin.operative_config_str()`, or None when gin is not in use."""
+  """Returns `gin.operative_config_str()`, or None when gin is not in use.
+
+  Gin counts as in use when any binding was parsed (`gin.config_str()` is not
+  empty); merely constructing a configurable (such as these exporters) with
+  its defaults does not count.
+  """
   try:
     import gin  # pylint: disable=g-import-not-at-top
   except ImportError:
     return None
   try:
+    if not _has_bindings(gin.config_str()):
+      return None
     text = gin.operative_config_str()
   except Exception as e:  # pylint: disable=broad-except
     logging.warning("Could not read the operative gin config: %s", e)
     return None
-  # An unused gin still prints its comment-only header; keep real bindings.
-  if not any(line.strip() and not line.lstrip().startswith("#")
-             for line in text.splitlines()):
-    return None
-  return text
+  return text if _has_bindings(text) else None
+
+
+def _has_bindings(text: str) -> bool:
+  return any(line.strip() and not line.lstrip().startswith("#")
+             for line in text.splitlines())
 
 
 def make_metadata(*, exporter_name: str, exporter_class: str,
