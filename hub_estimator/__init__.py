@@ -1,1 +1,18 @@
-"""hub-estimator: TF1 Hub modules for tf.estimator users."""
+"""hub-estimator: TF1 Hub modules for tf.estimator users.
+
+A drop-in for tensorflow_hub's TF1 API: `import hub_estimator as hub`.
+"""
+
+from hub_estimator.format.module import eval_function_for_module
+from hub_estimator.format.module import Module
+from hub_estimator.format.protos import ImageModuleInfo
+from hub_estimator.format.protos import ModuleAttachment
+from hub_estimator.format.saved_model_io import ModuleFormatError
+from hub_estimator.format.spec import add_signature
+from hub_estimator.format.spec import attach_message
+from hub_estimator.format.spec import create_module_spec
+from hub_estimator.format.spec import load_module_spec
+from hub_estimator.format.spec import ModuleSpec
+from hub_estimator.format.tensor_info import ParsedTensorInfo
+
+__version__ = "0.1.0"

@@ -1,0 +1,446 @@
+"""`Module`: instantiating a module spec in a consumer graph and applying its signatures."""
+
+import contextlib
+import os
+
+import tensorflow as tf
+from tensorflow.core.framework import attr_value_pb2
+from tensorflow.python.framework import meta_graph as meta_graph_lib
+from tensorflow.python.framework import op_def_registry
+
+from hub_estimator.format import graph_index as graph_index_lib
+from hub_estimator.format import saved_model_io
+from hub_estimator.format import spec as spec_lib
+from hub_estimator.format import tensor_info as tensor_info_lib
+from hub_estimator.format import writer
+
+_GraphKeys = tf.compat.v1.GraphKeys
+_APPLY_COLLECTIONS = [_GraphKeys.ASSET_FILEPATHS, _GraphKeys.COND_CONTEXT,
+                      _GraphKeys.WHILE_CONTEXT]
+_PLACEHOLDER_OPS = ("Placeholder", "PlaceholderV2")
+
+
+def as_module_spec(spec):
+  """Returns `spec` itself, or the spec loaded from a module directory path."""
+  if isinstance(spec, spec_lib.ModuleSpec):
+    return spec
+  if isinstance(spec, (str, os.PathLike)):
+    return spec_lib.load_module_spec(os.fspath(spec))
+  raise ValueError("Unknown module spec type: %s (expected a ModuleSpec or a module "
+                   "directory path)." % tensor_info_lib.type_name(spec))
+
+
+def _prefix_shared_names(graph_def, scope):
+  for node in graph_def.node:
+    shared_name = node.attr.get("shared_name")
+    if shared_name is not None and shared_name.s:
+      node.attr["shared_name"].s = ("%s/" % scope).encode("utf-8") + shared_name.s
+
+
+class Module:
+  """A module instantiated in the current graph: its own variables, tables and assets.
+
+  Calls apply a signature; every call shares the instance's state. Each instance
+  made from one spec has separate state (scopes `module`, `module_1`, ...).
+  """
+
+  def __init__(self, spec, trainable=False, name="module", tags=None):
+    """Instantiates a module in the default graph.
+
+    Args:
+      spec: a ModuleSpec or the path of a module directory.
+      trainable: whether the module's variables join TRAINABLE_VARIABLES and its
+        REGULARIZATION_LOSSES and UPDATE_OPS join the consumer graph's.
+      name: the variable scope to create the state in (made unique).
+      tags: the graph variant to use; None means the variant without tags.
+
+    Raises:
+      RuntimeError: in eager mode, or if the name scope is already taken.
+      ValueError: for an unknown spec type or tag set.
+    """
+    if tf.executing_eagerly():
+      raise RuntimeError(
+          "hub_estimator.Module needs graph mode (TF1): call it inside "
+          "`with tf.Graph().as_default():` or after tf.compat.v1.disable_eager_execution().")
+    self._spec = as_module_spec(spec)
+    self._tags = set(tags or [])
+    if self._tags not in self._spec.get_tags():
+      raise ValueError("No such graph variant: tags=%s in module %s; available: %s." %
+                       (sorted(self._tags), self._spec.source,
+                        [sorted(t) for t in self._spec.get_tags()]))
+    self._trainable = trainable
+    self._graph = tf.compat.v1.get_default_graph()
+    self._index = self._spec.graph_index(self._tags)
+    with tf.compat.v1.variable_scope(None, default_name=name) as variable_scope:
+      name_scope = self._graph.get_name_scope()
+    self._scope = variable_scope.name
+    if name_scope != self._scope:
+      raise RuntimeError("variable_scope %s/ was unused but the corresponding "
+                         "name_scope was already taken." % self._scope)
+    self._name = self._scope.split("/")[-1]
+    self._signature_infos = {}
+    self._state_tensors = {}
+    self._variable_map = {}
+    self._create_state()
+
+  def _create_state(self):
+    state_meta_graph = spec_lib.copy_meta_graph(self._index.state_meta_graph(self._trainable))
+    _prefix_shared_names(state_meta_graph.graph_def, self._scope)
+    with tf.control_dependencies(None), self._graph.name_scope(None):
+      meta_graph_lib.import_scoped_meta_graph_with_return_elements(
+          state_meta_graph, import_scope=self._scope + "/")
+      prefix = self._scope + "/"
+      for name in self._index.state_ops:
+        self._state_tensors[name] = self._graph.get_tensor_by_name(prefix + name + ":0")
+      self._variable_map = _variable_map(tf.compat.v1.global_variables(prefix), prefix)
+      if self._spec.checkpoint_prefix and self._variable_map:
+        self._init_from_module_checkpoint()
+
+  def _init_from_module_checkpoint(self):
+    checkpoint = self._spec.checkpoint_prefix
+    if not tf.io.gfile.exists(checkpoint + ".index"):
+      raise saved_model_io.ModuleFormatError(
+          "Module %s is missing its variables: %s.index does not exist." %
+          (self._spec.source, checkpoint))
+    try:
+      stored = dict(tf.train.list_variables(checkpoint))
+    except (tf.errors.OpError, ValueError) as e:
+      raise saved_model_io.ModuleFormatError(
+          "Cannot read the variables of module %s from %s: %s" %
+          (self._spec.source, checkpoint, e)) from None
+    problems = []
+    for key, value in sorted(self._variable_map.items()):
+      expected = _full_shape(value)
+      if key not in stored:
+        problems.append("%s is missing" % key)
+      elif list(stored[key]) != expected:
+        problems.append("%s has shape %s, expected %s" % (key, stored[key], expected))
+    if problems:
+      raise saved_model_io.ModuleFormatError(
+          "Variables checkpoint %s of module %s does not fit its graph: %s." %
+          (checkpoint, self._spec.source, "; ".join(problems)))
+    tf.compat.v1.train.init_from_checkpoint(checkpoint, dict(self._variable_map))
+
+  @property
+  def spec(self):
+    """The ModuleSpec this instance was made from."""
+    return self._spec
+
+  @property
+  def name(self):
+    """The absolute variable scope of this instance's state."""
+    return self._scope
+
+  @property
+  def variable_map(self):
+    """Dict from module-relative variable name to Variable (or list of partitions)."""
+    return dict(self._variable_map)
+
+  @property
+  def variables(self):
+    """All variables of the instance, partitions flattened, in sorted-name order."""
+    result = []
+    for _, value in sorted(self._variable_map.items()):
+      result.extend(value if isinstance(value, list) else [value])
+    return result
+
+  def get_signature_names(self):
+    return self._spec.get_signature_names(self._tags)
+
+  def get_input_info_dict(self, signature=None):
+    return self._spec.get_input_info_dict(signature, self._tags)
+
+  def get_output_info_dict(self, signature=None):
+    return self._spec.get_output_info_dict(signature, self._tags)
+
+  def get_attached_message(self, key, message_type, required=False):
+    return self._spec.get_attached_message(key, message_type, tags=self._tags,
+                                           required=required)
+
+  def _signature_info(self, signature):
+    if signature not in self._signature_infos:
+      signature_def = self._spec.get_signature_def(signature, self._tags)
+      inputs = tensor_info_lib.parse_tensor_info_map(signature_def.inputs)
+      outputs = tensor_info_lib.parse_tensor_info_map(signature_def.outputs)
+      optional = [key for key, info in inputs.items()
+                  if not info.is_composite and self._index.nodes.get(
+                      graph_index_lib.op_name(info.tensor_info.name)) is not None and
+                  self._index.nodes[graph_index_lib.op_name(info.tensor_info.name)].op ==
+                  "PlaceholderWithDefault"]
+      self._signature_infos[signature] = (inputs, outputs, optional)
+    return self._signature_infos[signature]
+
+  def __call__(self, inputs=None, _sentinel=None, signature=None, as_dict=None):  # pylint: disable=invalid-name
+    """Applies a signature of the module.
+
+    Args:
+      inputs: a dict from input key to value, or one value for a one-input
+        signature. Inputs declared with a default may be left out.
+      _sentinel: forces the other arguments to be passed by keyword.
+      signature: the signature name; None means "default".
+      as_dict: return every output in a dict; otherwise the "default" output.
+
+    Returns:
+      The "default" output, or a dict of all outputs when `as_dict` is true.
+
+    Raises:
+      RuntimeError: if called in another graph than the instance's.
+      ValueError: for an unknown signature.
+      TypeError: for inputs of wrong keys, kinds, dtypes or shapes.
+    """
+    if _sentinel is not None:
+      raise ValueError("Pass signature and as_dict by keyword.")
+    if tf.compat.v1.get_default_graph() is not self._graph:
+      raise RuntimeError("Module must be applied in the graph it was instantiated for.")
+    signature = signature or "default"
+    input_infos, output_infos, optional = self._signature_info(signature)
+    values = tensor_info_lib.pack_inputs(inputs, input_infos, signature)
+    tensor_info_lib.check_input_keys(values, input_infos, optional, signature)
+    feed = {}
+    for key, value in values.items():
+      value = tensor_info_lib.convert_input(key, value, input_infos[key], signature)
+      values[key] = value
+      components = tf.nest.flatten(value, expand_composites=True)
+      feed.update(zip(input_infos[key].component_names(), components))
+    if not as_dict and "default" not in output_infos:
+      raise TypeError("There is no output named 'default' in signature %r (outputs: %s). "
+                      "Use as_dict=True." % (signature, sorted(output_infos)))
+    outputs = self._apply(signature, feed, output_infos)
+    return outputs if as_dict else outputs["default"]
+
+  def _apply(self, signature, feed, output_infos):
+    index = self._index
+    feed_ops = {}
+    for tensor_name in feed:
+      feed_ops.setdefault(graph_index_lib.op_name(tensor_name), []).append(tensor_name)
+    stops = {}
+    for name, tensor_names in feed_ops.items():
+      node = index.nodes.get(name)
+      if node is not None and (node.op in _PLACEHOLDER_OPS or
+                               tensor_names == [name + ":0"] and _has_one_output(node)):
+        stops[name] = feed[tensor_names[0]].dtype.as_datatype_enum
+    for name in index.state_ops:
+      stops[name] = graph_index_lib.RESOURCE_DTYPE
+    seeds = [graph_index_lib.op_name(n) for info in output_infos.values()
+             for n in info.component_names()]
+    collection_keys = list(_APPLY_COLLECTIONS)
+    if self._trainable:
+      collection_keys.append(_GraphKeys.UPDATE_OPS)
+      seeds += self._runnable_update_ops(stops)
+    keep = index.closure(seeds, stops) if index.prunable else set(index.nodes)
+    placeholders = {name: dtype for name, dtype in stops.items() if name in keep}
+    apply_meta_graph = index.subgraph(keep, collection_keys, placeholders)
+    if index.prunable:
+      for key in (_GraphKeys.COND_CONTEXT, _GraphKeys.WHILE_CONTEXT):
+        apply_meta_graph.collection_def.pop(key, None)
+
+    input_map = {}
+    for tensor_name, tensor in feed.items():
+      if graph_index_lib.op_name(tensor_name) in keep:
+        input_map[tensor_name] = tensor
+    for name, tensor in self._state_tensors.items():
+      if name in keep:
+        input_map[name + ":0"] = tensor
+    context = self._graph._get_control_flow_context()  # pylint: disable=protected-access
+    if context is not None:
+      input_map = {k: context.AddValue(v) for k, v in input_map.items()}
+
+    apply_name = "%s_apply_%s" % (self._name, signature.replace(":", "_"))
+    with tf.compat.v1.name_scope(apply_name) as scope:
+      pass
+    _prefix_shared_names(apply_meta_graph.graph_def, scope.rstrip("/"))
+    with self._graph.name_scope(None):
+      meta_graph_lib.import_scoped_meta_graph_with_return_elements(
+          apply_meta_graph, import_scope=scope, input_map=input_map)
+    _fix_colocation(self._graph, apply_meta_graph.graph_def, scope, placeholders, input_map)
+
+    def get_tensor(tensor_name):
+      if tensor_name in feed:
+        return feed[tensor_name]
+      return self._graph.get_tensor_by_name(scope + tensor_name)
+
+    return {key: info.build(get_tensor) for key, info in output_infos.items()}
+
+  def _runnable_update_ops(self, stops):
+    """Update ops of the variant whose inputs this call can provide."""
+    index = self._index
+    result = []
+    for name in index.node_list(_GraphKeys.UPDATE_OPS):
+      name = graph_index_lib.op_name(name)
+      needed = index.closure([name], stops)
+      if not any(index.nodes[n].op in _PLACEHOLDER_OPS and n not in stops for n in needed):
+        result.append(name)
+    return result
+
+  def export(self, path, session):
+    """Writes the module, with this instance's variable values, to `path`.
+
+    Args:
+      path: the module directory to create.
+      session: a session of this instance's graph holding its variable values.
+
+    Raises:
+      RuntimeError: if the default graph or the session's graph is not the one
+        this instance lives in.
+    """
+    if tf.compat.v1.get_default_graph() is not self._graph:
+      raise RuntimeError("default graph differs from the graph where the module was "
+                         "instantiated.")
+    if session.graph is not self._graph:
+      raise RuntimeError("session graph differs from the graph where the module was "
+                         "instantiated.")
+    write_variables_fn = None
+    if self._variable_map:
+      def write_variables_fn(prefix):
+        entries = _checkpoint_entries(self._variable_map)
+        values = session.run([variable for _, _, variable in entries])
+        writer.write_checkpoint(prefix, [
+            (key, slice_spec, variable.dtype.base_dtype, value)
+            for (key, slice_spec, variable), value in zip(entries, values)])
+    writer.write_module(self._spec, path, write_variables_fn)
+
+
+def _has_one_output(node):
+  op_def = op_def_registry.get(node.op)
+  return (op_def is not None and len(op_def.output_arg) == 1 and
+          not op_def.output_arg[0].number_attr and
+          not op_def.output_arg[0].type_list_attr)
+
+
+def _variable_map(variables, prefix):
+  """Groups variables by module-relative name; partitions go in offset order."""
+  singles = {}
+  partitioned = {}
+  for variable in variables:
+    slice_info = getattr(variable, "_save_slice_info", None)
+    if slice_info is not None:
+      key = slice_info.full_name[len(prefix):]
+      partitioned.setdefault(key, []).append(variable)
+    else:
+      singles[variable.op.name[len(prefix):]] = variable
+  for key, parts in partitioned.items():
+    offsets = [part._save_slice_info.var_offset for part in parts]  # pylint: disable=protected-access
+    first = [offset[0] for offset in offsets]
+    if len(set(first)) != len(first) or any(any(o[1:]) for o in offsets):
+      raise RuntimeError("Variable map contains duplicate offset 0 for variable [%s]: "
+                         "only partitioning along axis 0 is supported." % key)
+    partitioned[key] = [part for _, part in sorted(zip(first, parts), key=lambda p: p[0])]
+  singles.update(partitioned)
+  return singles
+
+
+def _full_shape(value):
+  if isinstance(value, list):
+    return list(value[0]._save_slice_info.full_shape)  # pylint: disable=protected-access
+  return value.shape.as_list()
+
+
+def _checkpoint_entries(variable_map):
+  """Returns (checkpoint key, slice spec, variable) for every variable."""
+  entries = []
+  for key, value in sorted(variable_map.items()):
+    if isinstance(value, list):
+      entries.extend((key, part._save_slice_info.spec, part) for part in value)  # pylint: disable=protected-access
+    else:
+      entries.append((key, "", value))
+  return entries
+
+
+def _fix_colocation(graph, graph_def, scope, replaced, input_map):
+  """Points colocation constraints on replaced nodes at the tensors fed for them."""
+  groups_by_name = {}
+  for tensor_name, tensor in input_map.items():
+    name = graph_index_lib.op_name(tensor_name)
+    if name in replaced:
+      groups_by_name[name] = tensor.op.colocation_groups()
+  if not groups_by_name:
+    return
+  prefix = "loc:@" + scope
+  for node in graph_def.node:
+    if "_class" not in node.attr or node.name in replaced:
+      continue
+    op = graph.get_operation_by_name(scope + node.name)
+    groups = op.get_attr("_class")
+    new_groups = []
+    changed = False
+    for group in groups:
+      text = group.decode("utf-8")
+      target = text[len(prefix):] if text.startswith(prefix) else None
+      if target in groups_by_name:
+        new_groups.extend(groups_by_name[target])
+        changed = True
+      else:
+        new_groups.append(group)
+    if not changed:
+      continue
+    new_groups = sorted(set(new_groups))
+    op._set_attr("_class", attr_value_pb2.AttrValue(  # pylint: disable=protected-access
+        list=attr_value_pb2.AttrValue.ListValue(s=new_groups)))
+    if not op.device:
+      for group in new_groups:
+        other = graph.get_operation_by_name(group.decode("utf-8")[len("loc:@"):])
+        if other.device:
+          op._set_device(other.device)  # pylint: disable=protected-access
+          break
+
+
+@contextlib.contextmanager
+def eval_function_for_module(spec, tags=None):
+  """Yields a function that runs a module's signatures on numpy values.
+
+  The module is instantiated in its own graph and session, which close when the
+  context exits.
+
+  Args:
+    spec: a ModuleSpec or module directory path.
+    tags: the graph variant; None means the variant without tags.
+
+  Yields:
+    `fn(inputs=None, signature=None, as_dict=None)` returning numpy values.
+  """
+  spec = as_module_spec(spec)
+  with tf.Graph().as_default():
+    module = Module(spec, tags=tags)
+    signatures = {}
+    for signature in spec.get_signature_names(tags):
+      placeholders = {}
+      for key, info in spec.get_input_info_dict(signature, tags).items():
+        placeholders[key] = _placeholder_for(info, "%s_%s" % (signature, key))
+      outputs = module(placeholders, signature=signature, as_dict=True)
+      signatures[signature] = (placeholders, outputs)
+    with tf.compat.v1.train.SingularMonitoredSession() as session:
+
+      def run(inputs=None, _sentinel=None, signature=None, as_dict=None):  # pylint: disable=invalid-name
+        signature = signature or "default"
+        if signature not in signatures:
+          raise ValueError("Signature %r is missing; available: %s." %
+                           (signature, sorted(signatures)))
+        placeholders, outputs = signatures[signature]
+        values = tensor_info_lib.pack_inputs(inputs, placeholders, signature)
+        tensor_info_lib.check_input_keys(values, placeholders, (), signature)
+        feed_dict = {}
+        for key, value in values.items():
+          placeholder = placeholders[key]
+          if isinstance(placeholder, tf.RaggedTensor):
+            components = [value.flat_values] + list(value.nested_row_splits)
+            feed_dict.update(zip(tf.nest.flatten(placeholder, expand_composites=True),
+                                 components))
+          else:
+            feed_dict[placeholder] = value
+        if not as_dict and "default" not in outputs:
+          raise TypeError("There is no output named 'default'. Use as_dict=True.")
+        fetches = outputs if as_dict else outputs["default"]
+        return session.run(fetches, feed_dict=feed_dict)
+
+      yield run
+
+
+def _placeholder_for(info, name):
+  spec = info.type_spec
+  name = name.replace(":", "_")
+  if spec.value_type is tf.SparseTensor:
+    return tf.compat.v1.sparse_placeholder(spec.dtype, spec.shape, name=name)
+  if spec.value_type is tf.RaggedTensor:
+    return tf.compat.v1.ragged.placeholder(spec.dtype, spec.ragged_rank,
+                                          spec.shape[spec.ragged_rank + 1:], name=name)
+  return tf.compat.v1.placeholder(spec.dtype, spec.shape, name=name)

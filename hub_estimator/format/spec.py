@@ -1,0 +1,369 @@
+"""Module specs: `create_module_spec`, `add_signature`, `attach_message`, `load_module_spec`."""
+
+import re
+
+import tensorflow as tf
+from tensorflow.core.protobuf import meta_graph_pb2
+from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow.python.framework import op_def_registry
+
+from hub_estimator.format import protos
+from hub_estimator.format import saved_model_io
+from hub_estimator.format import tensor_info as tensor_info_lib
+
+_SIGNATURES_KEY = ("__hub_estimator_signatures",)
+_ATTACHMENTS_KEY = ("__hub_estimator_attachments",)
+ATTACHMENTS_COLLECTION = "hub_module_attachments"
+
+_GraphKeys = tf.compat.v1.GraphKeys
+SUPPORTED_COLLECTIONS = frozenset([
+    _GraphKeys.GLOBAL_VARIABLES,
+    _GraphKeys.TRAINABLE_VARIABLES,
+    _GraphKeys.MODEL_VARIABLES,
+    _GraphKeys.TABLE_INITIALIZERS,
+    _GraphKeys.UPDATE_OPS,
+    _GraphKeys.REGULARIZATION_LOSSES,
+    _GraphKeys.ASSET_FILEPATHS,
+    _GraphKeys.COND_CONTEXT,
+    _GraphKeys.WHILE_CONTEXT,
+    ATTACHMENTS_COLLECTION,
+])
+
+_ATTACHMENT_KEY_PATTERN = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]*$")
+
+
+def is_state_op(op_type):
+  """True for ops that hold state and take no inputs (variables, tables, queues)."""
+  op_def = op_def_registry.get(op_type)
+  return op_def is not None and op_def.is_stateful and not op_def.input_arg
+
+
+def add_signature(name=None, inputs=None, outputs=None):
+  """Declares a signature of the module being defined; call inside a `module_fn`.
+
+  Args:
+    name: signature name; None means "default".
+    inputs: dict from input key to Tensor, SparseTensor or RaggedTensor, or a
+      single value (keyed "default"). Inputs made with
+      `tf.compat.v1.placeholder_with_default` may be left out by callers.
+    outputs: dict from output key to value, or a single value (keyed "default").
+
+  Raises:
+    ValueError: if a value has an unsupported type or an input is colocated with
+      another op.
+  """
+  name = name or "default"
+  inputs = _as_dict(inputs)
+  outputs = _as_dict(outputs)
+  problems = []
+  for kind, values in (("input", inputs), ("output", outputs)):
+    for key, value in sorted(values.items()):
+      if not isinstance(value, tensor_info_lib.SUPPORTED_TYPES):
+        problems.append("  * %s %r has type %s" % (kind, key, tensor_info_lib.type_name(value)))
+  if problems:
+    raise ValueError(
+        "The inputs and outputs declared in add_signature() for signature %r "
+        "must be Tensor, SparseTensor or RaggedTensor values.\n%s" %
+        (name, "\n".join(problems)))
+  for key, value in sorted(inputs.items()):
+    for component in tf.nest.flatten(value, expand_composites=True):
+      groups = component.op.colocation_groups()
+      if groups != [("loc:@" + component.op.name).encode("utf-8")]:
+        raise ValueError(
+            "A tensor %s used as input %r of signature %r must not be subject to "
+            "a tf.colocate_with(y) constraint (its colocation groups are %s)." %
+            (component.name, key, name, groups))
+  graph = tf.compat.v1.get_default_graph()
+  graph.add_to_collection(_SIGNATURES_KEY, (name, inputs, outputs))
+
+
+def _as_dict(values):
+  if values is None:
+    return {}
+  if isinstance(values, dict):
+    return dict(values)
+  return {"default": values}
+
+
+def attach_message(key, message):
+  """Attaches a protocol message to the module being defined; call inside a `module_fn`.
+
+  Args:
+    key: a name matching `[a-zA-Z][a-zA-Z0-9_]*`; a later message with the same
+      key replaces an earlier one.
+    message: a protocol message instance.
+
+  Raises:
+    ValueError: if `key` is malformed.
+  """
+  if not _ATTACHMENT_KEY_PATTERN.match(key or ""):
+    raise ValueError("attach_message() called with malformed key %r: expected "
+                     "a letter followed by letters, digits or '_'." % key)
+  graph = tf.compat.v1.get_default_graph()
+  graph.add_to_collection(_ATTACHMENTS_KEY, (key, message.SerializeToString()))
+
+
+def _state_op_colocation_error(graph, tags_text):
+  for op in graph.get_operations():
+    if not is_state_op(op.type):
+      continue
+    for group in op.colocation_groups():
+      other_name = group.decode("utf-8")[len("loc:@"):]
+      if other_name == op.name:
+        continue
+      other = graph.get_operation_by_name(other_name)
+      if not is_state_op(other.type):
+        return ("A state-holding node %s of a module's graph (e.g., a Variable op) "
+                "must not be subject to a tf.colocate_with(y) constraint unless y "
+                "is also a state-holding node (y = %s)%s." %
+                (op.name, other_name, tags_text))
+  return None
+
+
+def _meta_graph_from_module_fn(module_fn, tags, kwargs, drop_collections, tags_text):
+  graph = tf.Graph()
+  with graph.as_default():
+    with tf.compat.v1.variable_scope("", use_resource=True):
+      module_fn(**kwargs)
+    for key in drop_collections:
+      del graph.get_collection_ref(key)[:]
+    signatures = {}
+    for name, inputs, outputs in graph.get_collection(_SIGNATURES_KEY):
+      signatures[name] = (inputs, outputs)
+    if not signatures:
+      raise ValueError("No signatures present%s: call add_signature(...) at least "
+                       "once in the module_fn." % tags_text)
+    attachments = {}
+    for key, value in graph.get_collection(_ATTACHMENTS_KEY):
+      attachments[key] = value
+    error = _state_op_colocation_error(graph, tags_text)
+    if error:
+      raise ValueError(error)
+    meta_graph = tf.compat.v1.train.export_meta_graph(
+        graph=graph, strip_default_attrs=True, clear_devices=False)
+  meta_graph.meta_info_def.tags[:] = sorted(tags)
+  for name, (inputs, outputs) in signatures.items():
+    signature_def = meta_graph.signature_def[name]
+    for key, value in inputs.items():
+      signature_def.inputs[key].CopyFrom(tensor_info_lib.build_tensor_info(value))
+    for key, value in outputs.items():
+      signature_def.outputs[key].CopyFrom(tensor_info_lib.build_tensor_info(value))
+  if attachments:
+    bytes_list = meta_graph.collection_def[ATTACHMENTS_COLLECTION].bytes_list
+    for key, value in attachments.items():
+      bytes_list.value.append(
+          protos.ModuleAttachment(key=key, value=value).SerializeToString())
+  return meta_graph
+
+
+def create_module_spec(module_fn, tags_and_args=None, drop_collections=None):
+  """Creates a ModuleSpec from a function that builds the module's graph.
+
+  Args:
+    module_fn: builds the module in the default graph: placeholders as inputs,
+      variables, tables, and at least one `add_signature` call.
+    tags_and_args: list of (tags, kwargs): one graph variant per entry, built by
+      `module_fn(**kwargs)` and looked up by exactly `tags`. None means one
+      variant with no tags and no arguments.
+    drop_collections: names of graph collections to empty before saving (e.g.
+      "summaries", "losses").
+
+  Returns:
+    A ModuleSpec without a checkpoint: instances use the initializers of
+    `module_fn`.
+
+  Raises:
+    ValueError: on a variant without signatures, duplicate tag sets, or a
+      collection the format cannot store.
+  """
+  reported_tags = bool(tags_and_args)
+  tags_and_args = tags_and_args or [(set(), {})]
+  drop_collections = list(drop_collections or [])
+  saved_model = saved_model_pb2.SavedModel()
+  for tags, kwargs in tags_and_args:
+    tags_text = " in the graph for tags %s" % sorted(tags) if reported_tags else ""
+    meta_graph = _meta_graph_from_module_fn(module_fn, set(tags or ()), kwargs or {},
+                                            drop_collections, tags_text)
+    saved_model.meta_graphs.add().CopyFrom(meta_graph)
+  return ModuleSpec(saved_model, checkpoint_prefix=None, source="module_fn %s" %
+                    getattr(module_fn, "__name__", module_fn))
+
+
+def load_module_spec(path):
+  """Loads the ModuleSpec of a module directory.
+
+  Args:
+    path: a module directory (any filesystem `tf.io.gfile` knows).
+
+  Returns:
+    A ModuleSpec whose instances restore their variables from `path`.
+
+  Raises:
+    tf.errors.NotFoundError: if `path` does not exist.
+    ModuleFormatError: (a ValueError) if it is not a valid TF1 Hub module.
+  """
+  if not isinstance(path, str):
+    raise ValueError("load_module_spec() expects a module directory path, got %s." %
+                     tensor_info_lib.type_name(path))
+  saved_model_io.read_module_def(path)
+  saved_model = saved_model_io.read_saved_model(path)
+  return ModuleSpec(saved_model, checkpoint_prefix=saved_model_io.variables_prefix(path),
+                    source=path)
+
+
+def _tags_key(tags):
+  return frozenset(tags or ())
+
+
+class ModuleSpec:
+  """The definition of a module: its graph variants, signatures and (optionally) weights."""
+
+  def __init__(self, saved_model, checkpoint_prefix, source):
+    self._saved_model = saved_model
+    self._checkpoint_prefix = checkpoint_prefix
+    self._source = source
+    self._meta_graphs = {}
+    for meta_graph in saved_model.meta_graphs:
+      key = frozenset(meta_graph.meta_info_def.tags)
+      if key in self._meta_graphs:
+        raise ValueError("Tags %s used repeatedly in %s." % (sorted(key), source))
+      self._meta_graphs[key] = meta_graph
+      unsupported = sorted(set(meta_graph.collection_def) - SUPPORTED_COLLECTIONS)
+      if unsupported:
+        raise ValueError(
+            "Unsupported collections in graph%s of %s: %s\nUse "
+            "create_module_spec(..., drop_collections=[...]) as appropriate." %
+            (" for tags %s" % sorted(key) if key else "", source, unsupported))
+      if ATTACHMENTS_COLLECTION in meta_graph.collection_def and \
+          meta_graph.collection_def[ATTACHMENTS_COLLECTION].WhichOneof("kind") != "bytes_list":
+        raise ValueError("Collection %r of %s must be a bytes_list." %
+                         (ATTACHMENTS_COLLECTION, source))
+    self._graph_indexes = {}
+
+  @property
+  def source(self):
+    """Where the spec came from: a module directory or the module_fn's name."""
+    return self._source
+
+  @property
+  def checkpoint_prefix(self):
+    """Checkpoint prefix of the weights, or None for a spec from `module_fn`."""
+    return self._checkpoint_prefix
+
+  @property
+  def saved_model(self):
+    """The SavedModel proto holding every graph variant (do not modify)."""
+    return self._saved_model
+
+  def get_tags(self):
+    """Returns the tag sets of the graph variants, as a sorted list of sets."""
+    return sorted((set(tags) for tags in self._meta_graphs), key=sorted)
+
+  def get_meta_graph(self, tags=None):
+    """Returns the MetaGraphDef of the variant with exactly `tags`.
+
+    Raises:
+      KeyError: naming the available tag sets if there is no such variant.
+    """
+    key = _tags_key(tags)
+    meta_graph = self._meta_graphs.get(key)
+    if meta_graph is None:
+      raise KeyError("Module %s has no graph variant with tags %s; available: %s." %
+                     (self._source, sorted(key), [sorted(t) for t in self.get_tags()]))
+    return meta_graph
+
+  def get_signature_names(self, tags=None):
+    """Returns the signature names of the variant with `tags`."""
+    return list(self.get_meta_graph(tags).signature_def.keys())
+
+  def get_signature_def(self, signature=None, tags=None):
+    """Returns the SignatureDef proto of `signature` (None means "default").
+
+    Raises:
+      ValueError: naming the available signatures if there is no such signature.
+    """
+    signature = signature or "default"
+    meta_graph = self.get_meta_graph(tags)
+    if signature not in meta_graph.signature_def:
+      raise ValueError("Signature %r is missing from module %s (tags %s); available "
+                       "signatures: %s." % (signature, self._source, sorted(_tags_key(tags)),
+                                            sorted(meta_graph.signature_def)))
+    return meta_graph.signature_def[signature]
+
+  def get_input_info_dict(self, signature=None, tags=None):
+    """Returns a dict of ParsedTensorInfo describing the signature's inputs."""
+    return tensor_info_lib.parse_tensor_info_map(
+        self.get_signature_def(signature, tags).inputs)
+
+  def get_output_info_dict(self, signature=None, tags=None):
+    """Returns a dict of ParsedTensorInfo describing the signature's outputs."""
+    return tensor_info_lib.parse_tensor_info_map(
+        self.get_signature_def(signature, tags).outputs)
+
+  def get_attached_message(self, key, message_type, tags=None, required=False):
+    """Returns the message attached under `key` to the variant with `tags`.
+
+    Args:
+      key: the attachment key.
+      message_type: the message class to parse into.
+      tags: the graph variant.
+      required: raise KeyError instead of returning None when absent.
+
+    Returns:
+      A new `message_type` instance, or None if nothing is attached under `key`.
+    """
+    meta_graph = self.get_meta_graph(tags)
+    if ATTACHMENTS_COLLECTION in meta_graph.collection_def:
+      for serialized in meta_graph.collection_def[ATTACHMENTS_COLLECTION].bytes_list.value:
+        attachment = protos.ModuleAttachment.FromString(serialized)
+        if attachment.key == key:
+          return message_type.FromString(attachment.value)
+    if required:
+      raise KeyError("No attached message for key %r in graph version %s of module %s." %
+                     (key, sorted(_tags_key(tags)), self._source))
+    return None
+
+  def graph_index(self, tags=None):
+    """Returns the (cached) GraphIndex of a variant, used to prune imports."""
+    key = _tags_key(tags)
+    if key not in self._graph_indexes:
+      from hub_estimator.format import graph_index  # pylint: disable=g-import-not-at-top
+      self._graph_indexes[key] = graph_index.GraphIndex(self.get_meta_graph(key))
+    return self._graph_indexes[key]
+
+  def export(self, path, checkpoint_path=None, name_transform_fn=None):
+    """Writes this module to `path` with weights taken from a checkpoint.
+
+    Args:
+      path: the module directory to create.
+      checkpoint_path: checkpoint holding the module's variables.
+      name_transform_fn: maps a module variable name to its checkpoint key;
+        None means the names are equal.
+
+    Raises:
+      ValueError: if `checkpoint_path` is missing or lacks a variable.
+    """
+    if not checkpoint_path:
+      raise ValueError("Missing mandatory `checkpoint_path` parameter.")
+    from hub_estimator.format import module as module_lib  # pylint: disable=g-import-not-at-top
+    name_transform_fn = name_transform_fn or (lambda name: name)
+    with tf.Graph().as_default():
+      module = module_lib.Module(self)
+      assignment = {name_transform_fn(name): variable
+                    for name, variable in module.variable_map.items()}
+      if assignment:
+        tf.compat.v1.train.init_from_checkpoint(checkpoint_path, assignment)
+      with tf.compat.v1.Session() as session:
+        session.run(tf.compat.v1.global_variables_initializer())
+        module.export(path, session)
+
+  def __repr__(self):
+    return "<hub_estimator.ModuleSpec %s tags=%s>" % (self._source,
+                                                      [sorted(t) for t in self.get_tags()])
+
+
+def copy_meta_graph(meta_graph):
+  """Returns a deep copy of a MetaGraphDef."""
+  result = meta_graph_pb2.MetaGraphDef()
+  result.CopyFrom(meta_graph)
+  return result
