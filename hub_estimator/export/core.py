@@ -6,9 +6,8 @@ checkpoint keys to module-relative keys) is cached and shared by all exporters.
 Each export then copies the tensors straight from the estimator checkpoint
 into the module checkpoint with one RestoreV2 -> SaveV2 graph (a cached
 session) and writes the module's definition files, without a session on the
-model graph. Modules the fast path cannot handle (partitioned variables, a
-custom scaffold saver, modules from another library) are exported the general
-way: restore the checkpoint into the discovery graph and `module.export(...)`.
+model graph. Modules the fast path cannot handle (a custom scaffold saver,
+modules from another library) are exported the general way: restore the checkpoint into the discovery graph and `module.export(...)`.
 """
 
 import os
@@ -27,8 +26,9 @@ _PREDICT = tf.estimator.ModeKeys.PREDICT
 class _CopyEntry(NamedTuple):
   module_key: str
   checkpoint_key: str
+  slice_spec: str  # "" for a whole tensor, else a partition's slice spec.
   dtype: tf.DType
-  shape: Tuple[Optional[int], ...]
+  shape: Tuple[Optional[int], ...]  # Full shape.
 
 
 class ModulePlan:
@@ -100,15 +100,15 @@ class ModulePlan:
       with graph.as_default():
         src = tf.compat.v1.placeholder(tf.string, [], name="checkpoint_prefix")
         dst = tf.compat.v1.placeholder(tf.string, [], name="module_prefix")
-        count = len(self.entries)
         tensors = tf.raw_ops.RestoreV2(
             prefix=src,
             tensor_names=[e.checkpoint_key for e in self.entries],
-            shape_and_slices=[""] * count,
+            shape_and_slices=[e.slice_spec for e in self.entries],
             dtypes=[e.dtype for e in self.entries])
         save = tf.raw_ops.SaveV2(
             prefix=dst, tensor_names=[e.module_key for e in self.entries],
-            shape_and_slices=[""] * count, tensors=tensors)
+            shape_and_slices=[e.slice_spec for e in self.entries],
+            tensors=tensors)
       graph.finalize()
       self._copy = (graph, tf.compat.v1.Session(graph=graph), src, dst, save)
     _, session, src, dst, save = self._copy
@@ -140,19 +140,32 @@ class ExportPlan:
 
 def _variable_entries(module: Any) -> Tuple[Optional[List[_CopyEntry]],
                                             Optional[str]]:
-  """Returns (fast-path copy entries, None) or (None, reason for general path)."""
+  """Returns (fast-path copy entries, None) or (None, reason for general path).
+
+  A variable's checkpoint key in the estimator checkpoint is its graph name
+  (`variable.op.name`); a partitioned variable is stored under its full name,
+  one slice per partition, in both checkpoints.
+  """
   variable_map = getattr(module, "variable_map", None)
   if variable_map is None or not hasattr(module, "spec"):
     return None, "the module has no `spec` / `variable_map`"
   entries = []
-  for module_key, variable in sorted(variable_map.items()):
-    if isinstance(variable, (list, tuple)):
-      return None, "variable %r is partitioned" % module_key
-    entries.append(_CopyEntry(
-        module_key=module_key, checkpoint_key=variable.op.name,
-        dtype=variable.dtype.base_dtype,
-        shape=tuple(variable.shape.as_list())
-        if variable.shape.rank is not None else (None,)))
+  for module_key, value in sorted(variable_map.items()):
+    if isinstance(value, (list, tuple)):
+      for part in value:
+        info = getattr(part, "_save_slice_info", None)
+        if info is None:
+          return None, "partition of %r has no slice info" % module_key
+        entries.append(_CopyEntry(
+            module_key=module_key, checkpoint_key=info.full_name,
+            slice_spec=info.spec, dtype=part.dtype.base_dtype,
+            shape=tuple(info.full_shape)))
+    else:
+      shape = value.shape
+      entries.append(_CopyEntry(
+          module_key=module_key, checkpoint_key=value.op.name, slice_spec="",
+          dtype=value.dtype.base_dtype,
+          shape=tuple(shape.as_list()) if shape.rank is not None else (None,)))
   return entries, None
 
 
