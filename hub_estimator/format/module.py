@@ -194,7 +194,7 @@ class Module:
       raise RuntimeError("Module must be applied in the graph it was instantiated for.")
     signature = signature or "default"
     input_infos, output_infos, optional = self._signature_info(signature)
-    values = tensor_info_lib.pack_inputs(inputs, input_infos, signature)
+    values = tensor_info_lib.pack_inputs(inputs, input_infos, signature, optional)
     tensor_info_lib.check_input_keys(values, input_infos, optional, signature)
     feed = {}
     for key, value in values.items():

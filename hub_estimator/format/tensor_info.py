@@ -100,13 +100,15 @@ def parse_tensor_info_map(protomap):
   return {key: ParsedTensorInfo(info) for key, info in protomap.items()}
 
 
-def pack_inputs(inputs, input_info, signature):
+def pack_inputs(inputs, input_info, signature, optional_keys=()):
   """Puts the caller's `inputs` into a dict keyed like the signature's inputs.
 
   Args:
-    inputs: None, a dict, or a single value for a one-input signature.
+    inputs: None, a dict, or a single value for a signature with one input (or
+      one input without a default).
     input_info: dict of ParsedTensorInfo declared by the signature.
     signature: the signature name, for messages.
+    optional_keys: keys of inputs that have defaults.
 
   Returns:
     A dict from input key to the caller's value.
@@ -117,8 +119,11 @@ def pack_inputs(inputs, input_info, signature):
   if inputs is None:
     inputs = {}
   if not isinstance(inputs, dict):
+    required = [key for key in input_info if key not in optional_keys]
     if len(input_info) == 1:
       inputs = {next(iter(input_info)): inputs}
+    elif len(required) == 1:
+      inputs = {required[0]: inputs}
     elif not input_info:
       raise TypeError(
           "Signature %r expects no inputs, but a %s was given." %
