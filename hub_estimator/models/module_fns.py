@@ -120,7 +120,8 @@ class _Hparams:
     hub.add_signature('with_hparams', inputs, {'default': output})
 
 
-def _dense(x, units, name, regularizer):
+def dense(x, units, name, regularizer=None):
+  """A dense layer (glorot-uniform kernel, zero bias) in variable scope `name`."""
   with _v1.variable_scope(name):
     kernel = _v1.get_variable(
         'kernel',
@@ -220,7 +221,7 @@ def mlp(
     hparams = _Hparams(dropout_rate, bn_momentum)
     net = x
     for i, size in enumerate(units):
-      net = _dense(net, int(size), f'dense_{i}', regularizer)
+      net = dense(net, int(size), f'dense_{i}', regularizer)
       if batch_norm:
         net = _batch_norm(
             net, is_training, hparams.bn_momentum, bn_epsilon, f'bn_{i}'
@@ -303,7 +304,7 @@ def small_cnn(
       net = tf.nn.max_pool2d(act(net), 2, 2, padding='SAME')
     net = tf.reshape(net, [-1, net.shape[1] * net.shape[2] * net.shape[3]])
     net = _dropout(net, is_training, hparams.dropout_rate)
-    net = act(_dense(net, dense_units, 'dense', regularizer))
+    net = act(dense(net, dense_units, 'dense', regularizer))
     hparams.add_signatures({'images': images}, net)
 
   return module_fn

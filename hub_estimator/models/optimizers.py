@@ -89,7 +89,7 @@ def _check_positive(value, key):
 
 
 @gin.configurable
-def constant(global_step, value=0.001):
+def constant_rate(global_step, value=0.001):
   """A constant learning rate.
 
   Args:
@@ -97,7 +97,7 @@ def constant(global_step, value=0.001):
     value: the learning rate.
   """
   del global_step
-  _check_positive(value, 'constant.value')
+  _check_positive(value, 'constant_rate.value')
   return tf.constant(value, tf.float32)
 
 
@@ -159,7 +159,7 @@ def piecewise_constant(
 
 
 @gin.configurable
-def linear_warmup(global_step, schedule_fn=constant, warmup_steps=100):
+def linear_warmup(global_step, schedule_fn=constant_rate, warmup_steps=100):
   """Ramps linearly from 0 to `schedule_fn` over the first `warmup_steps`.
 
   Args:

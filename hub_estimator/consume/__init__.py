@@ -1,0 +1,1 @@
+"""Estimator integration for consumers: module sources."""

@@ -1,0 +1,476 @@
+"""Module sources: where a model's hub module comes from, chosen in gin.
+
+* `ModuleFnSource`: a module_fn from the library, built with `{"train"}` and
+  default variants (publishing a new module).
+* `PathSource`: a module directory on disk.
+* `RunExportSource`: the newest version an exporter of another run published
+  (`model_dir/export/<exporter_name>/<version>/<module>/`), e.g. the best
+  export of a previous run.
+
+Swapping the module a model uses is one gin line:
+`run.module_source = @RunExportSource()`.
+"""
+
+import os
+from typing import Any, Mapping, Optional, Sequence
+
+import gin
+import tensorflow as tf
+
+import hub_estimator as hub
+from hub_estimator import export as export_lib
+from hub_estimator import gin_utils
+from hub_estimator.models import module_fns
+
+_TRAIN = tf.estimator.ModeKeys.TRAIN
+
+
+def _tags_str(tags) -> str:
+  return str(sorted(tags))
+
+
+class ModuleSource:
+  """Base class: builds a spec, instantiates and applies it in a model_fn."""
+
+  def __init__(
+      self,
+      trainable: bool,
+      export_name: Optional[str],
+      signature: str,
+      output_key: str,
+      feature_keys: Optional[Mapping[str, str]],
+      train_tags: Optional[Sequence[str]],
+      name: str,
+  ):
+    self._trainable = bool(trainable)
+    self._export_name = export_name
+    self._signature = signature
+    self._output_key = output_key
+    self._feature_keys = dict(feature_keys) if feature_keys else None
+    self._train_tags = None if train_tags is None else set(train_tags)
+    self._name = name
+    self._spec = None
+
+  # -- what subclasses provide --
+
+  @property
+  def key(self) -> str:
+    """The gin configurable name, used in error messages."""
+    return type(self).__name__
+
+  def describe(self) -> str:
+    """A short human description of where the module comes from."""
+    raise NotImplementedError
+
+  def _build_spec(self) -> Any:
+    raise NotImplementedError
+
+  # -- shared behaviour --
+
+  @property
+  def trainable(self) -> bool:
+    return self._trainable
+
+  @property
+  def export_name(self) -> Optional[str]:
+    return self._export_name
+
+  def module_spec(self) -> Any:
+    """Returns the module spec (built or loaded once).
+
+    Raises:
+      ConfigError: the module cannot be built or loaded.
+    """
+    if self._spec is None:
+      self._spec = self._build_spec()
+    return self._spec
+
+  def tags(self, mode: str) -> set:
+    """Returns the graph variant to use in `mode`.
+
+    TRAIN uses `train_tags` (None means `{"train"}` when the module is
+    trainable and has that variant); EVAL and PREDICT use the default variant.
+    """
+    if mode != _TRAIN:
+      return set()
+    if self._train_tags is not None:
+      return set(self._train_tags)
+    available = self.module_spec().get_tags()
+    if self._trainable and frozenset({'train'}) in available:
+      return {'train'}
+    return set()
+
+  def check(self) -> None:
+    """Loads the spec and checks the variant, signature and output exist.
+
+    Raises:
+      ConfigError: naming the gin binding at fault.
+    """
+    spec = self.module_spec()
+    available = spec.get_tags()
+    for mode in (_TRAIN, tf.estimator.ModeKeys.EVAL):
+      tags = self.tags(mode)
+      if frozenset(tags) not in available:
+        raise gin_utils.config_error(
+            f'{self.key}.train_tags={_tags_str(tags)}: {self.describe()} has'
+            ' no such graph variant; it has'
+            f' {[sorted(t) for t in available]}.'
+        )
+    names = spec.get_signature_names()
+    if self._signature not in names:
+      raise gin_utils.config_error(
+          f'{self.key}.signature={self._signature!r}: {self.describe()} has'
+          f' signatures {sorted(names)}.'
+      )
+    outputs = spec.get_output_info_dict(signature=self._signature)
+    if self._output_key not in outputs:
+      raise gin_utils.config_error(
+          f'{self.key}.output_key={self._output_key!r}: signature'
+          f' {self._signature!r} of {self.describe()} has outputs'
+          f' {sorted(outputs)}.'
+      )
+    name = self._export_name
+    if name is not None and (
+        not isinstance(name, str) or not name or '/' in name or name == '.'
+    ):
+      raise gin_utils.config_error(
+          f'{self.key}.export_name must be a folder name (or None); got'
+          f' {name!r}.'
+      )
+
+  def input_info(self) -> Mapping[str, Any]:
+    """The signature's input infos (name -> ParsedTensorInfo)."""
+    return self.module_spec().get_input_info_dict(signature=self._signature)
+
+  def feature_map(self, feature_names: Sequence[str]) -> Mapping[str, str]:
+    """Maps each signature input to the feature feeding it.
+
+    Args:
+      feature_names: the keys of the features dict (or `[None]` when the
+        features are a single tensor).
+
+    Returns:
+      Signature input name -> feature key (None for a single tensor).
+
+    Raises:
+      ConfigError: an input has no feature (the message names
+        `feature_keys`).
+    """
+    inputs = sorted(self.input_info())
+    if self._feature_keys is not None:
+      result = {name: self._feature_keys.get(name) for name in inputs}
+    elif len(inputs) == 1 and len(feature_names) == 1:
+      result = {inputs[0]: feature_names[0]}
+    else:
+      result = {name: name for name in inputs}
+    missing = {k: v for k, v in result.items() if v not in feature_names}
+    if missing or (self._feature_keys is not None and None in result.values()):
+      raise gin_utils.config_error(
+          f'Features do not fit the module signature: {self.describe()}'
+          f' signature {self._signature!r} needs inputs {inputs}; the'
+          f' input_fn gives features {sorted(map(str, feature_names))};'
+          f' unmatched inputs {sorted(missing)}. Map them with'
+          f' {self.key}.feature_keys = {{"<input>": "<feature>"}}.'
+      )
+    return result
+
+  def check_features(self, feature_specs: Mapping[Any, tf.TypeSpec]) -> None:
+    """Checks that features (as TypeSpecs) fit the signature's inputs.
+
+    Args:
+      feature_specs: feature key -> TypeSpec of the batched feature; the key
+        None stands for features given as a single tensor.
+
+    Raises:
+      ConfigError: an input is missing or has the wrong dtype or shape.
+    """
+    mapping = self.feature_map(list(feature_specs))
+    info = self.input_info()
+    problems = []
+    for name, feature in sorted(mapping.items(), key=lambda kv: kv[0]):
+      want, got = info[name], feature_specs[feature]
+      want_sparse = bool(getattr(want, 'is_sparse', False))
+      got_sparse = isinstance(got, tf.SparseTensorSpec)
+      shape_ok = want.get_shape().is_compatible_with(got.shape)
+      if want.dtype != got.dtype or want_sparse != got_sparse or not shape_ok:
+        problems.append(
+            f'input {name!r} wants {"sparse " if want_sparse else ""}'
+            f'{want.dtype.name}{want.get_shape()} but feature {feature!r} is'
+            f' {"sparse " if got_sparse else ""}{got.dtype.name}{got.shape}'
+        )
+    if problems:
+      raise gin_utils.config_error(
+          'Features do not fit the module signature'
+          f' {self._signature!r} of {self.describe()}: ' + '; '.join(problems)
+      )
+
+  def instantiate(self, mode: str) -> Any:
+    """Creates the module in the current graph and registers it for export."""
+    module = hub.Module(
+        self.module_spec(),
+        trainable=self._trainable,
+        tags=self.tags(mode),
+        name=self._name,
+    )
+    if self._export_name is not None:
+      export_lib.register_module_for_export(module, self._export_name)
+    return module
+
+  def apply(self, module: Any, features: Any) -> tf.Tensor:
+    """Applies the signature to `features`; returns the chosen output."""
+    if isinstance(features, Mapping):
+      mapping = self.feature_map(list(features))
+      inputs = {name: features[key] for name, key in mapping.items()}
+    else:
+      mapping = self.feature_map([None])
+      inputs = {name: features for name in mapping}
+    outputs = module(inputs, signature=self._signature, as_dict=True)
+    return outputs[self._output_key]
+
+  def serving_input_fn(self):
+    """Returns a serving_input_fn with one placeholder per signature input.
+
+    The features carry the names the model_fn reads (via `feature_keys`).
+    """
+
+    def serving_input_fn():
+      info = self.input_info()
+      names = list(self._feature_keys.values()) if self._feature_keys else []
+      mapping = self.feature_map(names or sorted(info))
+      features = {}
+      for name, feature in mapping.items():
+        spec = info[name]
+        if getattr(spec, 'is_sparse', False):
+          features[feature] = tf.compat.v1.sparse_placeholder(
+              spec.dtype, spec.get_shape(), name=feature
+          )
+        else:
+          features[feature] = tf.compat.v1.placeholder(
+              spec.dtype, spec.get_shape(), name=feature
+          )
+      return tf.estimator.export.ServingInputReceiver(features, features)
+
+    return serving_input_fn
+
+
+@gin.configurable
+class ModuleFnSource(ModuleSource):
+  """A module built from a module_fn (the publishing case)."""
+
+  def __init__(
+      self,
+      module_fn=gin.REQUIRED,
+      trainable: bool = True,
+      export_name: Optional[str] = 'module',
+      signature: str = 'default',
+      output_key: str = 'default',
+      feature_keys: Optional[Mapping[str, str]] = None,
+      train_tags: Optional[Sequence[str]] = None,
+      tags_and_args=module_fns.TAGS_AND_ARGS,
+      drop_collections: Optional[Sequence[str]] = None,
+      name: str = 'module',
+  ):
+    """Creates the source.
+
+    Args:
+      module_fn: the module_fn, e.g. `@mlp()` (an evaluated reference to a
+        factory of `hub_estimator.models.module_fns`).
+      trainable: whether the module's variables train.
+      export_name: the folder name of this module in every export; None
+        means the module is not exported.
+      signature: the signature applied to the features.
+      output_key: the signature output fed to the head.
+      feature_keys: map from signature input name to feature key; None means
+        inputs and features share names (or there is one of each).
+      train_tags: the graph variant used in TRAIN mode; None means
+        `{"train"}` when trainable and present.
+      tags_and_args: the variants to build (`create_module_spec`).
+      drop_collections: collections to drop from the module graphs.
+      name: the module's variable scope in the model.
+    """
+    super().__init__(
+        trainable, export_name, signature, output_key, feature_keys,
+        train_tags, name,
+    )
+    if not callable(module_fn):
+      raise gin_utils.config_error(
+          f'ModuleFnSource.module_fn must be a module_fn (e.g. @mlp()); got'
+          f' {module_fn!r}.'
+      )
+    self._module_fn = module_fn
+    self._tags_and_args = [(set(t), dict(a)) for t, a in tags_and_args]
+    self._drop_collections = drop_collections
+
+  def describe(self) -> str:
+    fn = getattr(self._module_fn, '__qualname__', repr(self._module_fn))
+    return f'the module built by module_fn {fn}'
+
+  def _build_spec(self):
+    try:
+      return hub.create_module_spec(
+          self._module_fn,
+          tags_and_args=self._tags_and_args,
+          drop_collections=self._drop_collections,
+      )
+    except (ValueError, TypeError) as e:
+      raise gin_utils.config_error(
+          f'ModuleFnSource.module_fn: cannot build the module spec: {e}'
+      ) from e
+
+
+@gin.configurable
+class PathSource(ModuleSource):
+  """A TF1 Hub module directory on disk."""
+
+  def __init__(
+      self,
+      path: str = gin.REQUIRED,
+      trainable: bool = False,
+      export_name: Optional[str] = None,
+      signature: str = 'default',
+      output_key: str = 'default',
+      feature_keys: Optional[Mapping[str, str]] = None,
+      train_tags: Optional[Sequence[str]] = None,
+      name: str = 'module',
+  ):
+    """Creates the source.
+
+    Args:
+      path: the module directory (holding tfhub_module.pb).
+      trainable: whether to fine-tune the module's variables.
+      export_name: re-export the (fine-tuned) module under this name; None
+        means it is not exported.
+      signature: the signature applied to the features.
+      output_key: the signature output fed to the head.
+      feature_keys: map from signature input name to feature key; None means
+        inputs and features share names (or there is one of each).
+      train_tags: the graph variant used in TRAIN mode; None means
+        `{"train"}` when trainable and present, else the default variant.
+      name: the module's variable scope in the model.
+    """
+    super().__init__(
+        trainable, export_name, signature, output_key, feature_keys,
+        train_tags, name,
+    )
+    self._path = path
+
+  def describe(self) -> str:
+    return f'module {self.path()}'
+
+  def path(self) -> str:
+    return self._path
+
+  def _binding(self) -> str:
+    return f'PathSource.path={self._path!r}'
+
+  def _build_spec(self):
+    path = self.path()
+    marker = os.path.join(path, 'tfhub_module.pb')
+    if not tf.io.gfile.exists(marker):
+      what = 'does not exist' if not tf.io.gfile.exists(path) else (
+          'is not a TF1 Hub module (no tfhub_module.pb)')
+      raise gin_utils.config_error(
+          f'{self._binding()}: {path} {what} (working directory'
+          f' {os.getcwd()}).'
+      )
+    try:
+      return hub.load_module_spec(path)
+    except Exception as e:  # pylint: disable=broad-except
+      raise gin_utils.config_error(
+          f'{self._binding()}: cannot load the module at {path}: {e}'
+      ) from e
+
+
+@gin.configurable
+class RunExportSource(PathSource):
+  """The newest export an exporter of another run published."""
+
+  def __init__(
+      self,
+      model_dir: str = gin.REQUIRED,
+      exporter_name: str = 'best',
+      module_name: Optional[str] = None,
+      trainable: bool = True,
+      export_name: Optional[str] = None,
+      signature: str = 'default',
+      output_key: str = 'default',
+      feature_keys: Optional[Mapping[str, str]] = None,
+      train_tags: Optional[Sequence[str]] = None,
+      name: str = 'module',
+  ):
+    """Creates the source.
+
+    Args:
+      model_dir: the publishing run's model_dir.
+      exporter_name: the exporter whose folder (`model_dir/export/<name>`) to
+        read, e.g. `best` or `latest`; its newest version is used (for a best
+        exporter that keeps one version, the best).
+      module_name: the module folder inside the version; None means the only
+        one there.
+      trainable: whether to fine-tune the module's variables.
+      export_name: re-export the (fine-tuned) module under this name; None
+        means it is not exported.
+      signature: the signature applied to the features.
+      output_key: the signature output fed to the head.
+      feature_keys: map from signature input name to feature key; None means
+        inputs and features share names (or there is one of each).
+      train_tags: the graph variant used in TRAIN mode; None means
+        `{"train"}` when trainable and present, else the default variant.
+      name: the module's variable scope in the model.
+    """
+    super().__init__(
+        None, trainable, export_name, signature, output_key, feature_keys,
+        train_tags, name,
+    )
+    self._model_dir = model_dir
+    self._exporter_name = exporter_name
+    self._module_name = module_name
+    self._resolved = None
+
+  def _binding(self) -> str:
+    return (
+        f'RunExportSource.model_dir={self._model_dir!r},'
+        f' RunExportSource.exporter_name={self._exporter_name!r}'
+    )
+
+  def path(self) -> str:
+    """Resolves (once) and returns the module directory."""
+    if self._resolved is None:
+      self._resolved = self._resolve()
+    return self._resolved
+
+  def _resolve(self) -> str:
+    base = os.path.join(self._model_dir, 'export', self._exporter_name)
+    if not tf.io.gfile.isdir(base):
+      raise gin_utils.config_error(
+          f'{self._binding()}: no export folder {base} (working directory'
+          f' {os.getcwd()}). Run the publishing experiment first.'
+      )
+    versions = sorted(
+        (n.rstrip('/') for n in tf.io.gfile.listdir(base)),
+        key=lambda n: int(n) if n.isdigit() else -1,
+    )
+    versions = [v for v in versions if v.isdigit() and len(v) == 10]
+    if not versions:
+      raise gin_utils.config_error(
+          f'{self._binding()}: {base} holds no published version yet.'
+      )
+    version_dir = os.path.join(base, versions[-1])
+    modules = sorted(
+        n.rstrip('/')
+        for n in tf.io.gfile.listdir(version_dir)
+        if tf.io.gfile.isdir(os.path.join(version_dir, n.rstrip('/')))
+    )
+    if self._module_name is not None:
+      if self._module_name not in modules:
+        raise gin_utils.config_error(
+            f'RunExportSource.module_name={self._module_name!r}: not in'
+            f' {version_dir}; it holds {modules}.'
+        )
+      return os.path.join(version_dir, self._module_name)
+    if len(modules) != 1:
+      raise gin_utils.config_error(
+          f'{self._binding()}: {version_dir} holds modules {modules}; choose'
+          ' one with RunExportSource.module_name.'
+      )
+    return os.path.join(version_dir, modules[0])

@@ -1,0 +1,537 @@
+"""Runs a gin-configured experiment: Estimator, exporters, train_and_evaluate.
+
+`run()` builds the `Experiment` configured in gin, checks everything that can
+be checked before training (module source, features against the module
+signature, exporters), writes `model_dir/config.gin`, then trains and
+evaluates with `tf.estimator.train_and_evaluate` (which also handles the
+TF_CONFIG roles chief / worker / ps / evaluator) and returns a `RunResult`.
+"""
+
+import dataclasses
+import logging as pylogging
+import math
+import os
+import time
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+
+from absl import logging
+import gin
+import gin.tf
+import tensorflow as tf
+
+from hub_estimator import gin_utils
+from hub_estimator.consume import sources
+from hub_estimator.models import model_fn as model_fn_lib
+
+_v1 = tf.compat.v1
+_EVAL_REPORTER_NAME = 'eval_report'
+
+
+@gin.configurable
+@dataclasses.dataclass(frozen=True)
+class RunSettings:
+  """Checkpointing, logging and evaluation cadence of a run.
+
+  Attributes:
+    save_checkpoints_steps: checkpoint (and so evaluate and export) every N
+      steps; None means use `save_checkpoints_secs`.
+    save_checkpoints_secs: checkpoint every N seconds (when steps is None).
+    keep_checkpoint_max: checkpoints kept; 0 or None keeps all.
+    tf_random_seed: graph-level seed; None means nondeterministic.
+    save_summary_steps: TensorBoard train summaries every N steps.
+    log_every_n_steps: progress line (step, loss, steps/sec) every N steps.
+    eval_steps: batches per evaluation; None means until the eval input_fn
+      ends.
+    eval_throttle_secs: minimum seconds between evaluations; 0 evaluates at
+      every new checkpoint.
+  """
+
+  save_checkpoints_steps: Optional[int] = 500
+  save_checkpoints_secs: Optional[int] = None
+  keep_checkpoint_max: Optional[int] = 3
+  tf_random_seed: Optional[int] = 0
+  save_summary_steps: int = 100
+  log_every_n_steps: int = 100
+  eval_steps: Optional[int] = None
+  eval_throttle_secs: int = 0
+
+  def __post_init__(self):
+    def positive(name, allow_none):
+      value = getattr(self, name)
+      if value is None and allow_none:
+        return
+      if not isinstance(value, int) or value <= 0:
+        raise gin_utils.config_error(
+            f'RunSettings.{name} must be a positive integer'
+            f'{" or None" if allow_none else ""}; got {value!r}.'
+        )
+
+    if self.save_checkpoints_steps is not None and (
+        self.save_checkpoints_secs is not None
+    ):
+      raise gin_utils.config_error(
+          'Set only one of RunSettings.save_checkpoints_steps and'
+          ' RunSettings.save_checkpoints_secs; got'
+          f' {self.save_checkpoints_steps} and {self.save_checkpoints_secs}.'
+      )
+    if self.save_checkpoints_steps is None and (
+        self.save_checkpoints_secs is None
+    ):
+      raise gin_utils.config_error(
+          'One of RunSettings.save_checkpoints_steps and'
+          ' RunSettings.save_checkpoints_secs must be set (evaluation and'
+          ' export happen at checkpoints).'
+      )
+    positive('save_checkpoints_steps', True)
+    positive('save_checkpoints_secs', True)
+    positive('save_summary_steps', False)
+    positive('log_every_n_steps', False)
+    positive('eval_steps', True)
+    if self.eval_throttle_secs < 0:
+      raise gin_utils.config_error(
+          'RunSettings.eval_throttle_secs must be >= 0; got'
+          f' {self.eval_throttle_secs}.'
+      )
+
+
+@dataclasses.dataclass
+class RunResult:
+  """What a run produced.
+
+  Attributes:
+    model_dir: the run directory.
+    global_step: the final global step.
+    wall_time_secs: seconds spent in train_and_evaluate.
+    evaluations: the metrics of every evaluation, in order.
+    best_metric: the metric `best_value` refers to.
+    best_value: the best value of `best_metric` over the evaluations (None
+      if there was none).
+    best_step: the global step of that evaluation.
+    exports: exporter name -> published version folders, oldest first.
+  """
+
+  model_dir: str
+  global_step: int
+  wall_time_secs: float
+  evaluations: List[Dict[str, float]]
+  best_metric: str
+  best_value: Optional[float]
+  best_step: Optional[int]
+  exports: Dict[str, List[str]]
+
+  @property
+  def final_metrics(self) -> Dict[str, float]:
+    return self.evaluations[-1] if self.evaluations else {}
+
+  def summary(self) -> str:
+    """A few lines for a person: metrics, best metric, export folders."""
+    lines = [
+        f'Run finished: {self.global_step} steps in'
+        f' {self.wall_time_secs:.1f} s; model_dir {self.model_dir}'
+    ]
+    if self.final_metrics:
+      lines.append(f'Final evaluation: {_format_metrics(self.final_metrics)}')
+    if self.best_value is not None:
+      lines.append(
+          f'Best {self.best_metric}: {self.best_value:.4f} at step'
+          f' {self.best_step}'
+      )
+    if self.exports:
+      lines.append('Exports (newest version last):')
+      for name, versions in sorted(self.exports.items()):
+        modules = _list_dirs(versions[-1]) if versions else []
+        newest = versions[-1] if versions else '(none)'
+        lines.append(
+            f'  {name}: {len(versions)} version(s); newest {newest}'
+            f' modules {modules}'
+        )
+    else:
+      lines.append('Exports: none')
+    return '\n'.join(lines)
+
+
+def _format_metrics(metrics: Mapping[str, Any]) -> str:
+  keys = sorted(k for k in metrics if k != 'global_step')
+  return ', '.join(f'{k}={metrics[k]:.4f}' for k in keys)
+
+
+def _list_dirs(path: str) -> List[str]:
+  if not tf.io.gfile.isdir(path):
+    return []
+  return sorted(
+      n.rstrip('/')
+      for n in tf.io.gfile.listdir(path)
+      if tf.io.gfile.isdir(os.path.join(path, n.rstrip('/')))
+  )
+
+
+def list_exports(model_dir: str) -> Dict[str, List[str]]:
+  """Returns exporter name -> published version folders (oldest first)."""
+  base = os.path.join(model_dir, 'export')
+  result = {}
+  for name in _list_dirs(base):
+    versions = [
+        v for v in _list_dirs(os.path.join(base, name))
+        if v.isdigit() and len(v) == 10
+    ]
+    result[name] = [
+        os.path.join(base, name, v) for v in sorted(versions, key=int)
+    ]
+  return result
+
+
+class ProgressHook(tf.estimator.SessionRunHook):
+  """Logs step, loss and steps/sec every N steps while training."""
+
+  def __init__(self, every_n_steps: int, max_steps: int):
+    """Creates the hook.
+
+    Args:
+      every_n_steps: log every this many global steps.
+      max_steps: the training target, shown as `step/max_steps`.
+    """
+    self._every_n_steps = every_n_steps
+    self._max_steps = max_steps
+    self._fetches = None
+    self._last = None
+
+  def begin(self):
+    losses = _v1.get_collection(model_fn_lib.TOTAL_LOSS_COLLECTION)
+    self._fetches = {'step': _v1.train.get_global_step()}
+    if losses:
+      self._fetches['loss'] = losses[0]
+
+  def after_create_session(self, session, coord):
+    del coord
+    self._last = (session.run(self._fetches['step']), time.time())
+
+  def before_run(self, run_context):
+    del run_context
+    return tf.estimator.SessionRunArgs(self._fetches)
+
+  def after_run(self, run_context, run_values):
+    del run_context
+    step = int(run_values.results['step']) + 1
+    last_step, last_time = self._last
+    if step - last_step < self._every_n_steps and step < self._max_steps:
+      return
+    now = time.time()
+    rate = (step - last_step) / max(now - last_time, 1e-9)
+    loss = run_values.results.get('loss')
+    loss_str = f'{loss:.4f}' if loss is not None else 'n/a'
+    logging.info(
+        'step %d/%d  loss %s  %.1f steps/sec', step, self._max_steps,
+        loss_str, rate,
+    )
+    self._last = (step, now)
+
+
+class _EvalReporter(tf.estimator.Exporter):
+  """Runs after the real exporters: logs metrics and what was exported.
+
+  It writes nothing under `export/`; it records each evaluation for the final
+  summary and writes an `exports` text summary for TensorBoard.
+  """
+
+  def __init__(self, model_dir: str):
+    self._model_dir = model_dir
+    self.evaluations = []
+
+  @property
+  def name(self):
+    return _EVAL_REPORTER_NAME
+
+  def export(self, estimator, export_path, checkpoint_path, eval_result,
+             is_the_final_export):
+    del estimator, export_path, checkpoint_path, is_the_final_export
+    metrics = {}
+    for key, value in (eval_result or {}).items():
+      try:
+        metrics[key] = float(value)
+      except (TypeError, ValueError):
+        continue
+    self.evaluations.append(metrics)
+    step = int(metrics.get('global_step', 0))
+    exports = list_exports(self._model_dir)
+    newest = {n: os.path.basename(v[-1]) for n, v in exports.items() if v}
+    logging.info(
+        'eval at step %d: %s; exports %s', step, _format_metrics(metrics),
+        newest or 'none',
+    )
+    text = '\n'.join(
+        f'* {name}: {len(v)} version(s), newest `{v[-1]}`'
+        for name, v in sorted(exports.items()) if v
+    ) or 'no exports'
+    _write_export_summary(
+        os.path.join(self._model_dir, 'export'), step, text,
+        {name: len(v) for name, v in exports.items()},
+    )
+    return None
+
+
+def _write_export_summary(
+    log_dir: str, step: int, text: str, counts: Mapping[str, int]
+) -> None:
+  """Writes the export listing (text) and version counts for TensorBoard."""
+  values = [
+      _v1.Summary.Value(
+          tag='exports',
+          metadata=_v1.SummaryMetadata(
+              plugin_data=_v1.SummaryMetadata.PluginData(plugin_name='text')
+          ),
+          tensor=tf.make_tensor_proto(text),
+      )
+  ]
+  for name, count in sorted(counts.items()):
+    values.append(
+        _v1.Summary.Value(tag=f'exports/{name}', simple_value=float(count))
+    )
+  # A graph context, because FileWriter refuses eager mode.
+  with tf.Graph().as_default():
+    writer = _v1.summary.FileWriter(log_dir)
+    writer.add_summary(_v1.Summary(value=values), step)
+    writer.close()
+
+
+def _feature_specs(input_fn: Callable[[], Any], key: str) -> Dict[Any, Any]:
+  """Builds `input_fn` in a scratch graph; returns feature key -> TypeSpec."""
+  with tf.Graph().as_default():
+    try:
+      result = input_fn()
+    except Exception as e:  # pylint: disable=broad-except
+      raise gin_utils.config_error(f'{key} failed to build: {e}') from e
+    if isinstance(result, tf.data.Dataset):
+      spec = result.element_spec
+    else:
+      spec = tf.nest.map_structure(tf.type_spec_from_value, result)
+  features = spec[0] if isinstance(spec, tuple) else spec
+  if isinstance(features, Mapping):
+    return dict(features)
+  return {None: features}
+
+
+@gin.configurable
+class Experiment:
+  """One training run, entirely described by gin."""
+
+  def __init__(
+      self,
+      model_dir: Optional[str] = None,
+      train_steps: Optional[int] = None,
+      module_source: Optional[sources.ModuleSource] = None,
+      train_input_fn: Optional[Callable[[], Any]] = None,
+      eval_input_fn: Optional[Callable[[], Any]] = None,
+      model_fn_factory: Callable[..., Any] = model_fn_lib.make_model_fn,
+      exporter_fns: Sequence[Callable[..., Any]] = (),
+      settings: Optional[RunSettings] = None,
+      best_metric: str = 'loss',
+      best_metric_mode: str = 'min',
+  ):
+    """Creates the experiment; nothing runs yet.
+
+    Args:
+      model_dir: run directory (checkpoints, summaries, export/); bind it to
+        the `MODEL_DIR` macro.
+      train_steps: global step to train to; bind it to `TRAIN_STEPS`.
+      module_source: where the module comes from, e.g. `@ModuleFnSource()`.
+      train_input_fn: training input_fn, e.g. `@train/digits_input()`.
+      eval_input_fn: evaluation input_fn, e.g. `@eval/digits_input()`.
+      model_fn_factory: called as `model_fn_factory(module_source=...)`,
+        returns the model_fn (default `make_model_fn`, configured in gin).
+      exporter_fns: exporter classes or factories, each called with
+        `serving_input_fn=` (derived from the module signature), e.g.
+        `[@best/BestModuleExporter, @latest/LatestModuleExporter]` with their
+        `name` bound per scope. Empty means no exports.
+      settings: checkpoint / logging / eval cadence; None means
+        `RunSettings()` defaults.
+      best_metric: the evaluation metric the final summary reports the best
+        value of.
+      best_metric_mode: `min` or `max`: which values of `best_metric` are
+        better.
+    """
+    missing = [
+        k for k, v in (
+            ('model_dir', model_dir), ('train_steps', train_steps),
+            ('module_source', module_source),
+            ('train_input_fn', train_input_fn),
+            ('eval_input_fn', eval_input_fn),
+        ) if v is None
+    ]
+    if missing:
+      raise gin_utils.config_error(
+          'Experiment needs '
+          + ', '.join(f'Experiment.{k}' for k in missing)
+          + ' to be bound (MODEL_DIR and TRAIN_STEPS are macros).'
+      )
+    if not isinstance(train_steps, int) or train_steps <= 0:
+      raise gin_utils.config_error(
+          'Experiment.train_steps (macro TRAIN_STEPS) must be a positive'
+          f' integer; got {train_steps!r}.'
+      )
+    if not isinstance(model_dir, str) or not model_dir:
+      raise gin_utils.config_error(
+          'Experiment.model_dir (macro MODEL_DIR) must be a non-empty path;'
+          f' got {model_dir!r}.'
+      )
+    if best_metric_mode not in ('min', 'max'):
+      raise gin_utils.config_error(
+          "Experiment.best_metric_mode must be 'min' or 'max'; got"
+          f' {best_metric_mode!r}.'
+      )
+    self.model_dir = model_dir
+    self.train_steps = train_steps
+    self.module_source = module_source
+    self.train_input_fn = train_input_fn
+    self.eval_input_fn = eval_input_fn
+    self.settings = settings or RunSettings()
+    self.best_metric = best_metric
+    self.best_metric_mode = best_metric_mode
+    self._model_fn_factory = model_fn_factory
+    self._exporter_fns = list(exporter_fns)
+    self.model_fn = None
+    self.exporters = None
+
+  def prepare(self) -> None:
+    """Checks everything that can fail before training and builds the parts.
+
+    Raises:
+      ConfigError: naming the gin binding at fault.
+    """
+    self.module_source.check()
+    for key, input_fn in (
+        ('Experiment.train_input_fn', self.train_input_fn),
+        ('Experiment.eval_input_fn', self.eval_input_fn),
+    ):
+      try:
+        self.module_source.check_features(_feature_specs(input_fn, key))
+      except gin_utils.ConfigError as e:
+        raise gin_utils.ConfigError(f'{key}: {e}') from e
+    self.model_fn = self._model_fn_factory(module_source=self.module_source)
+    serving_input_fn = self.module_source.serving_input_fn()
+    self.exporters = []
+    for fn in self._exporter_fns:
+      try:
+        self.exporters.append(fn(serving_input_fn=serving_input_fn))
+      except (TypeError, ValueError) as e:
+        raise gin_utils.config_error(
+            f'Experiment.exporter_fns: cannot create exporter {fn!r}: {e}'
+        ) from e
+    names = [e.name for e in self.exporters]
+    if len(set(names)) != len(names) or _EVAL_REPORTER_NAME in names:
+      raise gin_utils.config_error(
+          f'Experiment.exporter_fns: exporter names must be unique (and not'
+          f' {_EVAL_REPORTER_NAME!r}); got {names}. Bind `name` per scope,'
+          " e.g. best/BestModuleExporter.name = 'best'."
+      )
+
+  def run_config(self) -> tf.estimator.RunConfig:
+    s = self.settings
+    return tf.estimator.RunConfig(
+        model_dir=self.model_dir,
+        tf_random_seed=s.tf_random_seed,
+        save_summary_steps=s.save_summary_steps,
+        save_checkpoints_steps=s.save_checkpoints_steps,
+        save_checkpoints_secs=s.save_checkpoints_secs,
+        keep_checkpoint_max=s.keep_checkpoint_max,
+        log_step_count_steps=s.log_every_n_steps,
+    )
+
+  def train_and_evaluate(self) -> RunResult:
+    """Trains and evaluates (exporting at each evaluation); returns results."""
+    if self.model_fn is None:
+      self.prepare()
+    config = self.run_config()
+    if config.is_chief:
+      path = gin_utils.write_config(self.model_dir)
+      logging.info('Wrote %s', path)
+    estimator = tf.estimator.Estimator(model_fn=self.model_fn, config=config)
+    hooks = [ProgressHook(self.settings.log_every_n_steps, self.train_steps)]
+    if config.is_chief:
+      hooks.append(gin.tf.GinConfigSaverHook(self.model_dir))
+    reporter = _EvalReporter(self.model_dir)
+    train_spec = tf.estimator.TrainSpec(
+        self.train_input_fn, max_steps=self.train_steps, hooks=hooks
+    )
+    eval_spec = tf.estimator.EvalSpec(
+        self.eval_input_fn,
+        steps=self.settings.eval_steps,
+        exporters=self.exporters + [reporter],
+        start_delay_secs=0,
+        throttle_secs=self.settings.eval_throttle_secs,
+    )
+    logging.info(
+        'Training %s to step %d in %s; exporters %s',
+        self.module_source.describe(), self.train_steps, self.model_dir,
+        [e.name for e in self.exporters],
+    )
+    start = time.time()
+    tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)
+    wall = time.time() - start
+    result = self._result(estimator, reporter.evaluations, wall)
+    logging.info('%s', result.summary())
+    return result
+
+  def _result(self, estimator, evaluations, wall) -> RunResult:
+    step = 0
+    checkpoint = estimator.latest_checkpoint()
+    if checkpoint:
+      step = int(tf.train.load_variable(checkpoint, 'global_step'))
+    best_value = best_step = None
+    for metrics in evaluations:
+      value = metrics.get(self.best_metric)
+      if value is None or math.isnan(value):
+        continue
+      better = best_value is None or (
+          value < best_value if self.best_metric_mode == 'min'
+          else value > best_value
+      )
+      if better:
+        best_value, best_step = value, int(metrics.get('global_step', 0))
+    exports = {
+        k: v for k, v in list_exports(self.model_dir).items()
+        if k != _EVAL_REPORTER_NAME
+    }
+    return RunResult(
+        model_dir=self.model_dir,
+        global_step=step,
+        wall_time_secs=wall,
+        evaluations=evaluations,
+        best_metric=self.best_metric,
+        best_value=best_value,
+        best_step=best_step,
+        exports=exports,
+    )
+
+
+class _DropDeprecations(pylogging.Filter):
+
+  def filter(self, record):
+    return 'is deprecated and will be removed' not in record.getMessage()
+
+
+def quiet_tensorflow_deprecations() -> None:
+  """Drops TensorFlow's deprecation warnings (estimator APIs are all marked
+  deprecated in TF 2.15), keeping its other warnings."""
+  logger = tf.get_logger()
+  if not any(isinstance(f, _DropDeprecations) for f in logger.filters):
+    logger.addFilter(_DropDeprecations())
+
+
+def run() -> RunResult:
+  """Builds the gin-configured `Experiment`, checks it, trains, evaluates.
+
+  Returns:
+    The RunResult (its `summary()` is also logged).
+
+  Raises:
+    ConfigError: the configuration is unusable; raised before training with
+      a message naming the gin binding (and the files and bindings parsed).
+  """
+  try:
+    experiment = Experiment()
+    experiment.prepare()
+  except gin_utils.ConfigError:
+    raise
+  except (ValueError, TypeError) as e:
+    raise gin_utils.config_error(f'Bad configuration: {e}') from e
+  return experiment.train_and_evaluate()

@@ -1,0 +1,1 @@
+"""Thin absl entry points; the library (hub_estimator) does the work."""

@@ -1,0 +1,46 @@
+r"""Trains a gin-configured experiment and leaves hub modules behind.
+
+  python -m trainers.train --gin_file=gin/experiments/digits_mlp.gin \
+      --gin_param="MODEL_DIR='runs/digits_mlp'" --gin_param="TRAIN_STEPS=50"
+
+--gin_file repeats (later files win); --gin_param (alias --gin_bindings)
+repeats and is applied after the files. Gin files and their includes resolve
+against the repository root whatever the working directory.
+"""
+
+import sys
+
+from absl import app
+from absl import flags
+
+from hub_estimator import experiment
+from hub_estimator import gin_utils
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  flag_values = flags.FLAGS
+  try:
+    gin_utils.parse(flag_values.gin_file, flag_values.gin_param)
+    experiment.quiet_tensorflow_deprecations()
+    experiment.run()
+  except gin_utils.ConfigError as e:
+    sys.exit(f'trainers.train: configuration error, nothing trained.\n{e}')
+
+
+def define_flags():
+  """Defines the flags (only when run as a program)."""
+  flags.DEFINE_multi_string(
+      'gin_file', None, 'Gin config file; repeat for more (later files win).'
+  )
+  flags.DEFINE_multi_string(
+      'gin_param', [], 'Gin binding such as "TRAIN_STEPS=50"; repeatable.'
+  )
+  flags.DEFINE_alias('gin_bindings', 'gin_param')
+  flags.mark_flag_as_required('gin_file')
+
+
+if __name__ == '__main__':
+  define_flags()
+  app.run(main)
