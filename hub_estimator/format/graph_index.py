@@ -1,7 +1,6 @@
 """An index over one graph variant of a module, used to import only what a call needs."""
 
 import tensorflow as tf
-from tensorflow.core.framework import types_pb2
 from tensorflow.core.framework import variable_pb2
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow.python.framework import op_def_registry
@@ -100,36 +99,49 @@ class GraphIndex:
       keep = self.closure(seeds)
     else:
       keep = set(self.nodes)
-    meta_graph = self.subgraph(keep, keys)
+    meta_graph, _ = self.subgraph(keep, keys)
     self._state_meta_graphs[trainable] = meta_graph
     return meta_graph
 
-  def subgraph(self, keep, collection_keys, placeholders=None):
+  def subgraph(self, keep, collection_keys, dropped=()):
     """Returns a MetaGraphDef with the nodes in `keep` and the named collections.
 
     Args:
       keep: names of the nodes to keep.
       collection_keys: collections to keep, each filtered to kept nodes.
-      placeholders: dict from node name to the DataType of a Placeholder that
-        replaces the node (its output is fed through an input map).
+      dropped: names of kept nodes to leave out after all, because their outputs
+        are fed through an input map.
+
+    Returns:
+      (meta_graph, colocation_refs): colocation_refs maps each node whose
+      colocation constraints named a dropped node to those dropped names (the
+      constraints are removed from the node; the caller re-points them).
     """
-    placeholders = placeholders or {}
+    dropped = set(dropped)
     source = self.meta_graph
     result = meta_graph_pb2.MetaGraphDef()
     result.meta_info_def.CopyFrom(source.meta_info_def)
     result.graph_def.versions.CopyFrom(source.graph_def.versions)
     if source.graph_def.HasField("library"):
       result.graph_def.library.CopyFrom(source.graph_def.library)
+    colocation_refs = {}
     for node in source.graph_def.node:
-      if node.name not in keep:
+      if node.name not in keep or node.name in dropped:
         continue
-      if node.name in placeholders:
-        placeholder = result.graph_def.node.add(name=node.name, op="Placeholder")
-        placeholder.attr["dtype"].type = placeholders[node.name]
-        if "_class" in node.attr:
-          placeholder.attr["_class"].CopyFrom(node.attr["_class"])
-      else:
-        result.graph_def.node.add().CopyFrom(node)
+      new_node = result.graph_def.node.add()
+      new_node.CopyFrom(node)
+      if "_class" not in node.attr:
+        continue
+      groups = list(node.attr["_class"].list.s)
+      targets = [g[len(b"loc:@"):].decode("utf-8") for g in groups]
+      refs = [t for t in targets if t in dropped]
+      if refs:
+        colocation_refs[node.name] = refs
+        remaining = [g for g, t in zip(groups, targets) if t not in dropped]
+        if remaining:
+          new_node.attr["_class"].list.s[:] = remaining
+        else:
+          del new_node.attr["_class"]
     for key in collection_keys:
       if key not in source.collection_def:
         continue
@@ -150,7 +162,4 @@ class GraphIndex:
           result.collection_def[key].bytes_list.value.extend(kept)
       else:
         result.collection_def[key].CopyFrom(collection)
-    return result
-
-
-RESOURCE_DTYPE = types_pb2.DT_RESOURCE
+    return result, colocation_refs

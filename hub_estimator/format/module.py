@@ -213,14 +213,12 @@ class Module:
     feed_ops = {}
     for tensor_name in feed:
       feed_ops.setdefault(graph_index_lib.op_name(tensor_name), []).append(tensor_name)
-    stops = {}
+    stops = set(self._index.state_ops)
     for name, tensor_names in feed_ops.items():
       node = index.nodes.get(name)
       if node is not None and (node.op in _PLACEHOLDER_OPS or
                                tensor_names == [name + ":0"] and _has_one_output(node)):
-        stops[name] = feed[tensor_names[0]].dtype.as_datatype_enum
-    for name in index.state_ops:
-      stops[name] = graph_index_lib.RESOURCE_DTYPE
+        stops.add(name)
     seeds = [graph_index_lib.op_name(n) for info in output_infos.values()
              for n in info.component_names()]
     collection_keys = list(_APPLY_COLLECTIONS)
@@ -228,19 +226,23 @@ class Module:
       collection_keys.append(_GraphKeys.UPDATE_OPS)
       seeds += self._runnable_update_ops(stops)
     keep = index.closure(seeds, stops) if index.prunable else set(index.nodes)
-    placeholders = {name: dtype for name, dtype in stops.items() if name in keep}
-    apply_meta_graph = index.subgraph(keep, collection_keys, placeholders)
+    dropped = stops & keep
+    apply_meta_graph, colocation_refs = index.subgraph(keep, collection_keys, dropped)
     if index.prunable:
       for key in (_GraphKeys.COND_CONTEXT, _GraphKeys.WHILE_CONTEXT):
         apply_meta_graph.collection_def.pop(key, None)
 
+    referenced = {graph_index_lib.op_name(i) for node in apply_meta_graph.graph_def.node
+                  for i in node.input}
     input_map = {}
     for tensor_name, tensor in feed.items():
-      if graph_index_lib.op_name(tensor_name) in keep:
+      if graph_index_lib.op_name(tensor_name) in referenced:
         input_map[tensor_name] = tensor
-    for name, tensor in self._state_tensors.items():
-      if name in keep:
-        input_map[name + ":0"] = tensor
+    for name in dropped & referenced:
+      if name in self._state_tensors:
+        input_map[name + ":0"] = self._state_tensors[name]
+    groups_by_name = {graph_index_lib.op_name(tensor_name): tensor.op.colocation_groups()
+                      for tensor_name, tensor in input_map.items()}
     context = self._graph._get_control_flow_context()  # pylint: disable=protected-access
     if context is not None:
       input_map = {k: context.AddValue(v) for k, v in input_map.items()}
@@ -252,7 +254,7 @@ class Module:
     with self._graph.name_scope(None):
       meta_graph_lib.import_scoped_meta_graph_with_return_elements(
           apply_meta_graph, import_scope=scope, input_map=input_map)
-    _fix_colocation(self._graph, apply_meta_graph.graph_def, scope, placeholders, input_map)
+    _colocate_with_fed_tensors(self._graph, scope, colocation_refs, groups_by_name)
 
     def get_tensor(tensor_name):
       if tensor_name in feed:
@@ -346,38 +348,27 @@ def _checkpoint_entries(variable_map):
   return entries
 
 
-def _fix_colocation(graph, graph_def, scope, replaced, input_map):
-  """Points colocation constraints on replaced nodes at the tensors fed for them."""
-  groups_by_name = {}
-  for tensor_name, tensor in input_map.items():
-    name = graph_index_lib.op_name(tensor_name)
-    if name in replaced:
-      groups_by_name[name] = tensor.op.colocation_groups()
-  if not groups_by_name:
-    return
-  prefix = "loc:@" + scope
-  for node in graph_def.node:
-    if "_class" not in node.attr or node.name in replaced:
+def _colocate_with_fed_tensors(graph, scope, colocation_refs, groups_by_name):
+  """Re-points colocation constraints on dropped nodes at the tensors fed for them.
+
+  An imported op that was colocated with, say, a variable of the module is
+  colocated with the instance's variable instead, and placed on its device.
+  """
+  for name, targets in colocation_refs.items():
+    op = graph.get_operation_by_name(scope + name)
+    try:
+      groups = list(op.get_attr("_class"))
+    except ValueError:
+      groups = []
+    for target in targets:
+      groups.extend(groups_by_name.get(target, []))
+    if not groups:
       continue
-    op = graph.get_operation_by_name(scope + node.name)
-    groups = op.get_attr("_class")
-    new_groups = []
-    changed = False
-    for group in groups:
-      text = group.decode("utf-8")
-      target = text[len(prefix):] if text.startswith(prefix) else None
-      if target in groups_by_name:
-        new_groups.extend(groups_by_name[target])
-        changed = True
-      else:
-        new_groups.append(group)
-    if not changed:
-      continue
-    new_groups = sorted(set(new_groups))
+    groups = sorted(set(groups))
     op._set_attr("_class", attr_value_pb2.AttrValue(  # pylint: disable=protected-access
-        list=attr_value_pb2.AttrValue.ListValue(s=new_groups)))
+        list=attr_value_pb2.AttrValue.ListValue(s=groups)))
     if not op.device:
-      for group in new_groups:
+      for group in groups:
         other = graph.get_operation_by_name(group.decode("utf-8")[len("loc:@"):])
         if other.device:
           op._set_device(other.device)  # pylint: disable=protected-access
