@@ -3,6 +3,10 @@
 A drop-in for tensorflow_hub's TF1 API: `import hub_estimator as hub`.
 """
 
+from hub_estimator.export import BestModuleExporter
+from hub_estimator.export import LatestModuleExporter
+from hub_estimator.export import PeriodicModuleExporter
+from hub_estimator.export import register_module_for_export
 from hub_estimator.format.module import eval_function_for_module
 from hub_estimator.format.module import Module
 from hub_estimator.format.protos import ImageModuleInfo
