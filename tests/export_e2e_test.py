@@ -271,6 +271,32 @@ class ExportEndToEndTest(tf.test.TestCase):
       self.assert_module_matches_checkpoint(
           os.path.join(path.decode(), "dense"), checkpoint)
 
+  def test_exports_modules_registered_with_tensorflow_hub(self):
+    ours = _estimator(self.model_dir)
+    ours.train(_input_fn(), max_steps=2)
+    spec = tfhub.create_module_spec(_tfhub_module_fn)
+
+    def tfhub_model_fn(features, labels, mode):
+      del labels
+      module = tfhub.Module(spec, trainable=True)
+      logits = module(features["x"])
+      tfhub.register_module_for_export(module, "dense")
+      return tf.estimator.EstimatorSpec(mode, predictions=logits)
+
+    # Same checkpoint, model_fn written against tensorflow_hub: its modules
+    # go through the general (session) path.
+    theirs = tf.estimator.Estimator(tfhub_model_fn, self.model_dir)
+    path = export.LatestModuleExporter("ours", _serving_input_fn).export(
+        theirs, os.path.join(self.model_dir, "export", "ours"))
+    self.assert_module_matches_checkpoint(
+        os.path.join(path.decode(), "dense"), ours.latest_checkpoint())
+
+
+def _tfhub_module_fn():
+  x = tf.compat.v1.placeholder(tf.float32, [None, 4])
+  hidden = tf.compat.v1.layers.dense(x, 3, name="dense")
+  tfhub.add_signature(inputs=x, outputs=hidden)
+
 
 def _child_main(command, model_dir):
   """The second process of the restart and SIGKILL tests."""

@@ -14,6 +14,7 @@ import tensorflow as tf
 from hub_estimator.export import core
 from hub_estimator.export import policies
 from hub_estimator.export import provenance
+from hub_estimator.export import registry
 from hub_estimator.export import retention
 from hub_estimator.export import writer as writer_lib
 from tensorflow.core.protobuf import saved_model_pb2
@@ -324,6 +325,14 @@ class FailureAndProvenanceTest(_PolicyTestCase):
     self.assertFalse(tf.io.gfile.exists(stale))
     self.assertLen(self.listing(), 1)
 
+  def test_stale_temp_folders_are_cleaned_even_without_export(self):
+    exporter = policies.BestModuleExporter("best", _serving_input_fn)
+    self.export(exporter, 1, {"loss": 1.0})
+    stale = os.path.join(self.base, "temp-deadbeef")
+    tf.io.gfile.makedirs(stale)
+    self.assertIsNone(self.export(exporter, 2, {"loss": 2.0}))
+    self.assertFalse(tf.io.gfile.exists(stale))
+
   def test_metadata(self):
     exporter = policies.BestModuleExporter("best", _serving_input_fn,
                                            metric="auc", mode="max")
@@ -379,6 +388,35 @@ class FailureAndProvenanceTest(_PolicyTestCase):
     self.assertEqual(attachment.key, "gin_operative_config")
     self.assertIn("BestModuleExporter.mode = 'max'",
                   wrappers_pb2.StringValue.FromString(attachment.value).value)
+
+
+class RegistryTest(tf.test.TestCase):
+
+  def test_register_and_duplicate_names(self):
+    with tf.Graph().as_default() as graph:
+      first, second = object(), object()
+      registry.register_module_for_export(first, "a")
+      registry.register_module_for_export(second, "b")
+      with self.assertRaisesRegex(ValueError, "already a module registered "
+                                  "to be exported as 'a'"):
+        registry.register_module_for_export(second, "a")
+      self.assertEqual(registry.get_registered_modules(graph),
+                       [("a", first), ("b", second)])
+      # Invisible to the string collection keys (never serialized).
+      self.assertEqual(graph.get_all_collection_keys(), [])
+
+  def test_rejects_names_that_are_not_folder_names(self):
+    with tf.Graph().as_default():
+      for bad in ("", "a/b", "..", None):
+        with self.assertRaisesRegex(ValueError, "export_name must be"):
+          registry.register_module_for_export(object(), bad)
+
+  def test_shares_tensorflow_hub_collection(self):
+    import tensorflow_hub as tfhub  # pylint: disable=g-import-not-at-top
+    with tf.Graph().as_default() as graph:
+      module = object()
+      tfhub.register_module_for_export(module, "m")
+      self.assertEqual(registry.get_registered_modules(graph), [("m", module)])
 
 
 class WriterAndRetentionTest(tf.test.TestCase):

@@ -144,6 +144,8 @@ class ModuleExporter(tf.estimator.Exporter):
     export_path = tf.compat.as_str_any(export_path)
     self._check_eval_result(eval_result)
     writer = writer_lib.ExportWriter(export_path, time_fn=_now)
+    # Before deciding, so leftovers of a crash go even if nothing is exported.
+    writer.clean_stale_temp_dirs()
     decision = self._decide(writer, checkpoint_path, eval_result,
                             is_the_final_export)
     if not decision.export:
@@ -160,7 +162,6 @@ class ModuleExporter(tf.estimator.Exporter):
 
     staging = None
     try:
-      writer.clean_stale_temp_dirs()
       staging = writer.new_staging_dir()
       module_dirs = core.write_modules(plan, checkpoint_path, staging)
       gin_text = provenance.operative_gin_config()

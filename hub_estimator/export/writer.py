@@ -61,10 +61,13 @@ class ExportWriter:
     return self._base_dir
 
   def _list(self) -> List[str]:
-    if not tf.io.gfile.isdir(self._base_dir):
+    try:
+      if not tf.io.gfile.isdir(self._base_dir):
+        return []
+      # gfile appends "/" to folder names on some file systems.
+      return [name.rstrip("/") for name in tf.io.gfile.listdir(self._base_dir)]
+    except tf.errors.NotFoundError:
       return []
-    # gfile appends "/" to folder names on some file systems.
-    return [name.rstrip("/") for name in tf.io.gfile.listdir(self._base_dir)]
 
   def versions(self) -> List[Version]:
     """Returns the published versions, oldest first."""
