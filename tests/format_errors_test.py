@@ -127,6 +127,20 @@ class BadModuleDirectoryTest(tf.test.TestCase):
     with self.assertRaisesRegex(hub.ModuleFormatError, "points outside assets_dir"):
       hub.load_module_spec(path)
 
+  def test_unknown_op(self):
+    path = self._copy("unknown_op")
+    saved_model_path = os.path.join(path, "saved_model.pb")
+    with open(saved_model_path, "rb") as f:
+      saved_model = saved_model_pb2.SavedModel.FromString(f.read())
+    node = saved_model.meta_graphs[0].graph_def.node.add(name="strange", op="NoSuchOpAnywhere")
+    del node.input[:]
+    with open(saved_model_path, "wb") as f:
+      f.write(saved_model.SerializeToString())
+    with tf.Graph().as_default():
+      with self.assertRaisesRegex(tf.errors.NotFoundError,
+                                  r"unknown_op uses ops .*\['NoSuchOpAnywhere'\]"):
+        hub.Module(path)
+
   def test_good_module_still_loads(self):
     with hub.eval_function_for_module(self.good) as f:
       self.assertAllClose(f(np.ones([1, 3], np.float32)), [[1, 1, 1]])

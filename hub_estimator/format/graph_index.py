@@ -26,8 +26,14 @@ class GraphIndex:
     self.nodes = {node.name: node for node in meta_graph.graph_def.node}
     self._inputs = {name: [op_name(i) for i in node.input]
                     for name, node in self.nodes.items()}
+    used_ops = {node.op for node in meta_graph.graph_def.node}
+    used_ops.update(node.op for function in meta_graph.graph_def.library.function
+                    for node in function.node_def)
+    self.missing_ops = sorted(op for op in used_ops if op_def_registry.get(op) is None)
     self.state_ops = [name for name, node in self.nodes.items()
                       if spec_lib.is_state_op(node.op)]
+    function_names = {f.signature.name for f in meta_graph.graph_def.library.function}
+    self.missing_ops = [op for op in self.missing_ops if op not in function_names]
     for name in self.state_ops:
       op_def = op_def_registry.get(self.nodes[name].op)
       if len(op_def.output_arg) != 1:

@@ -71,6 +71,13 @@ class Module:
     self._trainable = trainable
     self._graph = tf.compat.v1.get_default_graph()
     self._index = self._spec.graph_index(self._tags)
+    if self._index.missing_ops:
+      raise tf.errors.NotFoundError(
+          None, None, "Module %s uses ops that this TensorFlow does not have: %s. Load "
+          "the library that registers them (tf.load_op_library) or use the TensorFlow "
+          "version the module was made with (%s)." %
+          (self._spec.source, self._index.missing_ops,
+           self._index.meta_graph.meta_info_def.tensorflow_version or "unknown"))
     with tf.compat.v1.variable_scope(None, default_name=name) as variable_scope:
       name_scope = self._graph.get_name_scope()
     self._scope = variable_scope.name
