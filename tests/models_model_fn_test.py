@@ -1,0 +1,104 @@
+"""Tests for hub_estimator.models.model_fn.make_model_fn."""
+
+import inspect
+
+import numpy as np
+import tensorflow as tf
+
+from hub_estimator import export as export_lib
+from hub_estimator.consume import sources
+from hub_estimator.models import heads
+from hub_estimator.models import model_fn as model_fn_lib
+from hub_estimator.models import module_fns
+from hub_estimator.models import optimizers
+
+_v1 = tf.compat.v1
+_ModeKeys = tf.estimator.ModeKeys
+
+
+def _source(**kwargs):
+  return sources.ModuleFnSource(
+      module_fn=module_fns.mlp(
+          input_dim=4, units=[3], batch_norm=True, l2=0.5, dropout_rate=0.0
+      ),
+      export_name='body',
+      **kwargs,
+  )
+
+
+def _features():
+  return {'x': tf.constant(np.random.RandomState(0).rand(8, 4), tf.float32)}
+
+
+class MakeModelFnTest(tf.test.TestCase):
+
+  def test_returns_plain_model_fn(self):
+    model_fn = model_fn_lib.make_model_fn(
+        module_source=_source(), head=heads.ClassificationHead(num_classes=2)
+    )
+    self.assertEqual(
+        inspect.getfullargspec(model_fn).args,
+        ['features', 'labels', 'mode', 'config'],
+    )
+
+  def test_train_adds_regularization_and_runs_update_ops(self):
+    model_fn = model_fn_lib.make_model_fn(
+        module_source=_source(),
+        head=heads.ClassificationHead(num_classes=2),
+        optimizer_fn=optimizers.sgd,
+        hidden_units=[5],
+        gradient_clip_norm=1.0,
+    )
+    with tf.Graph().as_default():
+      labels = tf.constant([0, 1] * 4)
+      spec = model_fn(_features(), labels, _ModeKeys.TRAIN, None)
+      registered = export_lib.get_registered_modules()
+      regularization = _v1.losses.get_regularization_loss()
+      moving_mean = [
+          v for v in _v1.global_variables() if 'moving_mean' in v.name
+      ][0]
+      with _v1.Session() as session:
+        session.run(_v1.global_variables_initializer())
+        before = session.run(moving_mean)
+        reg_value = session.run(regularization)
+        session.run(spec.train_op)
+        after = session.run(moving_mean)
+    self.assertEqual([name for name, _ in registered], ['body'])
+    self.assertGreater(reg_value, 0)  # The module's L2 penalty is in the loss.
+    self.assertNotAllClose(before, after)  # Batch-norm update ran.
+
+  def test_eval_and_predict(self):
+    model_fn = model_fn_lib.make_model_fn(
+        module_source=_source(), head=heads.RegressionHead(label_dimension=2)
+    )
+    with tf.Graph().as_default():
+      spec = model_fn(
+          _features(), tf.zeros([8, 2]), _ModeKeys.EVAL, None
+      )
+      self.assertIn('root_mean_squared_error', spec.eval_metric_ops)
+    with tf.Graph().as_default():
+      spec = model_fn(_features(), None, _ModeKeys.PREDICT, None)
+      self.assertIn('serving_default', spec.export_outputs)
+      self.assertLen(export_lib.get_registered_modules(), 1)
+
+  def test_frozen_module_keeps_its_variables(self):
+    model_fn = model_fn_lib.make_model_fn(
+        module_source=_source(trainable=False),
+        head=heads.ClassificationHead(num_classes=2),
+    )
+    with tf.Graph().as_default():
+      model_fn(_features(), tf.constant([0] * 8), _ModeKeys.TRAIN, None)
+      trainable = [v.name for v in _v1.trainable_variables()]
+    self.assertTrue(all(name.startswith('head/') for name in trainable))
+
+  def test_bad_arguments_name_the_key(self):
+    with self.assertRaisesRegex(ValueError, 'make_model_fn.dropout_rate'):
+      model_fn_lib.make_model_fn(
+          module_source=_source(),
+          head=heads.ClassificationHead(num_classes=2),
+          dropout_rate=2.0,
+      )
+
+
+if __name__ == '__main__':
+  tf.test.main()
