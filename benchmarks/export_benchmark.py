@@ -46,6 +46,12 @@ SIZES = {
     "large": (39000, 1024, 32),
 }
 
+# size -> (denominator, ratio name, maximum of ours / denominator).
+TARGETS = {
+    "small": [("theirs", "ours/theirs", 0.5)],
+    "large": [("theirs", "ours/theirs", 1.0), ("floor", "ours/floor", 1.3)],
+}
+
 
 def make_module_fn(rows, width, hidden):
   """Returns a module_fn: embedding lookup + mean + dense layer."""
@@ -186,7 +192,10 @@ def main(argv):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--sizes", default="small,large")
   parser.add_argument("--repeats", type=int, default=5)
+  parser.add_argument("--check", action="store_true",
+                      help="exit with status 1 if a target is missed")
   args = parser.parse_args(argv)
+  missed = []
   tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.ERROR)
   workdir = tempfile.mkdtemp(prefix="export_benchmark_")
   try:
@@ -201,8 +210,17 @@ def main(argv):
             % (size, r["weights"], r["floor"], r["ours"], r["theirs"],
                r["floor_first"], r["ours_first"], r["theirs_first"],
                r["ours"] / r["theirs"], r["ours"] / r["floor"]), flush=True)
+      for what, _, target in TARGETS.get(size, ()):
+        value = r["ours"] / r[what]
+        ok = value <= target
+        print("  target %s: ours/%s = %.2f <= %.2f  %s"
+              % (size, what, value, target, "PASS" if ok else "MISS"))
+        if not ok:
+          missed.append((size, what))
   finally:
     shutil.rmtree(workdir, ignore_errors=True)
+  if args.check and missed:
+    sys.exit(1)
 
 
 if __name__ == "__main__":
