@@ -211,6 +211,15 @@ class ModuleCallTest(tf.test.TestCase):
       with self.assertRaisesRegex(ValueError, "Unknown module spec type"):
         hub.Module(42)
 
+  def test_taken_name_scope_is_an_error(self):
+    spec = hub.create_module_spec(_stateful_fn)
+    with tf.Graph().as_default():
+      with tf.compat.v1.name_scope("module"):
+        tf.constant(1.0)
+      with self.assertRaisesRegex(RuntimeError, "variable_scope module/ was unused but "
+                                  "the corresponding name_scope was already taken"):
+        hub.Module(spec)
+
   def test_wrong_graph_and_eager_mode(self):
     spec = hub.create_module_spec(_stateful_fn)
     with tf.Graph().as_default():
@@ -312,6 +321,38 @@ class ExportTest(tf.test.TestCase):
         with tf.compat.v1.Session() as other:
           with self.assertRaisesRegex(RuntimeError, "default graph differs"):
             module.export(path + "2", other)
+
+  def test_file_url_paths_and_relative_paths(self):
+    vocab = os.path.join(self.get_temp_dir(), "url_vocab.txt")
+    with open(vocab, "w") as f:
+      f.write("a\nb\n")
+
+    def module_fn():
+      words = tf.compat.v1.placeholder(tf.string, [None], name="words")
+      table = tf.compat.v1.lookup.StaticVocabularyTable(
+          tf.lookup.TextFileInitializer(
+              vocab, tf.string, tf.lookup.TextFileIndex.WHOLE_LINE, tf.int64,
+              tf.lookup.TextFileIndex.LINE_NUMBER), num_oov_buckets=1)
+      hub.add_signature(inputs=words, outputs=table.lookup(words))
+    url = "file://" + os.path.join(self.get_temp_dir(), "url_module")
+    with tf.Graph().as_default():
+      module = hub.Module(hub.create_module_spec(module_fn))
+      with tf.compat.v1.Session() as session:
+        module.export(url, session)
+    self.assertCountEqual(tf.io.gfile.listdir(url), ["assets", "saved_model.pb",
+                                                     "tfhub_module.pb", "variables"])
+    with tf.Graph().as_default():
+      out = hub.Module(url)(tf.constant(["b", "zzz"]))
+      self.assertAllEqual(_run(out), [1, 2])
+    cwd = os.getcwd()
+    os.chdir(self.get_temp_dir())
+    try:
+      spec = hub.load_module_spec("url_module")
+    finally:
+      os.chdir(cwd)
+    with tf.Graph().as_default():
+      out = hub.Module(spec)(tf.constant(["a"]))
+      self.assertAllEqual(_run(out), [0])
 
   def test_module_without_variables_gets_empty_variables_dir(self):
     def module_fn():

@@ -93,19 +93,26 @@ def read_saved_model(module_dir):
   return saved_model
 
 
+def _stays_inside(relative_name):
+  """True if a relative file name cannot leave the folder it is joined to."""
+  if not relative_name or os.path.isabs(relative_name) or "://" in relative_name:
+    return False
+  normalized = os.path.normpath(relative_name)
+  return normalized != ".." and not normalized.startswith(".." + os.sep)
+
+
 def _resolve_asset_paths(meta_graph, assets_dir, source):
   if SAVED_MODEL_ASSETS_KEY not in meta_graph.collection_def:
     return
-  assets_root = os.path.normpath(assets_dir)
   nodes = {node.name: node for node in meta_graph.graph_def.node}
   for any_proto in meta_graph.collection_def[SAVED_MODEL_ASSETS_KEY].any_list.value:
     asset = meta_graph_pb2.AssetFileDef()
     any_proto.Unpack(asset)
-    filename = os.path.normpath(os.path.join(assets_dir, asset.filename))
-    if not filename.startswith(assets_root + os.sep):
+    if not _stays_inside(asset.filename):
       raise ModuleFormatError(
           "Asset filename (%s) points outside assets_dir %r in %r." %
           (asset.filename, assets_dir, source))
+    filename = os.path.join(assets_dir, asset.filename)
     node = nodes.get(asset.tensor_info.name.split(":")[0])
     if node is None:
       raise ModuleFormatError("Asset tensor %r named in %r is not in the graph." %

@@ -1,7 +1,9 @@
 """Module specs: `create_module_spec`, `add_signature`, `attach_message`, `load_module_spec`."""
 
+import os
 import re
 
+from absl import logging
 import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow.core.protobuf import saved_model_pb2
@@ -73,6 +75,16 @@ def add_signature(name=None, inputs=None, outputs=None):
             "A tensor %s used as input %r of signature %r must not be subject to "
             "a tf.colocate_with(y) constraint (its colocation groups are %s)." %
             (component.name, key, name, groups))
+  multivalued = [
+      "%s=%r" % (key, component.name)
+      for key, value in sorted(inputs.items())
+      for component in tf.nest.flatten(value, expand_composites=True)
+      if len(component.op.outputs) > 1]
+  if multivalued:
+    logging.warning(
+        "Signature %r has inputs that come from ops with several outputs (%s); "
+        "applying the module may then fail to rewrite colocation constraints. Prefer "
+        "placeholders as signature inputs.", name, ", ".join(multivalued))
   graph = tf.compat.v1.get_default_graph()
   graph.add_to_collection(_SIGNATURES_KEY, (name, inputs, outputs))
 
@@ -205,6 +217,8 @@ def load_module_spec(path):
   if not isinstance(path, str):
     raise ValueError("load_module_spec() expects a module directory path, got %s." %
                      tensor_info_lib.type_name(path))
+  if "://" not in path:
+    path = os.path.abspath(path)  # graphs keep asset and checkpoint paths
   saved_model_io.read_module_def(path)
   saved_model = saved_model_io.read_saved_model(path)
   return ModuleSpec(saved_model, checkpoint_prefix=saved_model_io.variables_prefix(path),
