@@ -21,6 +21,22 @@ def _batch_norm_fn(training):
   hub.add_signature(inputs=x, outputs=y)
 
 
+def _write_vocab(folder, name, words):
+  path = os.path.join(folder, name)
+  with open(path, "w") as f:
+    f.write("".join(word + "\n" for word in words))
+  return path
+
+
+def _vocab_module_fn(vocab):
+  words = tf.compat.v1.placeholder(tf.string, [None], name="words")
+  table = tf.compat.v1.lookup.StaticVocabularyTable(
+      tf.lookup.TextFileInitializer(
+          vocab, tf.string, tf.lookup.TextFileIndex.WHOLE_LINE, tf.int64,
+          tf.lookup.TextFileIndex.LINE_NUMBER), num_oov_buckets=1)
+  hub.add_signature(inputs=words, outputs=table.lookup(words))
+
+
 def _run(fetches, initialize=True):
   with tf.compat.v1.Session() as session:
     if initialize:
@@ -139,18 +155,8 @@ class ModuleStateTest(tf.test.TestCase):
       self.assertAllClose(_run(out), values[[6, 0]])
 
   def test_table_and_asset_relocation(self):
-    vocab = os.path.join(self.get_temp_dir(), "tokens.txt")
-    with open(vocab, "w") as f:
-      f.write("cat\ndog\nbird\n")
-
-    def module_fn():
-      words = tf.compat.v1.placeholder(tf.string, [None], name="words")
-      table = tf.compat.v1.lookup.StaticVocabularyTable(
-          tf.lookup.TextFileInitializer(
-              vocab, tf.string, tf.lookup.TextFileIndex.WHOLE_LINE, tf.int64,
-              tf.lookup.TextFileIndex.LINE_NUMBER), num_oov_buckets=1)
-      hub.add_signature(inputs=words, outputs=table.lookup(words))
-    spec = hub.create_module_spec(module_fn)
+    vocab = _write_vocab(self.get_temp_dir(), "tokens.txt", ["cat", "dog", "bird"])
+    spec = hub.create_module_spec(_vocab_module_fn, [(set(), {"vocab": vocab})])
     path = os.path.join(self.get_temp_dir(), "table_module")
     with tf.Graph().as_default():
       module = hub.Module(spec)
@@ -323,20 +329,11 @@ class ExportTest(tf.test.TestCase):
             module.export(path + "2", other)
 
   def test_file_url_paths_and_relative_paths(self):
-    vocab = os.path.join(self.get_temp_dir(), "url_vocab.txt")
-    with open(vocab, "w") as f:
-      f.write("a\nb\n")
-
-    def module_fn():
-      words = tf.compat.v1.placeholder(tf.string, [None], name="words")
-      table = tf.compat.v1.lookup.StaticVocabularyTable(
-          tf.lookup.TextFileInitializer(
-              vocab, tf.string, tf.lookup.TextFileIndex.WHOLE_LINE, tf.int64,
-              tf.lookup.TextFileIndex.LINE_NUMBER), num_oov_buckets=1)
-      hub.add_signature(inputs=words, outputs=table.lookup(words))
+    vocab = _write_vocab(self.get_temp_dir(), "url_vocab.txt", ["a", "b"])
     url = "file://" + os.path.join(self.get_temp_dir(), "url_module")
     with tf.Graph().as_default():
-      module = hub.Module(hub.create_module_spec(module_fn))
+      module = hub.Module(hub.create_module_spec(_vocab_module_fn,
+                                                 [(set(), {"vocab": vocab})]))
       with tf.compat.v1.Session() as session:
         module.export(url, session)
     self.assertCountEqual(tf.io.gfile.listdir(url), ["assets", "saved_model.pb",
