@@ -20,6 +20,7 @@ import tensorflow_hub as tfhub
 
 import hub_estimator as hub
 from hub_estimator import export
+from hub_estimator.export import core
 from google.protobuf import wrappers_pb2
 
 _MODULE_FILES = ["assets", "saved_model.pb", "tfhub_module.pb", "variables"]
@@ -290,6 +291,71 @@ class ExportEndToEndTest(tf.test.TestCase):
         theirs, os.path.join(self.model_dir, "export", "ours"))
     self.assert_module_matches_checkpoint(
         os.path.join(path.decode(), "dense"), ours.latest_checkpoint())
+
+  def test_partitioned_variables_take_the_fast_path(self):
+    def module_fn():
+      ids = tf.compat.v1.placeholder(tf.int64, [None])
+      table = tf.compat.v1.get_variable(
+          "table", [6, 3],
+          partitioner=tf.compat.v1.fixed_size_partitioner(2))
+      hub.add_signature(inputs=ids,
+                        outputs=tf.nn.embedding_lookup(table, ids))
+
+    spec = hub.create_module_spec(module_fn)
+    predict_calls = []
+
+    def model_fn(features, labels, mode):
+      module = hub.Module(spec, trainable=True)
+      export.register_module_for_export(module, "table")
+      logits = module(features["id"])
+      if mode == tf.estimator.ModeKeys.PREDICT:
+        predict_calls.append(1)
+        return tf.estimator.EstimatorSpec(mode, predictions=logits)
+      loss = tf.compat.v1.losses.sparse_softmax_cross_entropy(labels, logits)
+      train_op = tf.compat.v1.train.GradientDescentOptimizer(1.0).minimize(
+          loss, tf.compat.v1.train.get_global_step())
+      return tf.estimator.EstimatorSpec(mode, loss=loss, train_op=train_op)
+
+    def input_fn():
+      return tf.data.Dataset.from_tensor_slices(
+          ({"id": np.arange(6, dtype=np.int64)},
+           np.arange(6, dtype=np.int32) % 3)).batch(6)
+
+    def serving_input_fn():
+      ids = tf.compat.v1.placeholder(tf.int64, [None])
+      return tf.estimator.export.ServingInputReceiver({"id": ids}, ids)
+
+    estimator = tf.estimator.Estimator(model_fn, self.model_dir)
+    estimator.train(input_fn, steps=2)
+    checkpoint = estimator.latest_checkpoint()
+    paths = [
+        exporter_cls(name, serving_input_fn, **kwargs).export(
+            estimator, os.path.join(self.model_dir, "export", name),
+            checkpoint, {"loss": 1.0, "global_step": 2}, True)
+        for exporter_cls, name, kwargs in [
+            (export.LatestModuleExporter, "latest", {}),
+            (export.BestModuleExporter, "best", {}),
+            (export.PeriodicModuleExporter, "periodic",
+             {"every_n_steps": 1})]]
+    # One PREDICT graph for the three exporters, and a plan on the fast path.
+    self.assertLen(predict_calls, 1)
+    plan = core.PLANS.get(estimator, serving_input_fn)
+    self.assertTrue(plan.modules[0].uses_fast_path)
+    self.assertEqual([e.slice_spec for e in plan.modules[0].entries],
+                     ["6 3 0,3:0,3", "6 3 3,3:0,3"])
+    expected = tf.train.load_variable(checkpoint, "module/table")
+    reader = tf.train.load_checkpoint(
+        os.path.join(paths[0].decode(), "table", "variables", "variables"))
+    self.assertAllEqual(reader.get_tensor("table"), expected)
+    for path in paths:
+      module_dir = os.path.join(path.decode(), "table")
+      for module_cls in (hub.Module, tfhub.Module):
+        with tf.Graph().as_default():
+          module = module_cls(module_dir)
+          lookup = module(tf.constant(np.arange(6, dtype=np.int64)))
+          with tf.compat.v1.Session() as session:
+            session.run(tf.compat.v1.global_variables_initializer())
+            self.assertAllEqual(session.run(lookup), expected)
 
 
 def _tfhub_module_fn():
