@@ -1,0 +1,164 @@
+"""Runs every shipped experiment a few steps; checks the modules they leave.
+
+The publisher -> consumer chain runs end to end: digits_mlp publishes, then
+digits_finetune fine-tunes the best export of that run under a new head.
+"""
+
+import glob
+import os
+
+from absl.testing import parameterized
+import gin
+import numpy as np
+import tensorflow as tf
+
+import hub_estimator as hub
+from hub_estimator import experiment
+from hub_estimator import gin_utils
+
+_v1 = tf.compat.v1
+
+# Shrinks any experiment: few steps, an evaluation (and export) every 3.
+_SMALL = [
+    'TRAIN_STEPS=6',
+    'RunSettings.save_checkpoints_steps=3',
+    'RunSettings.log_every_n_steps=3',
+]
+
+
+def run_experiment(gin_file, model_dir, bindings=()):
+  """Parses `gin_file` with small-run bindings and runs it."""
+  gin.clear_config()
+  try:
+    gin_utils.parse(
+        [gin_file], [f"MODEL_DIR='{model_dir}'"] + _SMALL + list(bindings)
+    )
+    return experiment.run()
+  finally:
+    gin.clear_config()
+
+
+def apply_module(path, inputs):
+  """Loads the module at `path`, applies it to `inputs`, returns numpy."""
+  with tf.Graph().as_default():
+    module = hub.Module(hub.load_module_spec(path))
+    out = module(inputs)
+    with _v1.Session() as session:
+      session.run([_v1.global_variables_initializer(), _v1.tables_initializer()])
+      return session.run(out)
+
+
+class PublisherConsumerTest(tf.test.TestCase):
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.publisher_dir = os.path.join(
+        tf.compat.v1.test.get_temp_dir(), 'publisher'
+    )
+    cls.publisher = run_experiment(
+        'gin/experiments/digits_mlp.gin',
+        cls.publisher_dir,
+        ['mlp.units=[16]'],
+    )
+
+  def test_publisher_leaves_best_and_latest_modules(self):
+    result = self.publisher
+    self.assertEqual(result.global_step, 6)
+    self.assertCountEqual(result.exports, ['best', 'latest'])
+    self.assertLen(result.evaluations, 2)
+    self.assertEqual(result.best_metric, 'accuracy')
+    self.assertIsNotNone(result.best_value)
+    for name in ('best', 'latest'):
+      module_dir = os.path.join(result.exports[name][-1], 'digits_mlp')
+      spec = hub.load_module_spec(module_dir)
+      self.assertCountEqual(
+          spec.get_tags(), [frozenset(), frozenset({'train'})]
+      )
+      out = apply_module(module_dir, np.zeros([2, 64], np.float32))
+      self.assertEqual(out.shape, (2, 16))
+    summary = result.summary()
+    self.assertIn('Best accuracy', summary)
+    self.assertIn(result.exports['best'][-1], summary)
+
+  def test_publisher_saves_configs_and_summaries(self):
+    self.assertTrue(
+        os.path.exists(os.path.join(self.publisher_dir, 'config.gin'))
+    )
+    self.assertNotEmpty(
+        glob.glob(os.path.join(self.publisher_dir, 'operative_config-*.gin'))
+    )
+    self.assertNotEmpty(
+        glob.glob(os.path.join(self.publisher_dir, 'eval', 'events.*'))
+    )
+    self.assertNotEmpty(
+        glob.glob(os.path.join(self.publisher_dir, 'export', 'events.*'))
+    )
+
+  def test_module_loads_with_tensorflow_hub(self):
+    import tensorflow_hub  # pylint: disable=g-import-not-at-top
+
+    module_dir = os.path.join(self.publisher.exports['best'][-1], 'digits_mlp')
+    with tf.Graph().as_default():
+      module = tensorflow_hub.Module(module_dir, tags={'train'}, trainable=True)
+      out = module(np.zeros([3, 64], np.float32))
+      self.assertNotEmpty(_v1.get_collection(_v1.GraphKeys.UPDATE_OPS))
+      self.assertNotEmpty(
+          _v1.get_collection(_v1.GraphKeys.REGULARIZATION_LOSSES)
+      )
+      with _v1.Session() as session:
+        session.run(_v1.global_variables_initializer())
+        self.assertEqual(session.run(out).shape, (3, 16))
+
+  def test_consumer_fine_tunes_best_export_with_new_head(self):
+    consumer_dir = os.path.join(self.get_temp_dir(), 'consumer')
+    result = run_experiment(
+        'gin/experiments/digits_finetune.gin',
+        consumer_dir,
+        [f"PUBLISHER_DIR='{self.publisher_dir}'"],
+    )
+    self.assertEqual(result.global_step, 6)
+    self.assertIn('auc', result.final_metrics)  # The new multi-label head.
+    published = os.path.join(self.publisher.exports['best'][-1], 'digits_mlp')
+    tuned = os.path.join(result.exports['best'][-1], 'digits_mlp_finetuned')
+    x = np.random.RandomState(0).rand(4, 64).astype(np.float32)
+    # Same body, trained further: close to, but not equal to, the original.
+    before, after = apply_module(published, x), apply_module(tuned, x)
+    self.assertEqual(before.shape, after.shape)
+    self.assertNotAllClose(before, after)
+    checkpoint = tf.train.latest_checkpoint(consumer_dir)
+    names = [name for name, _ in tf.train.list_variables(checkpoint)]
+    self.assertIn('module/dense_0/kernel', names)
+    self.assertIn('head/logits/kernel', names)
+
+
+class OtherExperimentsTest(tf.test.TestCase, parameterized.TestCase):
+
+  @parameterized.parameters(
+      (
+          'gin/experiments/digits_cnn.gin',
+          ['small_cnn.filters=[4]', 'small_cnn.dense_units=8'],
+          'digits_cnn',
+          np.zeros([2, 8, 8, 1], np.float32),
+      ),
+      (
+          'gin/experiments/text_classifier.gin',
+          ['text_embedding.embedding_dim=8', 'make_model_fn.hidden_units=[]'],
+          'text_embedding',
+          np.array(['goal team', 'rain'], dtype=object),
+      ),
+  )
+  def test_runs_and_leaves_loadable_module(
+      self, gin_file, bindings, module_name, inputs
+  ):
+    model_dir = os.path.join(self.get_temp_dir(), module_name)
+    result = run_experiment(gin_file, model_dir, bindings)
+    self.assertEqual(result.global_step, 6)
+    self.assertCountEqual(result.exports, ['best', 'latest'])
+    module_dir = os.path.join(result.exports['latest'][-1], module_name)
+    out = apply_module(module_dir, inputs)
+    self.assertEqual(out.shape, (2, 8))
+
+
+if __name__ == '__main__':
+  tf.test.main()
