@@ -30,13 +30,15 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # pylint: disable=g-import-not-at-top
-import tensorflow as tf  # pylint: disable=g-import-not-at-top
-import tensorflow_hub as hub  # pylint: disable=g-import-not-at-top
+# pylint: disable=g-import-not-at-top,wrong-import-position
+import numpy as np
+import tensorflow as tf
+import tensorflow_hub as hub
 
-import hub_estimator.export as export_lib  # pylint: disable=g-import-not-at-top
-from hub_estimator.format import module as module_lib  # pylint: disable=g-import-not-at-top
-from hub_estimator.format import spec as spec_lib  # pylint: disable=g-import-not-at-top
+import hub_estimator.export as export_lib
+from hub_estimator.format import module as module_lib
+from hub_estimator.format import spec as spec_lib
+# pylint: enable=g-import-not-at-top,wrong-import-position
 
 # name -> (vocabulary rows, embedding width, hidden units)
 SIZES = {

@@ -1,4 +1,4 @@
-"""End-to-end tests of the exporters with real estimators, modules and processes.
+"""End-to-end tests of the exporters: real estimators, modules, processes.
 
 Also runnable as a script (`python export_e2e_test.py child <command> ...`):
 the restart and SIGKILL tests run their second process that way.

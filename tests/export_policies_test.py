@@ -1,4 +1,4 @@
-"""Policy tests for the hub-module exporters, driven by scripted eval results."""
+"""Policy tests for the hub-module exporters, driven by scripted evals."""
 
 import json
 import math
@@ -17,6 +17,8 @@ from hub_estimator.export import provenance
 from hub_estimator.export import registry
 from hub_estimator.export import retention
 from hub_estimator.export import writer as writer_lib
+from hub_estimator.format import protos
+from google.protobuf import wrappers_pb2
 from tensorflow.core.protobuf import saved_model_pb2
 
 
@@ -46,7 +48,8 @@ class _PolicyTestCase(tf.test.TestCase):
   def setUp(self):
     super().setUp()
     gin.clear_config()
-    self.base = os.path.join(tempfile.mkdtemp(dir=self.get_temp_dir()), "export", "x")
+    self.base = os.path.join(tempfile.mkdtemp(dir=self.get_temp_dir()),
+                             "export", "x")
     self.now = 1_700_000_000.0
     self.estimator = mock.Mock(spec=tf.estimator.Estimator)
     self.estimator.latest_checkpoint.return_value = "/ckpt/model.ckpt-1"
@@ -382,8 +385,6 @@ class FailureAndProvenanceTest(_PolicyTestCase):
     raw = saved_model.meta_graphs[0].collection_def[
         "hub_module_attachments"].bytes_list.value
     self.assertLen(raw, 1)
-    from hub_estimator.format import protos  # pylint: disable=g-import-not-at-top
-    from google.protobuf import wrappers_pb2  # pylint: disable=g-import-not-at-top
     attachment = protos.ModuleAttachment.FromString(raw[0])
     self.assertEqual(attachment.key, "gin_operative_config")
     self.assertIn("BestModuleExporter.mode = 'max'",

@@ -7,7 +7,8 @@ Each export then copies the tensors straight from the estimator checkpoint
 into the module checkpoint with one RestoreV2 -> SaveV2 graph (a cached
 session) and writes the module's definition files, without a session on the
 model graph. Modules the fast path cannot handle (a custom scaffold saver,
-modules from another library) are exported the general way: restore the checkpoint into the discovery graph and `module.export(...)`.
+modules from another library) are exported the general way: restore the
+checkpoint into the discovery graph and `module.export(...)`.
 """
 
 import os
@@ -117,7 +118,7 @@ class ModulePlan:
 
 
 class ExportPlan:
-  """The registered modules of one estimator's PREDICT graph, and how to export."""
+  """The registered modules of an estimator's PREDICT graph; how to export."""
 
   def __init__(self, graph: tf.Graph, modules: Sequence[ModulePlan],
                saver_fn: Callable[[], Any], session_config):
@@ -128,7 +129,7 @@ class ExportPlan:
     self._session_config = session_config
 
   def restore_session(self, checkpoint_path: str) -> tf.compat.v1.Session:
-    """Returns a new session on the discovery graph, restored from a checkpoint."""
+    """Returns a session on the discovery graph, restored from a checkpoint."""
     with self.graph.as_default():
       if self._saver is None:
         self._saver = self._saver_fn()
@@ -169,7 +170,8 @@ def _variable_entries(module: Any) -> Tuple[Optional[List[_CopyEntry]],
   return entries, None
 
 
-def build_plan(estimator: Any, serving_input_fn: Callable[[], Any]) -> ExportPlan:
+def build_plan(estimator: Any,
+               serving_input_fn: Callable[[], Any]) -> ExportPlan:
   """Builds the PREDICT graph once and plans the export of its modules.
 
   Mirrors how tensorflow_hub's exporter builds the graph (global step, random
@@ -219,7 +221,8 @@ def _write_module_fn():
   global _format_writer
   if _format_writer is None:
     try:
-      from hub_estimator.format import writer as format_writer  # pylint: disable=g-import-not-at-top
+      # pylint: disable-next=g-import-not-at-top
+      from hub_estimator.format import writer as format_writer
       _format_writer = getattr(format_writer, "write_module", False)
     except ImportError:
       _format_writer = False
@@ -269,7 +272,8 @@ class PlanCache:
     self._plans = weakref.WeakKeyDictionary()
     self._lock = threading.Lock()
 
-  def get(self, estimator: Any, serving_input_fn: Callable[[], Any]) -> ExportPlan:
+  def get(self, estimator: Any,
+          serving_input_fn: Callable[[], Any]) -> ExportPlan:
     """Returns the cached plan, building it on first use."""
     with self._lock:
       try:

@@ -36,11 +36,6 @@ class _Decision(NamedTuple):
   reason: str
 
 
-def _check(problem: Optional[str]) -> None:
-  if problem:
-    raise ValueError(problem)
-
-
 class ModuleExporter(tf.estimator.Exporter):
   """Base class: writes the registered modules when `_decide` says so.
 
@@ -323,7 +318,8 @@ class BestModuleExporter(ModuleExporter):
       return None
     return provenance.metric_value(metrics[self._metric])
 
-  def _scored(self, history: List[_Published]) -> List[Tuple[_Published, float]]:
+  def _scored(self, history: List[_Published]
+              ) -> List[Tuple[_Published, float]]:
     scored, unranked = [], []
     for published in history:
       value = self._value(published)

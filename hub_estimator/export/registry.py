@@ -51,7 +51,7 @@ def get_registered_modules(
 
 
 def find_export_name_error(export_name: Any) -> Optional[str]:
-  """Returns why `export_name` cannot name a module folder, or None if it can."""
+  """Returns why `export_name` cannot name a module folder, or None."""
   if not isinstance(export_name, str) or not export_name:
     return ("export_name must be a non-empty string. Details: got %r"
             % (export_name,))
