@@ -60,7 +60,6 @@ class ModuleExporter(tf.estimator.Exporter):
     self._serving_input_fn = serving_input_fn
     self._exports_to_keep = exports_to_keep
     self._raise_on_failure = bool(raise_on_failure)
-    self._metadata_cache: Dict[str, Dict[str, Any]] = {}
 
   @property
   def name(self) -> str:
@@ -73,19 +72,14 @@ class ModuleExporter(tf.estimator.Exporter):
 
   # -- history read back from the export folder ------------------------------
 
-  def _metadata(self, version: writer_lib.Version) -> Optional[Dict[str, Any]]:
-    # Published folders never change, so their metadata can be cached by path;
-    # the listing itself is read from disk on every export.
-    cached = self._metadata_cache.get(version.path)
-    if cached is None:
-      cached = provenance.read_metadata(version.path)
-      if cached is not None:
-        self._metadata_cache[version.path] = cached
-    return cached
-
   def _history(self, writer: writer_lib.ExportWriter) -> List[_Published]:
-    """All published versions with their metadata (None if unreadable)."""
-    return [_Published(v, self._metadata(v)) for v in writer.versions()]
+    """All published versions with their metadata (None if unreadable).
+
+    Read from disk every time (never remembered), so a restarted process, or
+    folders changed by hand, are seen as they are.
+    """
+    return [_Published(v, provenance.read_metadata(v.path))
+            for v in writer.versions()]
 
   # -- policy hooks ------------------------------------------------------------
 
@@ -96,11 +90,11 @@ class ModuleExporter(tf.estimator.Exporter):
               eval_result, is_the_final_export) -> _Decision:
     raise NotImplementedError
 
-  def _to_delete(self, history: List[_Published],
-                 new: writer_lib.Version) -> List[writer_lib.Version]:
-    return retention.newest_to_delete(
-        [p.version for p in history], self._exports_to_keep,
-        lambda v: v.version)
+  def _to_delete(self, writer: writer_lib.ExportWriter
+                 ) -> List[writer_lib.Version]:
+    """The versions retention removes (after a publish); newest N by default."""
+    return retention.newest_to_delete(writer.versions(), self._exports_to_keep,
+                                      lambda v: v.version)
 
   # -- the export -------------------------------------------------------------
 
@@ -189,7 +183,6 @@ class ModuleExporter(tf.estimator.Exporter):
                     message)
       return None
 
-    self._metadata_cache[published.path] = metadata
     logging.info("%s %r exported %s (%s) to %s.", cls, self._name,
                  checkpoint_path, decision.reason, published.path)
     self._apply_retention(writer, published)
@@ -198,12 +191,10 @@ class ModuleExporter(tf.estimator.Exporter):
   def _apply_retention(self, writer: writer_lib.ExportWriter,
                        new: writer_lib.Version) -> None:
     try:
-      history = self._history(writer)
-      for version in self._to_delete(history, new):
+      for version in self._to_delete(writer):
         if version.path == new.path:
           continue  # Never delete what was just published.
         writer.remove_version(version)
-        self._metadata_cache.pop(version.path, None)
         logging.info("%s %r: removed old export %s.", type(self).__name__,
                      self._name, version.path)
     except Exception as e:  # pylint: disable=broad-except
@@ -361,8 +352,8 @@ class BestModuleExporter(ModuleExporter):
         "min_delta=%r)" % (self._metric, value, best_value, best_path,
                            self._mode, self._min_delta))
 
-  def _to_delete(self, history, new):
-    scored = self._scored(history)
+  def _to_delete(self, writer):
+    scored = self._scored(self._history(writer))
     doomed = retention.best_to_delete(
         scored, self._exports_to_keep, self._mode, lambda s: s[1],
         lambda s: s[0].version.version)
@@ -427,7 +418,7 @@ class PeriodicModuleExporter(ModuleExporter):
 
   def _last_export(self, writer) -> Optional[Dict[str, Any]]:
     for version in reversed(writer.versions()):
-      metadata = self._metadata(version)
+      metadata = provenance.read_metadata(version.path)
       if metadata is not None:
         return metadata
     return None
