@@ -98,7 +98,8 @@ def parse(
           f' {message}'
       )
     raise config_error(f'Bad gin configuration: {message}') from e
-  logging.info('Gin config:\n%s', gin.config_str())
+  logging.info('Parsed %s', describe_sources())
+  logging.debug('Gin config:\n%s', gin.config_str())
 
 
 def write_config(model_dir: str) -> str:

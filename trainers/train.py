@@ -23,7 +23,7 @@ def main(argv):
   flag_values = flags.FLAGS
   try:
     gin_utils.parse(flag_values.gin_file, flag_values.gin_param)
-    experiment.quiet_tensorflow_deprecations()
+    experiment.quiet_tensorflow_logs()
     experiment.run()
   except gin_utils.ConfigError as e:
     sys.exit(f'trainers.train: configuration error, nothing trained.\n{e}')
