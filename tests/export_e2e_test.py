@@ -65,7 +65,7 @@ def _serving_input_fn():
 
 
 def _estimator(model_dir, **kwargs):
-  config = tf.estimator.RunConfig(save_checkpoints_steps=2,
+  config = tf.estimator.RunConfig(save_checkpoints_steps=2, tf_random_seed=0,
                                   keep_checkpoint_max=None,
                                   log_step_count_steps=1000)
   return tf.estimator.Estimator(_make_model_fn(**kwargs), model_dir,
