@@ -55,7 +55,7 @@ class ModuleExporter(tf.estimator.Exporter):
           "a ServingInputReceiver. Details: got %r" % (cls, serving_input_fn))
     problem = retention.find_exports_to_keep_error(exports_to_keep)
     if problem:
-      raise ValueError("%s.%s" % (cls, problem.lstrip("`").replace("`", "", 1)))
+      raise ValueError("%s.%s" % (cls, problem))
     self._name = name
     self._serving_input_fn = serving_input_fn
     self._exports_to_keep = exports_to_keep

@@ -17,7 +17,7 @@ def find_exports_to_keep_error(exports_to_keep) -> Optional[str]:
     return None
   if (isinstance(exports_to_keep, bool) or not isinstance(exports_to_keep, int)
       or exports_to_keep <= 0):
-    return ("`exports_to_keep`, if provided, must be a positive number. "
+    return ("exports_to_keep, if provided, must be a positive number. "
             "Details: got %r" % (exports_to_keep,))
   return None
 
