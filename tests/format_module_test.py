@@ -323,6 +323,9 @@ class ExportTest(tf.test.TestCase):
           self.assertEqual(f.read(), b"\x08\x03")
         with self.assertRaises(tf.errors.AlreadyExistsError):
           module.export(path, session)
+        module.export(path.encode("utf-8") + b"_bytes", session)  # as estimators pass
+      self.assertAllClose(_run(hub.Module(path.encode("utf-8") + b"_bytes")(
+          np.ones([1, 3], np.float32))), [[1, 1, 1]])
       with tf.Graph().as_default():
         with tf.compat.v1.Session() as other:
           with self.assertRaisesRegex(RuntimeError, "default graph differs"):

@@ -24,8 +24,8 @@ def as_module_spec(spec):
   """Returns `spec` itself, or the spec loaded from a module directory path."""
   if isinstance(spec, spec_lib.ModuleSpec):
     return spec
-  if isinstance(spec, (str, os.PathLike)):
-    return spec_lib.load_module_spec(os.fspath(spec))
+  if isinstance(spec, (str, bytes, os.PathLike)):
+    return spec_lib.load_module_spec(spec)
   raise ValueError("Unknown module spec type: %s (expected a ModuleSpec or a module "
                    "directory path)." % tensor_info_lib.type_name(spec))
 

@@ -214,6 +214,8 @@ def load_module_spec(path):
     tf.errors.NotFoundError: if `path` does not exist.
     ModuleFormatError: (a ValueError) if it is not a valid TF1 Hub module.
   """
+  if isinstance(path, (bytes, os.PathLike)):
+    path = tf.compat.as_str_any(os.fspath(path))
   if not isinstance(path, str):
     raise ValueError("load_module_spec() expects a module directory path, got %s." %
                      tensor_info_lib.type_name(path))

@@ -76,7 +76,7 @@ def write_module(spec, path, write_variables_fn):
   Args:
     spec: the ModuleSpec whose graph variants to write (its asset constants name
       the source files, which are copied).
-    path: the directory to create. Must not hold a module already.
+    path: the directory to create (str or bytes). Must not hold a module already.
     write_variables_fn: called with the checkpoint prefix
       (`<path>/variables/variables`) to write the variables; None if the module
       has none (an empty `variables/` is still created).
@@ -84,6 +84,7 @@ def write_module(spec, path, write_variables_fn):
   Raises:
     tf.errors.AlreadyExistsError: if `path` already holds a module.
   """
+  path = tf.compat.as_str_any(path)
   if tf.io.gfile.exists(os.path.join(path, MODULE_DEF_FILENAME)):
     raise tf.errors.AlreadyExistsError(
         None, None, "A module already exists at %r." % path)
