@@ -130,7 +130,7 @@ def dense(x, units, name, regularizer=None):
         regularizer=regularizer,
     )
     bias = _v1.get_variable('bias', [units], initializer=_v1.zeros_initializer())
-  return tf.matmul(x, kernel) + bias
+  return tf.nn.bias_add(tf.matmul(x, kernel), bias)
 
 
 def _batch_norm(x, is_training, momentum, epsilon, name):
@@ -296,7 +296,9 @@ def small_cnn(
         bias = _v1.get_variable(
             'bias', [int(depth)], initializer=_v1.zeros_initializer()
         )
-      net = tf.nn.conv2d(net, kernel, strides=1, padding='SAME') + bias
+      net = tf.nn.bias_add(
+          tf.nn.conv2d(net, kernel, strides=1, padding='SAME'), bias
+      )
       if batch_norm:
         net = _batch_norm(
             net, is_training, hparams.bn_momentum, bn_epsilon, f'bn_{i}'

@@ -1,0 +1,186 @@
+"""Training speed: a model_fn built from a module spec vs a hand-written one.
+
+Both train the same network on the same data with `Estimator.train`:
+scikit-learn's digits (offline), an MLP body (dense -> batch norm -> relu ->
+dropout per layer, L2 on the kernels), a 10-way softmax head, Adam with cosine
+decay.
+
+  module:  hub_estimator.models.model_fn.make_model_fn over a ModuleFnSource
+           of hub_estimator.models.module_fns.mlp (the body is a hub.Module,
+           {"train"} variant, registered for export);
+  hand:    an ordinary estimator model_fn written with tf.compat.v1.layers.
+
+Steps/sec is measured by a hook between step `--warmup` and the last step
+(graph building, session start and warm-up are excluded). Repetitions
+alternate which variant runs first; the median of each is reported, and the
+median of the per-repetition ratios (runs next to each other in time see the
+same machine load, so this is the figure to read on a shared machine).
+
+    .venv/bin/python benchmarks/trainer_benchmark.py [--steps 1500]
+        [--repeats 10] [--units 128,64] [--batch_size 64]
+
+Target (issue 4): module / hand >= 0.97.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+import tensorflow as tf
+
+from hub_estimator.consume import sources
+from hub_estimator.models import heads
+from hub_estimator.models import inputs
+from hub_estimator.models import model_fn as model_fn_lib
+from hub_estimator.models import module_fns
+from hub_estimator.models import optimizers
+
+_v1 = tf.compat.v1
+_ModeKeys = tf.estimator.ModeKeys
+
+DROPOUT = 0.1
+BN_MOMENTUM = 0.9
+BN_EPSILON = 1e-3
+L2 = 1e-4
+LEARNING_RATE = 0.003
+
+
+def module_model_fn(units, steps):
+  """The model_fn built by the library from a module spec."""
+  source = sources.ModuleFnSource(
+      module_fn=module_fns.mlp(
+          input_dim=64, units=units, dropout_rate=DROPOUT, batch_norm=True,
+          bn_momentum=BN_MOMENTUM, bn_epsilon=BN_EPSILON, l2=L2,
+      ),
+      export_name='body',
+  )
+  return model_fn_lib.make_model_fn(
+      module_source=source,
+      head=heads.ClassificationHead(num_classes=10),
+      optimizer_fn=optimizers.adam,
+      learning_rate_fn=lambda step: optimizers.cosine_decay(
+          step, initial=LEARNING_RATE, decay_steps=steps, alpha=0.05
+      ),
+  )
+
+
+def hand_model_fn(units, steps):
+  """The same network, written by hand as an ordinary estimator model_fn."""
+
+  def model_fn(features, labels, mode, config):
+    del config
+    training = mode == _ModeKeys.TRAIN
+    regularizer = lambda w: L2 * tf.reduce_sum(tf.square(w))
+    net = features['x']
+    for i, size in enumerate(units):
+      net = _v1.layers.dense(
+          net, size, kernel_regularizer=regularizer, name=f'dense_{i}'
+      )
+      net = _v1.layers.batch_normalization(
+          net, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, training=training,
+          name=f'bn_{i}',
+      )
+      net = tf.nn.relu(net)
+      if training:
+        net = tf.nn.dropout(net, rate=DROPOUT)
+    logits = _v1.layers.dense(net, 10, name='logits')
+    loss = _v1.losses.sparse_softmax_cross_entropy(
+        labels, logits, loss_collection=None
+    ) + _v1.losses.get_regularization_loss()
+    global_step = _v1.train.get_or_create_global_step()
+    rate = _v1.train.cosine_decay(LEARNING_RATE, global_step, steps, 0.05)
+    optimizer = _v1.train.AdamOptimizer(rate)
+    with tf.control_dependencies(_v1.get_collection(_v1.GraphKeys.UPDATE_OPS)):
+      train_op = optimizer.minimize(loss, global_step=global_step)
+    return tf.estimator.EstimatorSpec(mode, loss=loss, train_op=train_op)
+
+  return model_fn
+
+
+class _RateHook(tf.estimator.SessionRunHook):
+  """Times the steps after `warmup`."""
+
+  def __init__(self, warmup):
+    self._warmup = warmup
+    self._count = 0
+    self.t_start = self.t_end = None
+    self.steps = 0
+
+  def after_run(self, run_context, run_values):
+    self._count += 1
+    if self._count == self._warmup:
+      self.t_start = time.perf_counter()
+    elif self._count > self._warmup:
+      self.t_end = time.perf_counter()
+      self.steps = self._count - self._warmup
+
+  @property
+  def steps_per_sec(self):
+    return self.steps / (self.t_end - self.t_start)
+
+
+def measure(model_fn, input_fn, steps, warmup, seed):
+  """Trains `steps` steps in a fresh model_dir; returns steps/sec."""
+  config = tf.estimator.RunConfig(
+      model_dir=tempfile.mkdtemp(prefix='trainer_benchmark_'),
+      tf_random_seed=seed,
+      save_checkpoints_steps=None,
+      save_checkpoints_secs=None,
+      save_summary_steps=10**9,
+      log_step_count_steps=10**9,
+  )
+  hook = _RateHook(warmup)
+  tf.estimator.Estimator(model_fn, config=config).train(
+      input_fn, steps=steps, hooks=[hook]
+  )
+  return hook.steps_per_sec
+
+
+def main(argv):
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--steps', type=int, default=1500)
+  parser.add_argument('--warmup', type=int, default=200)
+  parser.add_argument('--repeats', type=int, default=10)
+  parser.add_argument('--units', default='128,64')
+  parser.add_argument('--batch_size', type=int, default=64)
+  args = parser.parse_args(argv)
+  tf.get_logger().setLevel('ERROR')
+  warnings.filterwarnings('ignore', category=UserWarning)
+  units = [int(u) for u in args.units.split(',')]
+  input_fn = inputs.digits_input(batch_size=args.batch_size)
+  variants = {
+      'module': module_model_fn(units, args.steps),
+      'hand': hand_model_fn(units, args.steps),
+  }
+  rates = {name: [] for name in variants}
+  for repeat in range(args.repeats):
+    order = sorted(variants, reverse=bool(repeat % 2))
+    for name in order:
+      rate = measure(variants[name], input_fn, args.steps, args.warmup, repeat)
+      rates[name].append(rate)
+      print(f'repeat {repeat} {name:6s} {rate:8.1f} steps/sec', flush=True)
+  module = statistics.median(rates['module'])
+  hand = statistics.median(rates['hand'])
+  paired = statistics.median(
+      m / h for m, h in zip(rates['module'], rates['hand'])
+  )
+  print(
+      f'\nMLP {units}, batch {args.batch_size}, {args.steps} steps'
+      f' ({args.warmup} warm-up), median of {args.repeats}:'
+  )
+  print(f'  module spec model_fn : {module:8.1f} steps/sec')
+  print(f'  hand-written model_fn: {hand:8.1f} steps/sec')
+  print(f'  ratio of medians     : {module / hand:8.3f}')
+  print(f'  median paired ratio  : {paired:8.3f}  (target >= 0.97)')
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main(sys.argv[1:]))
