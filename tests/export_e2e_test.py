@@ -292,6 +292,14 @@ class ExportEndToEndTest(tf.test.TestCase):
     self.assert_module_matches_checkpoint(
         os.path.join(path.decode(), "dense"), ours.latest_checkpoint())
 
+  def test_tensorflow_hub_exporter_exports_our_modules(self):
+    estimator = _estimator(self.model_dir)
+    estimator.train(_input_fn(), max_steps=2)
+    path = tfhub.LatestModuleExporter("theirs", _serving_input_fn).export(
+        estimator, os.path.join(self.model_dir, "export", "theirs").encode("utf-8"))
+    self.assert_module_matches_checkpoint(
+        os.path.join(path.decode(), "dense"), estimator.latest_checkpoint())
+
   def test_partitioned_variables_take_the_fast_path(self):
     def module_fn():
       ids = tf.compat.v1.placeholder(tf.int64, [None])

@@ -20,6 +20,7 @@ from absl import logging
 import tensorflow as tf
 
 from hub_estimator.export import registry
+from hub_estimator.format import writer as format_writer
 
 _PREDICT = tf.estimator.ModeKeys.PREDICT
 
@@ -213,22 +214,6 @@ def build_plan(estimator: Any,
   return ExportPlan(graph, modules, saver_fn, session_config)
 
 
-_format_writer = None
-
-
-def _write_module_fn():
-  """Returns hub_estimator.format's `write_module`, or None if unavailable."""
-  global _format_writer
-  if _format_writer is None:
-    try:
-      # pylint: disable-next=g-import-not-at-top
-      from hub_estimator.format import writer as format_writer
-      _format_writer = getattr(format_writer, "write_module", False)
-    except ImportError:
-      _format_writer = False
-  return _format_writer or None
-
-
 def write_modules(plan: ExportPlan, checkpoint_path: str,
                   target_dir: str) -> List[str]:
   """Writes every module of `plan`, with `checkpoint_path`'s values.
@@ -243,13 +228,12 @@ def write_modules(plan: ExportPlan, checkpoint_path: str,
   """
   written = []
   session = None
-  write_module = _write_module_fn()
   try:
     for module_plan in plan.modules:
       path = os.path.join(target_dir, module_plan.export_name)
-      if module_plan.uses_fast_path and write_module is not None:
+      if module_plan.uses_fast_path:
         module_plan.check_checkpoint(checkpoint_path)
-        write_module(
+        format_writer.write_module(
             module_plan.module.spec, path,
             lambda prefix, mp=module_plan: mp.copy_variables(
                 checkpoint_path, tf.compat.as_str_any(prefix)))
