@@ -81,7 +81,8 @@ def numpy_input(
       `feature_key`), or the path of a `.npz` file; with a file, every array
       except `y` becomes a feature.
     y: the labels: an array, or the name of an array in the `.npz` file; None
-      means the dataset yields features only.
+      means the dataset yields features only. float64 arrays (features or
+      labels) are cast to float32.
     feature_key: the feature name used when `x` is a single array.
     batch_size: examples per batch.
     num_epochs: passes over the data; None means repeat forever.
@@ -111,6 +112,13 @@ def numpy_input(
   else:
     features = {feature_key: np.asarray(x)}
   labels = None if y is None else np.asarray(y)
+  # Python floats (e.g. lists in gin) arrive as float64; models use float32.
+  features = {
+      k: v.astype(np.float32) if v.dtype == np.float64 else v
+      for k, v in features.items()
+  }
+  if labels is not None and labels.dtype == np.float64:
+    labels = labels.astype(np.float32)
   lengths = {k: len(v) for k, v in features.items()}
   if labels is not None:
     lengths['<labels>'] = len(labels)

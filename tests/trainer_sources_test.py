@@ -1,0 +1,100 @@
+"""Tests for hub_estimator.consume.sources: resolution, tags, feature mapping."""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+import hub_estimator as hub
+from hub_estimator import gin_utils
+from hub_estimator.consume import sources
+from hub_estimator.models import module_fns
+
+_v1 = tf.compat.v1
+
+
+def _export_module(path, units=3):
+  spec = hub.create_module_spec(
+      module_fns.mlp(input_dim=4, units=[units]),
+      tags_and_args=list(module_fns.TAGS_AND_ARGS),
+  )
+  with tf.Graph().as_default():
+    module = hub.Module(spec)
+    with _v1.Session() as session:
+      session.run(_v1.global_variables_initializer())
+      module.export(path, session)
+
+
+class RunExportSourceTest(tf.test.TestCase):
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.run_dir = os.path.join(_v1.test.get_temp_dir(), 'run')
+    base = os.path.join(cls.run_dir, 'export', 'best')
+    _export_module(os.path.join(base, '1700000000', 'body'), units=2)
+    _export_module(os.path.join(base, '1700000005', 'body'), units=3)
+    _export_module(os.path.join(base, '1700000005', 'other'), units=5)
+    os.makedirs(os.path.join(base, 'temp-1700000009'))
+
+  def test_newest_version_and_named_module(self):
+    source = sources.RunExportSource(
+        model_dir=self.run_dir, module_name='body'
+    )
+    self.assertEqual(
+        source.path(),
+        os.path.join(self.run_dir, 'export', 'best', '1700000005', 'body'),
+    )
+    source.check()
+    self.assertEqual(source.tags(tf.estimator.ModeKeys.TRAIN), {'train'})
+    self.assertEqual(source.tags(tf.estimator.ModeKeys.EVAL), set())
+
+  def test_several_modules_need_a_name(self):
+    with self.assertRaisesRegex(
+        gin_utils.ConfigError, 'RunExportSource.module_name'
+    ):
+      sources.RunExportSource(model_dir=self.run_dir).check()
+
+  def test_unknown_module_name(self):
+    with self.assertRaisesRegex(gin_utils.ConfigError, "\\['body', 'other'\\]"):
+      sources.RunExportSource(model_dir=self.run_dir, module_name='x').check()
+
+  def test_missing_variant(self):
+    with self.assertRaisesRegex(gin_utils.ConfigError, 'train_tags'):
+      sources.RunExportSource(
+          model_dir=self.run_dir, module_name='body', train_tags=['tpu']
+      ).check()
+
+  def test_frozen_source_uses_default_variant(self):
+    source = sources.RunExportSource(
+        model_dir=self.run_dir, module_name='body', trainable=False
+    )
+    self.assertEqual(source.tags(tf.estimator.ModeKeys.TRAIN), set())
+
+
+class PathSourceTest(tf.test.TestCase):
+
+  def test_not_a_module(self):
+    with self.assertRaisesRegex(gin_utils.ConfigError, 'no tfhub_module.pb'):
+      sources.PathSource(path=self.get_temp_dir()).check()
+
+  def test_feature_mapping_and_serving_input(self):
+    path = os.path.join(self.get_temp_dir(), 'm')
+    _export_module(path)
+    source = sources.PathSource(path=path, feature_keys={'x': 'pixels'})
+    source.check()
+    source.check_features({'pixels': tf.TensorSpec([None, 4], tf.float32)})
+    with self.assertRaisesRegex(gin_utils.ConfigError, 'float64'):
+      source.check_features({'pixels': tf.TensorSpec([None, 4], tf.float64)})
+    with self.assertRaisesRegex(gin_utils.ConfigError, "unmatched inputs \\['x'\\]"):
+      source.check_features({'x': tf.TensorSpec([None, 4], tf.float32)})
+    with tf.Graph().as_default():
+      receiver = source.serving_input_fn()()
+      self.assertEqual(list(receiver.features), ['pixels'])
+      module = source.instantiate(tf.estimator.ModeKeys.PREDICT)
+      out = source.apply(module, {'pixels': np.ones([2, 4], np.float32)})
+      self.assertEqual(out.shape.as_list(), [2, 3])
+
+
+if __name__ == '__main__':
+  tf.test.main()
