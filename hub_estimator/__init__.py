@@ -3,6 +3,10 @@
 A drop-in for tensorflow_hub's TF1 API: `import hub_estimator as hub`.
 """
 
+from hub_estimator.consume.feature_columns import get_expected_image_size
+from hub_estimator.consume.feature_columns import image_embedding_column
+from hub_estimator.consume.feature_columns import sparse_text_embedding_column
+from hub_estimator.consume.feature_columns import text_embedding_column
 from hub_estimator.export import BestModuleExporter
 from hub_estimator.export import LatestModuleExporter
 from hub_estimator.export import PeriodicModuleExporter

@@ -54,10 +54,16 @@ class ModuleStateTest(tf.test.TestCase):
       second = hub.Module(spec)
       with tf.compat.v1.variable_scope("outer"):
         nested = hub.Module(spec, name="inner")
+      with tf.compat.v1.name_scope("just_a_name_scope"):
+        under_name_scope = hub.Module(spec)
+      with tf.compat.v1.variable_scope("vs"), tf.compat.v1.name_scope("ns"):
+        mixed = hub.Module(spec)
       self.assertEqual(list(first.variable_map), ["v"])
       self.assertEqual(first.variable_map["v"].op.name, "module/v")
       self.assertEqual(second.variable_map["v"].op.name, "module_1/v")
       self.assertEqual(nested.variable_map["v"].op.name, "outer/inner/v")
+      self.assertEqual(under_name_scope.variable_map["v"].op.name, "module_2/v")
+      self.assertEqual(mixed.variable_map["v"].op.name, "vs/module/v")
       self.assertEqual(first.variables, [first.variable_map["v"]])
 
   def test_calls_share_state_and_instances_are_independent(self):

@@ -236,12 +236,6 @@ def _parse_spec(key, feature):
   return dict(key.parse_example_spec)
 
 
-def _absolute_name_scope(graph):
-  """A name scope equal to the current variable scope, where Module wants to start."""
-  variable_scope = tf.compat.v1.get_variable_scope().name
-  return graph.name_scope(variable_scope + "/" if variable_scope else "")
-
-
 class _HubColumn(fc_v1._DenseColumn, fc_v2.DenseColumn):  # pylint: disable=protected-access
   """What the three columns share: naming, state handling and the two APIs.
 
@@ -293,8 +287,7 @@ class _HubColumn(fc_v1._DenseColumn, fc_v2.DenseColumn):  # pylint: disable=prot
     return bool(getattr(self, "trainable", False))
 
   def _new_module(self, trainable):
-    graph = tf.compat.v1.get_default_graph()
-    with tf.control_dependencies(None), _absolute_name_scope(graph):
+    with tf.control_dependencies(None):
       return module_lib.Module(self._spec, trainable=trainable)
 
   def _module_for_graph(self, trainable):

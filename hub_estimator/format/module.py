@@ -78,17 +78,29 @@ class Module:
           "version the module was made with (%s)." %
           (self._spec.source, self._index.missing_ops,
            self._index.meta_graph.meta_info_def.tensorflow_version or "unknown"))
-    with tf.compat.v1.variable_scope(None, default_name=name) as variable_scope:
-      name_scope = self._graph.get_name_scope()
-    self._scope = variable_scope.name
-    if name_scope != self._scope:
-      raise RuntimeError("variable_scope %s/ was unused but the corresponding "
-                         "name_scope was already taken." % self._scope)
+    self._scope = self._claim_state_scope(name)
     self._name = self._scope.split("/")[-1]
     self._signature_infos = {}
     self._state_tensors = {}
     self._variable_map = {}
     self._create_state()
+
+  def _claim_state_scope(self, name):
+    """Returns a new absolute scope for the state, unique as variable and name scope.
+
+    The scope is made inside the current variable scope, whatever the current
+    name scope is (a Keras layer or a `tf.name_scope` around the call).
+    """
+    parent = tf.compat.v1.get_variable_scope().name
+    with self._graph.name_scope(parent + "/" if parent else None):
+      with tf.compat.v1.variable_scope(None, default_name=name,
+                                       auxiliary_name_scope=False) as variable_scope:
+        scope = variable_scope.name
+      name_scope = self._graph.unique_name(name, mark_as_used=True)
+    if name_scope != scope:
+      raise RuntimeError("variable_scope %s/ was unused but the corresponding "
+                         "name_scope was already taken." % scope)
+    return scope
 
   def _create_state(self):
     state_meta_graph = spec_lib.copy_meta_graph(self._index.state_meta_graph(self._trainable))
