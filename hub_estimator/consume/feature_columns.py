@@ -363,10 +363,6 @@ def _track_trainable_variables(layer, module):
   known = {id(v) for v in weights}
   for variable in tf.compat.v1.trainable_variables(prefix):
     if id(variable) not in known:
-      if not hasattr(variable, "_distribute_strategy"):
-        # Variables rebuilt from a VariableDef by import_meta_graph lack the
-        # attribute Keras optimizers consult; they belong to no strategy.
-        variable._distribute_strategy = None  # pylint: disable=protected-access
       weights.append(variable)
 
 

@@ -111,7 +111,13 @@ class Module:
       prefix = self._scope + "/"
       for name in self._index.state_ops:
         self._state_tensors[name] = self._graph.get_tensor_by_name(prefix + name + ":0")
-      self._variable_map = _variable_map(tf.compat.v1.global_variables(prefix), prefix)
+      variables = tf.compat.v1.global_variables(prefix)
+      for variable in variables:
+        if not hasattr(variable, "_distribute_strategy"):
+          # Variables rebuilt from a VariableDef lack the attribute that Keras
+          # optimizers consult; they belong to no distribution strategy.
+          variable._distribute_strategy = None  # pylint: disable=protected-access
+      self._variable_map = _variable_map(variables, prefix)
       if self._spec.checkpoint_prefix and self._variable_map:
         self._init_from_module_checkpoint()
 
