@@ -235,6 +235,7 @@ class _EvalReporter(tf.estimator.Exporter):
 
   def __init__(self, model_dir: str):
     self._model_dir = model_dir
+    self._writer = None
     self.evaluations = []
 
   @property
@@ -262,17 +263,27 @@ class _EvalReporter(tf.estimator.Exporter):
         f'* {name}: {len(v)} version(s), newest `{v[-1]}`'
         for name, v in sorted(exports.items()) if v
     ) or 'no exports'
-    _write_export_summary(
-        os.path.join(self._model_dir, 'export'), step, text,
-        {name: len(v) for name, v in exports.items()},
+    if self._writer is None:
+      # A graph context, because FileWriter refuses eager mode.
+      with tf.Graph().as_default():
+        self._writer = _v1.summary.FileWriter(
+            os.path.join(self._model_dir, 'export')
+        )
+    self._writer.add_summary(
+        _export_summary(text, {n: len(v) for n, v in exports.items()}),
+        step,
     )
+    self._writer.flush()
     return None
 
+  def close(self):
+    if self._writer is not None:
+      self._writer.close()
+      self._writer = None
 
-def _write_export_summary(
-    log_dir: str, step: int, text: str, counts: Mapping[str, int]
-) -> None:
-  """Writes the export listing (text) and version counts for TensorBoard."""
+
+def _export_summary(text: str, counts: Mapping[str, int]) -> Any:
+  """The export listing (text) and version counts, as one Summary."""
   values = [
       _v1.Summary.Value(
           tag='exports',
@@ -286,11 +297,7 @@ def _write_export_summary(
     values.append(
         _v1.Summary.Value(tag=f'exports/{name}', simple_value=float(count))
     )
-  # A graph context, because FileWriter refuses eager mode.
-  with tf.Graph().as_default():
-    writer = _v1.summary.FileWriter(log_dir)
-    writer.add_summary(_v1.Summary(value=values), step)
-    writer.close()
+  return _v1.Summary(value=values)
 
 
 def _feature_specs(input_fn: Callable[[], Any], key: str) -> Dict[Any, Any]:
@@ -465,7 +472,10 @@ class Experiment:
         [e.name for e in self.exporters],
     )
     start = time.time()
-    tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)
+    try:
+      tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)
+    finally:
+      reporter.close()
     wall = time.time() - start
     result = self._result(estimator, reporter.evaluations, wall)
     logging.info('%s', result.summary())
