@@ -300,21 +300,41 @@ def _export_summary(text: str, counts: Mapping[str, int]) -> Any:
   return _v1.Summary(value=values)
 
 
-def _feature_specs(input_fn: Callable[[], Any], key: str) -> Dict[Any, Any]:
-  """Builds `input_fn` in a scratch graph; returns feature key -> TypeSpec."""
+def _element_spec(input_fn: Callable[[], Any], key: str) -> Any:
+  """Builds `input_fn` in a scratch graph; returns its element TypeSpecs."""
   with tf.Graph().as_default():
     try:
       result = input_fn()
     except Exception as e:  # pylint: disable=broad-except
       raise gin_utils.config_error(f'{key} failed to build: {e}') from e
     if isinstance(result, tf.data.Dataset):
-      spec = result.element_spec
-    else:
-      spec = tf.nest.map_structure(tf.type_spec_from_value, result)
-  features = spec[0] if isinstance(spec, tuple) else spec
+      return result.element_spec
+    return tf.nest.map_structure(tf.type_spec_from_value, result)
+
+
+def _split(spec: Any):
+  """(features, labels) of an element spec; labels None when absent."""
+  if isinstance(spec, tuple) and len(spec) == 2:
+    return spec
+  return spec, None
+
+
+def _feature_specs(features: Any) -> Dict[Any, Any]:
+  """Feature key -> TypeSpec; the key None stands for a single tensor."""
   if isinstance(features, Mapping):
     return dict(features)
   return {None: features}
+
+
+def _placeholders(spec: Any) -> Any:
+  """Placeholders shaped like `spec` (dense or sparse), in the default graph."""
+
+  def make(s):
+    if isinstance(s, tf.SparseTensorSpec):
+      return _v1.sparse_placeholder(s.dtype, s.shape)
+    return _v1.placeholder(s.dtype, s.shape)
+
+  return tf.nest.map_structure(make, spec)
 
 
 @gin.configurable
@@ -405,15 +425,33 @@ class Experiment:
       ConfigError: naming the gin binding at fault.
     """
     self.module_source.check()
+    element_specs = {}
     for key, input_fn in (
         ('Experiment.train_input_fn', self.train_input_fn),
         ('Experiment.eval_input_fn', self.eval_input_fn),
     ):
+      element_specs[key] = _element_spec(input_fn, key)
+      features, _ = _split(element_specs[key])
       try:
-        self.module_source.check_features(_feature_specs(input_fn, key))
+        self.module_source.check_features(_feature_specs(features))
       except gin_utils.ConfigError as e:
         raise gin_utils.ConfigError(f'{key}: {e}') from e
     self.model_fn = self._model_fn_factory(module_source=self.module_source)
+    # Build the training and evaluation graphs once on placeholders, so that
+    # labels the head cannot take (and the like) fail now, not mid-run.
+    for key, mode in (
+        ('Experiment.train_input_fn', tf.estimator.ModeKeys.TRAIN),
+        ('Experiment.eval_input_fn', tf.estimator.ModeKeys.EVAL),
+    ):
+      with tf.Graph().as_default():
+        features, labels = _placeholders(_split(element_specs[key]))
+        try:
+          self.model_fn(features, labels, mode, self.run_config())
+        except (ValueError, TypeError) as e:
+          raise gin_utils.config_error(
+              f'The model does not fit the data of {key} (check the head,'
+              f' make_model_fn.head, against its labels): {e}'
+          ) from e
     serving_input_fn = self.module_source.serving_input_fn()
     self.exporters = []
     for fn in self._exporter_fns:

@@ -54,6 +54,22 @@ class ClassificationHeadTest(tf.test.TestCase):
     self.assertAllClose(values['precision'], 1.0)
     self.assertAllClose(values['recall'], 0.5)
 
+  def test_rejects_labels_it_cannot_take(self):
+    head = heads.ClassificationHead(num_classes=3)
+    with tf.Graph().as_default():
+      with self.assertRaisesRegex(ValueError, 'MultiLabelHead'):
+        head.loss(tf.zeros([4, 3]), tf.zeros([4, 2]))
+    with tf.Graph().as_default():
+      with self.assertRaisesRegex(ValueError, 'shape \\[batch, 2\\]'):
+        heads.MultiLabelHead(num_labels=2).loss(
+            tf.zeros([4, 2]), tf.zeros([4, 3])
+        )
+    with tf.Graph().as_default():
+      with self.assertRaisesRegex(ValueError, 'RegressionHead'):
+        heads.RegressionHead(label_dimension=2).loss(
+            tf.zeros([4, 2]), tf.zeros([4])
+        )
+
   def test_bad_num_classes_names_the_key(self):
     with self.assertRaisesRegex(ValueError, 'ClassificationHead.num_classes'):
       heads.ClassificationHead(num_classes=1)

@@ -87,6 +87,13 @@ class BadConfigTest(tf.test.TestCase):
     result = experiment.run()
     self.assertEqual(result.global_step, 2)
 
+  def test_labels_the_head_cannot_take(self):
+    self.assert_fails_before_training(
+        _MLP, ["digits_input.task='attributes'"],
+        'The model does not fit the data of Experiment.train_input_fn',
+        'make_model_fn.head',
+    )
+
   def test_bad_value_in_a_factory_names_the_key(self):
     self.assert_fails_before_training(
         _MLP, ["mlp.activation='nope'"], 'mlp.activation', "'nope'"

@@ -35,6 +35,10 @@ class Head(abc.ABC):
     """
 
 
+def _describe(labels) -> str:
+  return f'{labels.dtype.name}{labels.shape}'
+
+
 def _check_positive(value: int, key: str) -> int:
   if not isinstance(value, int) or value <= 0:
     raise ValueError(f'{key} must be a positive integer; got {value!r}.')
@@ -72,6 +76,16 @@ class ClassificationHead(Head):
     return self._num_classes
 
   def _labels(self, labels):
+    labels = tf.convert_to_tensor(labels)
+    shape = labels.shape
+    if not labels.dtype.is_integer or shape.rank not in (None, 1, 2) or (
+        shape.rank == 2 and shape[1] not in (None, 1)
+    ):
+      raise ValueError(
+          'ClassificationHead needs integer class ids of shape [batch] or'
+          f' [batch, 1]; got labels {_describe(labels)}. (Multi-hot labels'
+          ' need MultiLabelHead.)'
+      )
     return tf.reshape(tf.cast(labels, tf.int64), [-1])
 
   def loss(self, logits, labels):
@@ -137,7 +151,14 @@ class MultiLabelHead(Head):
     return self._num_labels
 
   def _labels(self, labels):
-    return tf.reshape(tf.cast(labels, tf.float32), [-1, self._num_labels])
+    labels = tf.convert_to_tensor(labels)
+    shape = labels.shape
+    if shape.rank not in (None, 2) or shape[-1] not in (None, self._num_labels):
+      raise ValueError(
+          f'MultiLabelHead needs multi-hot labels of shape [batch,'
+          f' {self._num_labels}]; got labels {_describe(labels)}.'
+      )
+    return tf.cast(labels, tf.float32)
 
   def loss(self, logits, labels):
     return _v1.losses.sigmoid_cross_entropy(
@@ -183,7 +204,18 @@ class RegressionHead(Head):
     return self._label_dimension
 
   def _labels(self, labels):
-    return tf.reshape(tf.cast(labels, tf.float32), [-1, self._label_dimension])
+    labels = tf.convert_to_tensor(labels)
+    shape = labels.shape
+    dim = self._label_dimension
+    if shape.rank not in (None, 1, 2) or (shape.rank == 1 and dim != 1) or (
+        shape.rank == 2 and shape[1] not in (None, dim)
+    ):
+      raise ValueError(
+          f'RegressionHead needs labels of shape [batch, {dim}]'
+          f'{" or [batch]" if dim == 1 else ""}; got labels'
+          f' {_describe(labels)}.'
+      )
+    return tf.reshape(tf.cast(labels, tf.float32), [-1, dim])
 
   def loss(self, logits, labels):
     return _v1.losses.mean_squared_error(
