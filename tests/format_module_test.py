@@ -1,9 +1,11 @@
 """Instantiating and applying modules: state, calls, collections, inputs and pruning."""
 
+import contextlib
 import os
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.ops import control_flow_util
 
 import hub_estimator as hub
 
@@ -37,11 +39,21 @@ def _vocab_module_fn(vocab):
   hub.add_signature(inputs=words, outputs=table.lookup(words))
 
 
-def _run(fetches, initialize=True):
+@contextlib.contextmanager
+def _control_flow_v1():
+  """Builds tf.cond / tf.while_loop as TF1 did (as under disable_v2_behavior)."""
+  saved = control_flow_util.ENABLE_CONTROL_FLOW_V2
+  control_flow_util.ENABLE_CONTROL_FLOW_V2 = False
+  try:
+    yield
+  finally:
+    control_flow_util.ENABLE_CONTROL_FLOW_V2 = saved
+
+
+def _run(fetches):
   with tf.compat.v1.Session() as session:
-    if initialize:
-      session.run([tf.compat.v1.global_variables_initializer(),
-                   tf.compat.v1.tables_initializer()])
+    session.run([tf.compat.v1.global_variables_initializer(),
+                 tf.compat.v1.tables_initializer()])
     return session.run(fetches)
 
 
@@ -281,11 +293,8 @@ class ModuleCallTest(tf.test.TestCase):
       self.assertIs(out["same"], x)
 
   def test_v1_control_flow_around_calls(self):
-    from tensorflow.python.ops import control_flow_util  # pylint: disable=g-import-not-at-top
     spec = hub.create_module_spec(_stateful_fn)
-    saved = control_flow_util.ENABLE_CONTROL_FLOW_V2
-    control_flow_util.ENABLE_CONTROL_FLOW_V2 = False
-    try:
+    with _control_flow_v1():
       with tf.Graph().as_default():
         module = hub.Module(spec, trainable=True)
         def body(i, acc):
@@ -296,11 +305,44 @@ class ModuleCallTest(tf.test.TestCase):
                                    lambda: tf.zeros([1, 3]))
         grad = tf.gradients(tf.reduce_sum(total), module.variable_map["v"])[0]
         total_value, picked_value, grad_value = _run([total, picked, grad])
-    finally:
-      control_flow_util.ENABLE_CONTROL_FLOW_V2 = saved
     self.assertAllClose(total_value, [[3, 3, 3]])
     self.assertAllClose(picked_value, [[1, 1, 1]])
     self.assertAllClose(grad_value, [3, 3, 3])
+
+  def test_v1_control_flow_inside_the_module_is_pruned_per_signature(self):
+    def module_fn():
+      x = tf.compat.v1.placeholder(tf.float32, [None], name="x")
+      y = tf.compat.v1.placeholder(tf.float32, [None], name="y")
+      v = tf.compat.v1.get_variable("v", [], initializer=tf.compat.v1.ones_initializer())
+      picked = tf.compat.v1.cond(tf.reduce_sum(x) > 0, lambda: x * v, lambda: -x * v)
+      _, looped = tf.compat.v1.while_loop(lambda i, acc: i < 3,
+                                          lambda i, acc: (i + 1, acc + x * v),
+                                          [tf.constant(0), tf.zeros_like(x)])
+      normalized = tf.compat.v1.layers.batch_normalization(tf.expand_dims(y, 1),
+                                                           training=True)
+      hub.add_signature("cond", inputs=x, outputs={"picked": picked, "looped": looped})
+      hub.add_signature("plain", inputs=y, outputs={"same": y + 1.0, "bn": normalized})
+    with _control_flow_v1():
+      spec = hub.create_module_spec(module_fn)
+      self.assertIn("cond_context", spec.saved_model.meta_graphs[0].collection_def)
+      with tf.Graph().as_default() as graph:
+        module = hub.Module(spec, trainable=True)
+        before = len(graph.get_operations())
+        plain = module([1.0, 3.0], signature="plain", as_dict=True)
+        plain_ops = len(graph.get_operations()) - before
+        self.assertEmpty(tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.COND_CONTEXT))
+        before = len(graph.get_operations())
+        out = module([2.0], signature="cond", as_dict=True)
+        cond_ops = len(graph.get_operations()) - before
+        updates = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS)
+        grad = tf.gradients(tf.reduce_sum(out["looped"]), module.variable_map["v"])[0]
+        values = _run({"plain": plain, "out": out, "grad": grad, "updates": updates})
+    self.assertLess(plain_ops, cond_ops)
+    self.assertLen(updates, 2)  # batch norm of "plain" only; "cond" has none to run
+    self.assertAllClose(values["plain"]["same"], [2.0, 4.0])
+    self.assertAllClose(values["out"]["picked"], [2.0])
+    self.assertAllClose(values["out"]["looped"], [6.0])
+    self.assertAllClose(values["grad"], 6.0)
 
   def test_surrounding_control_dependencies_apply_to_calls_only(self):
     spec = hub.create_module_spec(_stateful_fn)

@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 from tensorflow.core.framework import variable_pb2
+from tensorflow.core.protobuf import control_flow_pb2
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow.python.framework import op_def_registry
 
@@ -39,10 +40,12 @@ class GraphIndex:
       if len(op_def.output_arg) != 1:
         raise ValueError("Stateful op %s has %d outputs, expected 1." %
                          (name, len(op_def.output_arg)))
-    # v1 control-flow contexts name ops across the graph; pruning them is not
-    # attempted: such graphs are imported whole.
-    self.prunable = not any(key in meta_graph.collection_def
-                            for key in _CONTROL_FLOW_V1_COLLECTIONS)
+    # (collection key, serialized def, names of its own ops, names it refers to)
+    self._contexts = []
+    for key in _CONTROL_FLOW_V1_COLLECTIONS:
+      if key in meta_graph.collection_def:
+        for value in meta_graph.collection_def[key].bytes_list.value:
+          self._contexts.append((key, value) + _context_op_names(key, value))
     self._state_meta_graphs = {}
 
   def closure(self, seeds, stops=()):
@@ -59,6 +62,31 @@ class GraphIndex:
         continue
       pending.extend(i for i in self._inputs[name] if i not in seen)
     return seen
+
+  def closure_with_contexts(self, seeds, stops=()):
+    """Like `closure`, also keeping whole every v1 control-flow context it touches.
+
+    Importing a cond or while context looks up every op it names, so a context
+    is kept with all of its ops or dropped entirely.
+
+    Returns:
+      (names of the nodes to keep, set of indexes of the contexts kept,
+       names of the nodes the kept contexts refer to).
+    """
+    keep = self.closure(seeds, stops)
+    kept_contexts = set()
+    referenced = set()
+    changed = bool(self._contexts)
+    while changed:
+      changed = False
+      for index, (_, _, own_names, names) in enumerate(self._contexts):
+        if index in kept_contexts or not own_names & keep:
+          continue
+        kept_contexts.add(index)
+        referenced |= names
+        keep |= self.closure(names - keep, stops)
+        changed = True
+    return keep, kept_contexts, referenced
 
   def variable_defs(self):
     """Returns the VariableDef protos of the GLOBAL_VARIABLES collection."""
@@ -91,39 +119,43 @@ class GraphIndex:
     keys += list(_CONTROL_FLOW_V1_COLLECTIONS)
     if trainable:
       keys += [_GraphKeys.TRAINABLE_VARIABLES, _GraphKeys.REGULARIZATION_LOSSES]
-    if self.prunable:
-      seeds = list(self.state_ops)
-      for variable_def in self.variable_defs():
-        seeds += [op_name(variable_def.variable_name),
-                  op_name(variable_def.initializer_name),
-                  op_name(variable_def.snapshot_name)]
-        if variable_def.initial_value_name:
-          seeds.append(op_name(variable_def.initial_value_name))
-      for key in keys:
-        if key not in _VARIABLE_COLLECTIONS:
-          seeds += [op_name(n) for n in self.node_list(key)]
-      keep = self.closure(seeds)
-    else:
-      keep = set(self.nodes)
-    meta_graph, _ = self.subgraph(keep, keys)
+    seeds = list(self.state_ops)
+    for variable_def in self.variable_defs():
+      seeds += [op_name(variable_def.variable_name),
+                op_name(variable_def.initializer_name),
+                op_name(variable_def.snapshot_name)]
+      if variable_def.initial_value_name:
+        seeds.append(op_name(variable_def.initial_value_name))
+    for key in keys:
+      if key not in _VARIABLE_COLLECTIONS:
+        seeds += [op_name(n) for n in self.node_list(key)]
+    keep, kept_contexts, _ = self.closure_with_contexts(seeds)
+    meta_graph, _ = self.subgraph(keep, keys, kept_contexts)
     self._state_meta_graphs[trainable] = meta_graph
     return meta_graph
 
-  def subgraph(self, keep, collection_keys, dropped=()):
+  def subgraph(self, keep, collection_keys, kept_contexts=(), dropped=(),
+               placeholders=None):
     """Returns a MetaGraphDef with the nodes in `keep` and the named collections.
 
     Args:
       keep: names of the nodes to keep.
       collection_keys: collections to keep, each filtered to kept nodes.
+      kept_contexts: indexes of the v1 control-flow contexts to keep.
       dropped: names of kept nodes to leave out after all, because their outputs
         are fed through an input map.
+      placeholders: dict from kept node name to the DataType of a Placeholder
+        that stands in for it (its output is fed through an input map, but a
+        kept control-flow context refers to it by name).
 
     Returns:
       (meta_graph, colocation_refs): colocation_refs maps each node whose
-      colocation constraints named a dropped node to those dropped names (the
-      constraints are removed from the node; the caller re-points them).
+      colocation constraints named a dropped or placeholder node to those names
+      (the constraints are removed from the node; the caller re-points them).
     """
     dropped = set(dropped)
+    placeholders = placeholders or {}
+    replaced = dropped | set(placeholders)
     source = self.meta_graph
     result = meta_graph_pb2.MetaGraphDef()
     result.meta_info_def.CopyFrom(source.meta_info_def)
@@ -135,21 +167,28 @@ class GraphIndex:
       if node.name not in keep or node.name in dropped:
         continue
       new_node = result.graph_def.node.add()
+      if node.name in placeholders:
+        new_node.name, new_node.op = node.name, "Placeholder"
+        new_node.attr["dtype"].type = placeholders[node.name]
+        continue
       new_node.CopyFrom(node)
       if "_class" not in node.attr:
         continue
       groups = list(node.attr["_class"].list.s)
       targets = [g[len(b"loc:@"):].decode("utf-8") for g in groups]
-      refs = [t for t in targets if t in dropped]
+      refs = [t for t in targets if t in replaced]
       if refs:
         colocation_refs[node.name] = refs
-        remaining = [g for g, t in zip(groups, targets) if t not in dropped]
+        remaining = [g for g, t in zip(groups, targets) if t not in replaced]
         if remaining:
           new_node.attr["_class"].list.s[:] = remaining
         else:
           del new_node.attr["_class"]
+    for index in sorted(kept_contexts):
+      key, value, _, _ = self._contexts[index]
+      result.collection_def[key].bytes_list.value.append(value)
     for key in collection_keys:
-      if key not in source.collection_def:
+      if key not in source.collection_def or key in _CONTROL_FLOW_V1_COLLECTIONS:
         continue
       collection = source.collection_def[key]
       kind = collection.WhichOneof("kind")
@@ -169,3 +208,32 @@ class GraphIndex:
       else:
         result.collection_def[key].CopyFrom(collection)
     return result, colocation_refs
+
+
+def _context_op_names(key, serialized):
+  """Returns (its own ops, all ops it names) for a serialized cond or while context.
+
+  Own ops are those that run inside the context (or a nested one); the others
+  are values from outside that the context refers to.
+  """
+  if key == _GraphKeys.COND_CONTEXT:
+    context = control_flow_pb2.CondContextDef.FromString(serialized)
+  else:
+    context = control_flow_pb2.WhileContextDef.FromString(serialized)
+  own, names = set(), set()
+  pending = [context]
+  while pending:
+    context = pending.pop()
+    if isinstance(context, control_flow_pb2.CondContextDef):
+      tensor_names = [context.pred_name, context.pivot_name]
+    else:
+      tensor_names = [context.pivot_name, context.pivot_for_pred_name,
+                      context.pivot_for_body_name, context.maximum_iterations_name]
+      tensor_names += list(context.loop_exit_names) + list(context.loop_enter_names)
+    external = context.values_def.external_values
+    own.update(op_name(n) for n in context.values_def.values if n not in external)
+    tensor_names += list(context.values_def.values) + list(external.values())
+    names.update(op_name(n) for n in tensor_names if n)
+    for nested in context.nested_contexts:
+      pending.append(getattr(nested, nested.WhichOneof("ctxt")))
+  return own, names

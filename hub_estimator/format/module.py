@@ -15,8 +15,7 @@ from hub_estimator.format import tensor_info as tensor_info_lib
 from hub_estimator.format import writer
 
 _GraphKeys = tf.compat.v1.GraphKeys
-_APPLY_COLLECTIONS = [_GraphKeys.ASSET_FILEPATHS, _GraphKeys.COND_CONTEXT,
-                      _GraphKeys.WHILE_CONTEXT]
+_APPLY_COLLECTIONS = [_GraphKeys.ASSET_FILEPATHS]
 _PLACEHOLDER_OPS = ("Placeholder", "PlaceholderV2")
 
 
@@ -246,16 +245,23 @@ class Module:
         stops.add(name)
     seeds = [graph_index_lib.op_name(n) for info in output_infos.values()
              for n in info.component_names()]
-    collection_keys = list(_APPLY_COLLECTIONS)
+    runnable_update_ops = []
     if self._trainable:
-      collection_keys.append(_GraphKeys.UPDATE_OPS)
-      seeds += self._runnable_update_ops(stops)
-    keep = index.closure(seeds, stops) if index.prunable else set(index.nodes)
-    dropped = stops & keep
-    apply_meta_graph, colocation_refs = index.subgraph(keep, collection_keys, dropped)
-    if index.prunable:
-      for key in (_GraphKeys.COND_CONTEXT, _GraphKeys.WHILE_CONTEXT):
-        apply_meta_graph.collection_def.pop(key, None)
+      runnable_update_ops = self._runnable_update_ops(stops)
+      seeds += runnable_update_ops
+    keep, kept_contexts, context_names = index.closure_with_contexts(seeds, stops)
+    # Fed nodes a kept control-flow context names stay, as placeholders.
+    placeholders = {}
+    for name in stops & keep & context_names:
+      placeholders[name] = (tf.dtypes.resource.as_datatype_enum if name in self._state_tensors
+                            else feed[feed_ops[name][0]].dtype.as_datatype_enum)
+    dropped = (stops & keep) - set(placeholders)
+    apply_meta_graph, colocation_refs = index.subgraph(
+        keep, _APPLY_COLLECTIONS, kept_contexts, dropped, placeholders)
+    if runnable_update_ops:
+      apply_meta_graph.collection_def[_GraphKeys.UPDATE_OPS].node_list.value.extend(
+          n for n in index.node_list(_GraphKeys.UPDATE_OPS)
+          if graph_index_lib.op_name(n) in runnable_update_ops)
 
     referenced = {graph_index_lib.op_name(i) for node in apply_meta_graph.graph_def.node
                   for i in node.input}
@@ -263,7 +269,7 @@ class Module:
     for tensor_name, tensor in feed.items():
       if graph_index_lib.op_name(tensor_name) in referenced:
         input_map[tensor_name] = tensor
-    for name in dropped & referenced:
+    for name in (dropped | set(placeholders)) & referenced:
       if name in self._state_tensors:
         input_map[name + ":0"] = self._state_tensors[name]
     groups_by_name = {graph_index_lib.op_name(tensor_name): tensor.op.colocation_groups()
