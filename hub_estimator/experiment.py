@@ -443,8 +443,10 @@ class Experiment:
         ('Experiment.train_input_fn', tf.estimator.ModeKeys.TRAIN),
         ('Experiment.eval_input_fn', tf.estimator.ModeKeys.EVAL),
     ):
+      features_spec, labels_spec = _split(element_specs[key])
       with tf.Graph().as_default():
-        features, labels = _placeholders(_split(element_specs[key]))
+        features = _placeholders(features_spec)
+        labels = None if labels_spec is None else _placeholders(labels_spec)
         try:
           self.model_fn(features, labels, mode, self.run_config())
         except (ValueError, TypeError) as e:
@@ -453,6 +455,18 @@ class Experiment:
               f' make_model_fn.head, against its labels): {e}'
           ) from e
     serving_input_fn = self.module_source.serving_input_fn()
+    with tf.Graph().as_default():  # What every exporter will build.
+      receiver = serving_input_fn()
+      try:
+        self.model_fn(
+            receiver.features, None, tf.estimator.ModeKeys.PREDICT,
+            self.run_config(),
+        )
+      except (ValueError, TypeError) as e:
+        raise gin_utils.config_error(
+            f'The PREDICT graph the exporters build does not fit'
+            f' {self.module_source.describe()}: {e}'
+        ) from e
     self.exporters = []
     for fn in self._exporter_fns:
       try:
