@@ -495,6 +495,13 @@ class Experiment:
         log_step_count_steps=s.log_every_n_steps,
     )
 
+  def train_hooks(self, config: tf.estimator.RunConfig) -> List[Any]:
+    """Progress logging everywhere; the operative gin config on the chief."""
+    hooks = [ProgressHook(self.settings.log_every_n_steps, self.train_steps)]
+    if config.is_chief:
+      hooks.append(gin.tf.GinConfigSaverHook(self.model_dir))
+    return hooks
+
   def train_and_evaluate(self) -> RunResult:
     """Trains and evaluates (exporting at each evaluation); returns results."""
     if self.model_fn is None:
@@ -504,9 +511,7 @@ class Experiment:
       path = gin_utils.write_config(self.model_dir)
       logging.info('Wrote %s', path)
     estimator = tf.estimator.Estimator(model_fn=self.model_fn, config=config)
-    hooks = [ProgressHook(self.settings.log_every_n_steps, self.train_steps)]
-    if config.is_chief:
-      hooks.append(gin.tf.GinConfigSaverHook(self.model_dir))
+    hooks = self.train_hooks(config)
     reporter = _EvalReporter(self.model_dir)
     train_spec = tf.estimator.TrainSpec(
         self.train_input_fn, max_steps=self.train_steps, hooks=hooks

@@ -5,7 +5,9 @@ digits_finetune fine-tunes the best export of that run under a new head.
 """
 
 import glob
+import json
 import os
+from unittest import mock
 
 from absl.testing import parameterized
 import gin
@@ -15,6 +17,7 @@ import tensorflow as tf
 import hub_estimator as hub
 from hub_estimator import experiment
 from hub_estimator import gin_utils
+from hub_estimator.consume import feature_columns
 
 _v1 = tf.compat.v1
 
@@ -132,6 +135,31 @@ class PublisherConsumerTest(tf.test.TestCase):
     self.assertIn('head/logits/kernel', names)
 
 
+  def test_one_gin_line_swaps_in_a_module_path(self):
+    consumer_dir = os.path.join(self.get_temp_dir(), 'path_consumer')
+    published = os.path.join(self.publisher.exports['latest'][-1], 'digits_mlp')
+    result = run_experiment(
+        'gin/experiments/digits_finetune.gin',
+        consumer_dir,
+        [
+            'Experiment.module_source=@PathSource()',
+            f"PathSource.path='{published}'",
+            'PathSource.trainable=False',
+            'Experiment.exporter_fns=[]',
+        ],
+    )
+    self.assertEqual(result.global_step, 6)
+    self.assertEqual(result.exports, {})
+    # Frozen: the module's weights in the checkpoint are the published ones.
+    checkpoint = tf.train.latest_checkpoint(consumer_dir)
+    original = tf.train.load_variable(
+        os.path.join(published, 'variables', 'variables'), 'dense_0/kernel'
+    )
+    self.assertAllClose(
+        tf.train.load_variable(checkpoint, 'module/dense_0/kernel'), original
+    )
+
+
 class OtherExperimentsTest(tf.test.TestCase, parameterized.TestCase):
 
   @parameterized.parameters(
@@ -158,6 +186,44 @@ class OtherExperimentsTest(tf.test.TestCase, parameterized.TestCase):
     module_dir = os.path.join(result.exports['latest'][-1], module_name)
     out = apply_module(module_dir, inputs)
     self.assertEqual(out.shape, (2, 8))
+    if module_name == 'text_embedding':
+      # The published text module fits text_embedding_column.
+      column = feature_columns.text_embedding_column('text', module_dir)
+      with tf.Graph().as_default():
+        dense = _v1.feature_column.input_layer(
+            {'text': tf.constant(inputs.astype(str))}, [column]
+        )
+        with _v1.Session() as session:
+          session.run(
+              [_v1.global_variables_initializer(), _v1.tables_initializer()]
+          )
+          self.assertAllClose(session.run(dense), out, atol=1e-6)
+
+
+class TrainHooksTest(tf.test.TestCase):
+
+  def test_operative_config_hook_only_on_chief(self):
+    gin.clear_config()
+    gin_utils.parse(
+        ['gin/experiments/digits_mlp.gin'], ["MODEL_DIR='/tmp/unused'"]
+    )
+    try:
+      exp = experiment.Experiment()
+    finally:
+      gin.clear_config()
+    chief = tf.estimator.RunConfig()
+    tf_config = {
+        'cluster': {'chief': ['h:2220'], 'worker': ['h:2221']},
+        'task': {'type': 'worker', 'index': 0},
+    }
+    with mock.patch.dict(os.environ, {'TF_CONFIG': json.dumps(tf_config)}):
+      worker = tf.estimator.RunConfig()
+    self.assertFalse(worker.is_chief)
+    names = lambda hooks: [type(h).__name__ for h in hooks]
+    self.assertEqual(
+        names(exp.train_hooks(chief)), ['ProgressHook', 'GinConfigSaverHook']
+    )
+    self.assertEqual(names(exp.train_hooks(worker)), ['ProgressHook'])
 
 
 if __name__ == '__main__':
