@@ -1,1 +1,1 @@
-"""Estimator integration for consumers: module sources."""
+"""Estimator integration for consumers: module sources and feature columns."""
