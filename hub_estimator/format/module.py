@@ -169,17 +169,25 @@ class Module:
     return result
 
   def get_signature_names(self):
+    """Signature names of this instance's graph variant."""
     return self._spec.get_signature_names(self._tags)
 
   def get_input_info_dict(self, signature=None):
+    """ParsedTensorInfo of a signature's inputs (None means "default")."""
     return self._spec.get_input_info_dict(signature, self._tags)
 
   def get_output_info_dict(self, signature=None):
+    """ParsedTensorInfo of a signature's outputs (None means "default")."""
     return self._spec.get_output_info_dict(signature, self._tags)
 
   def get_attached_message(self, key, message_type, required=False):
+    """The message attached under `key` to this instance's graph variant, or None."""
     return self._spec.get_attached_message(key, message_type, tags=self._tags,
                                            required=required)
+
+  def _is_placeholder_with_default(self, tensor_name):
+    node = self._index.nodes.get(graph_index_lib.op_name(tensor_name))
+    return node is not None and node.op == "PlaceholderWithDefault"
 
   def _signature_info(self, signature):
     if signature not in self._signature_infos:
@@ -187,10 +195,8 @@ class Module:
       inputs = tensor_info_lib.parse_tensor_info_map(signature_def.inputs)
       outputs = tensor_info_lib.parse_tensor_info_map(signature_def.outputs)
       optional = [key for key, info in inputs.items()
-                  if not info.is_composite and self._index.nodes.get(
-                      graph_index_lib.op_name(info.tensor_info.name)) is not None and
-                  self._index.nodes[graph_index_lib.op_name(info.tensor_info.name)].op ==
-                  "PlaceholderWithDefault"]
+                  if not info.is_composite and self._is_placeholder_with_default(
+                      info.tensor_info.name)]
       self._signature_infos[signature] = (inputs, outputs, optional)
     return self._signature_infos[signature]
 
