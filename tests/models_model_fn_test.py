@@ -2,8 +2,10 @@
 
 import inspect
 
+import gin
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.util import function_utils  # pylint: disable=g-direct-tensorflow-import
 
 from hub_estimator import export as export_lib
 from hub_estimator.consume import sources
@@ -26,6 +28,10 @@ def _source(**kwargs):
   )
 
 
+def _decorated(features, labels, mode, config):
+  del features, labels, mode, config
+
+
 def _features():
   return {'x': tf.constant(np.random.RandomState(0).rand(8, 4), tf.float32)}
 
@@ -40,6 +46,13 @@ class MakeModelFnTest(tf.test.TestCase):
         inspect.getfullargspec(model_fn).args,
         ['features', 'labels', 'mode', 'config'],
     )
+    # What tf.estimator reads to decide which arguments to pass. A
+    # gin-decorated model_fn would show none (the trap in STYLE.md).
+    self.assertEqual(
+        function_utils.fn_args(model_fn),
+        ('features', 'labels', 'mode', 'config'),
+    )
+    self.assertEqual(function_utils.fn_args(gin.configurable(_decorated)), ())
 
   def test_train_adds_regularization_and_runs_update_ops(self):
     model_fn = model_fn_lib.make_model_fn(
