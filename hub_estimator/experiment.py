@@ -102,7 +102,8 @@ class RunResult:
     model_dir: the run directory.
     global_step: the final global step.
     wall_time_secs: seconds spent in train_and_evaluate.
-    evaluations: the metrics of every evaluation, in order.
+    evaluations: the metrics of every evaluation of the run (read back from
+      its eval events, so earlier processes count too), ordered by step.
     best_metric: the metric `best_value` refers to.
     best_value: the best value of `best_metric` over the evaluations (None
       if there was none).
@@ -126,8 +127,9 @@ class RunResult:
   def summary(self) -> str:
     """A few lines for a person: metrics, best metric, export folders."""
     lines = [
-        f'Run finished: {self.global_step} steps in'
-        f' {self.wall_time_secs:.1f} s; model_dir {self.model_dir}'
+        f'Run finished at global step {self.global_step}'
+        f' ({self.wall_time_secs:.1f} s in this process); model_dir'
+        f' {self.model_dir}'
     ]
     if self.final_metrics:
       lines.append(f'Final evaluation: {_format_metrics(self.final_metrics)}')
@@ -543,8 +545,10 @@ class Experiment:
     checkpoint = estimator.latest_checkpoint()
     if checkpoint:
       step = int(tf.train.load_variable(checkpoint, 'global_step'))
+    # The eval events cover earlier processes of this run too (restarts).
+    history = read_eval_history(estimator.eval_dir()) or evaluations
     best_value = best_step = None
-    for metrics in evaluations:
+    for metrics in history:
       value = metrics.get(self.best_metric)
       if value is None or math.isnan(value):
         continue
@@ -562,12 +566,35 @@ class Experiment:
         model_dir=self.model_dir,
         global_step=step,
         wall_time_secs=wall,
-        evaluations=evaluations,
+        evaluations=history,
         best_metric=self.best_metric,
         best_value=best_value,
         best_step=best_step,
         exports=exports,
     )
+
+
+def read_eval_history(eval_dir: str) -> List[Dict[str, float]]:
+  """Returns the scalar metrics of every evaluation logged in `eval_dir`.
+
+  Args:
+    eval_dir: an Estimator's eval directory (`model_dir/eval`).
+
+  Returns:
+    One dict per evaluation (with `global_step`), ordered by step; the last
+    one logged wins for a repeated step. Empty if there are none.
+  """
+  by_step = {}
+  for path in sorted(tf.io.gfile.glob(os.path.join(eval_dir, 'events.*'))):
+    for event in _v1.train.summary_iterator(path):
+      scalars = {
+          v.tag: v.simple_value for v in event.summary.value
+          if v.WhichOneof('value') == 'simple_value'
+      }
+      if scalars:
+        scalars['global_step'] = float(event.step)
+        by_step[event.step] = scalars
+  return [by_step[k] for k in sorted(by_step)]
 
 
 class _DropDeprecations(pylogging.Filter):

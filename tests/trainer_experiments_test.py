@@ -200,6 +200,22 @@ class OtherExperimentsTest(tf.test.TestCase, parameterized.TestCase):
           self.assertAllClose(session.run(dense), out, atol=1e-6)
 
 
+class RestartTest(tf.test.TestCase):
+
+  def test_summary_covers_evaluations_of_earlier_processes(self):
+    model_dir = os.path.join(self.get_temp_dir(), 'restart')
+    small = ['mlp.units=[4]', 'Experiment.exporter_fns=[]']
+    first = run_experiment('gin/experiments/digits_mlp.gin', model_dir, small)
+    again = run_experiment(
+        'gin/experiments/digits_mlp.gin', model_dir, small + ['TRAIN_STEPS=9']
+    )
+    self.assertEqual(again.global_step, 9)
+    self.assertEqual(
+        [m['global_step'] for m in again.evaluations], [3.0, 6.0, 9.0]
+    )
+    self.assertGreaterEqual(again.best_value, first.best_value)
+
+
 class TrainHooksTest(tf.test.TestCase):
 
   def test_operative_config_hook_only_on_chief(self):
