@@ -88,7 +88,9 @@ def parse(
         skip_unknown=False,
         finalize_config=finalize,
     )
-  except (ValueError, KeyError, IOError, ImportError, SyntaxError, TypeError) as e:
+  except (
+      ValueError, KeyError, IOError, ImportError, SyntaxError, TypeError
+  ) as e:
     message = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
     if 'set to `%gin.REQUIRED` but not subsequently overridden' in message:
       macro = message.split('/', 1)[0]

@@ -12,7 +12,9 @@ from hub_estimator import gin_utils
 _ROOT = gin_utils.REPO_ROOT
 _GIN_FILES = sorted(
     os.path.relpath(p, _ROOT)
-    for p in glob.glob(os.path.join(_ROOT, 'gin', '**', '*.gin'), recursive=True)
+    for p in glob.glob(
+        os.path.join(_ROOT, 'gin', '**', '*.gin'), recursive=True
+    )
 )
 _MACROS = ["MODEL_DIR='/tmp/unused'"]
 
@@ -110,7 +112,9 @@ class ParseTest(tf.test.TestCase):
     path = os.path.join(self.get_temp_dir(), 'typo.gin')
     with open(path, 'w') as f:
       f.write("include 'gin/experiments/digits_mlp.gin'\nmlpp.units = [3]\n")
-    with self.assertRaisesRegex(gin_utils.ConfigError, r'typo.gin(.|\n)*line 2'):
+    with self.assertRaisesRegex(
+        gin_utils.ConfigError, r'typo.gin(.|\n)*line 2'
+    ):
       gin_utils.parse([path], _MACROS)
 
   def test_missing_required_macro(self):

@@ -5,7 +5,8 @@ import inspect
 import gin
 import numpy as np
 import tensorflow as tf
-from tensorflow.python.util import function_utils  # pylint: disable=g-direct-tensorflow-import
+# pylint: disable-next=g-direct-tensorflow-import
+from tensorflow.python.util import function_utils
 
 from hub_estimator import export as export_lib
 from hub_estimator.consume import sources

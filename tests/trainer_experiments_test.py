@@ -47,7 +47,9 @@ def apply_module(path, inputs):
     module = hub.Module(hub.load_module_spec(path))
     out = module(inputs)
     with _v1.Session() as session:
-      session.run([_v1.global_variables_initializer(), _v1.tables_initializer()])
+      session.run(
+          [_v1.global_variables_initializer(), _v1.tables_initializer()]
+      )
       return session.run(out)
 
 

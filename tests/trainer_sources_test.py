@@ -1,4 +1,4 @@
-"""Tests for hub_estimator.consume.sources: resolution, tags, feature mapping."""
+"""Tests for hub_estimator.consume.sources: resolution, tags, features."""
 
 import os
 
@@ -86,7 +86,9 @@ class PathSourceTest(tf.test.TestCase):
     source.check_features({'pixels': tf.TensorSpec([None, 4], tf.float32)})
     with self.assertRaisesRegex(gin_utils.ConfigError, 'float64'):
       source.check_features({'pixels': tf.TensorSpec([None, 4], tf.float64)})
-    with self.assertRaisesRegex(gin_utils.ConfigError, "unmatched inputs \\['x'\\]"):
+    with self.assertRaisesRegex(
+        gin_utils.ConfigError, "unmatched inputs \\['x'\\]"
+    ):
       source.check_features({'x': tf.TensorSpec([None, 4], tf.float32)})
     with tf.Graph().as_default():
       receiver = source.serving_input_fn()()

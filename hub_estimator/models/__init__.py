@@ -1,1 +1,1 @@
-"""Gin-configurable building blocks: module_fns, heads, optimizers, model_fns, inputs."""
+"""Gin-configurable building blocks: module_fns, heads, model_fns, inputs."""

@@ -26,7 +26,9 @@ def make_model_fn(
     module_source=gin.REQUIRED,
     head: heads_lib.Head = gin.REQUIRED,
     optimizer_fn: Callable[..., _v1.train.Optimizer] = optimizers.adam,
-    learning_rate_fn: Callable[[tf.Tensor], tf.Tensor] = optimizers.constant_rate,
+    learning_rate_fn: Callable[
+        [tf.Tensor], tf.Tensor
+    ] = optimizers.constant_rate,
     hidden_units: Sequence[int] = (),
     activation: str = 'relu',
     dropout_rate: float = 0.0,

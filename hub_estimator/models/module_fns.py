@@ -121,7 +121,7 @@ class _Hparams:
 
 
 def dense(x, units, name, regularizer=None):
-  """A dense layer (glorot-uniform kernel, zero bias) in variable scope `name`."""
+  """A dense layer (glorot-uniform kernel, zero bias) in scope `name`."""
   with _v1.variable_scope(name):
     kernel = _v1.get_variable(
         'kernel',
@@ -129,7 +129,9 @@ def dense(x, units, name, regularizer=None):
         initializer=_v1.glorot_uniform_initializer(),
         regularizer=regularizer,
     )
-    bias = _v1.get_variable('bias', [units], initializer=_v1.zeros_initializer())
+    bias = _v1.get_variable(
+        'bias', [units], initializer=_v1.zeros_initializer()
+    )
   return tf.nn.bias_add(tf.matmul(x, kernel), bias)
 
 
@@ -145,8 +147,12 @@ def _batch_norm(x, is_training, momentum, epsilon, name):
   """
   depth = x.shape[-1]
   with _v1.variable_scope(name):
-    gamma = _v1.get_variable('gamma', [depth], initializer=_v1.ones_initializer())
-    beta = _v1.get_variable('beta', [depth], initializer=_v1.zeros_initializer())
+    gamma = _v1.get_variable(
+        'gamma', [depth], initializer=_v1.ones_initializer()
+    )
+    beta = _v1.get_variable(
+        'beta', [depth], initializer=_v1.zeros_initializer()
+    )
     moving_mean = _v1.get_variable(
         'moving_mean',
         [depth],
