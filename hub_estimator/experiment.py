@@ -44,6 +44,9 @@ class RunSettings:
       ends.
     eval_throttle_secs: minimum seconds between evaluations; 0 evaluates at
       every new checkpoint.
+    evaluator_poll_secs: on a TF_CONFIG `evaluator` task, the least seconds
+      between two looks for a new checkpoint (the evaluator loops; at 0 it
+      would spin); the evaluator uses max(eval_throttle_secs, this).
   """
 
   save_checkpoints_steps: Optional[int] = 500
@@ -54,6 +57,7 @@ class RunSettings:
   log_every_n_steps: int = 100
   eval_steps: Optional[int] = None
   eval_throttle_secs: int = 0
+  evaluator_poll_secs: int = 2
 
   def __post_init__(self):
     def positive(name, allow_none):
@@ -87,6 +91,7 @@ class RunSettings:
     positive('save_summary_steps', False)
     positive('log_every_n_steps', False)
     positive('eval_steps', True)
+    positive('evaluator_poll_secs', False)
     if self.eval_throttle_secs < 0:
       raise gin_utils.config_error(
           'RunSettings.eval_throttle_secs must be >= 0; got'
@@ -497,6 +502,14 @@ class Experiment:
         log_step_count_steps=s.log_every_n_steps,
     )
 
+  def eval_throttle_secs(self, config: tf.estimator.RunConfig) -> int:
+    """Seconds between evaluations; an evaluator task never polls at 0."""
+    if config.task_type == 'evaluator':
+      return max(
+          self.settings.eval_throttle_secs, self.settings.evaluator_poll_secs
+      )
+    return self.settings.eval_throttle_secs
+
   def train_hooks(self, config: tf.estimator.RunConfig) -> List[Any]:
     """Progress logging everywhere; the operative gin config on the chief."""
     hooks = [ProgressHook(self.settings.log_every_n_steps, self.train_steps)]
@@ -523,7 +536,7 @@ class Experiment:
         steps=self.settings.eval_steps,
         exporters=self.exporters + [reporter],
         start_delay_secs=0,
-        throttle_secs=self.settings.eval_throttle_secs,
+        throttle_secs=self.eval_throttle_secs(config),
     )
     logging.info(
         'Training %s to step %d in %s; exporters %s',

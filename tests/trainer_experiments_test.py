@@ -218,9 +218,9 @@ class RestartTest(tf.test.TestCase):
     self.assertGreaterEqual(again.best_value, first.best_value)
 
 
-class TrainHooksTest(tf.test.TestCase):
+class RolesTest(tf.test.TestCase):
 
-  def test_operative_config_hook_only_on_chief(self):
+  def test_chief_worker_and_evaluator(self):
     gin.clear_config()
     gin_utils.parse(
         ['gin/experiments/digits_mlp.gin'], ["MODEL_DIR='/tmp/unused'"]
@@ -242,6 +242,11 @@ class TrainHooksTest(tf.test.TestCase):
         names(exp.train_hooks(chief)), ['ProgressHook', 'GinConfigSaverHook']
     )
     self.assertEqual(names(exp.train_hooks(worker)), ['ProgressHook'])
+    tf_config['task'] = {'type': 'evaluator', 'index': 0}
+    with mock.patch.dict(os.environ, {'TF_CONFIG': json.dumps(tf_config)}):
+      evaluator = tf.estimator.RunConfig()
+    self.assertEqual(exp.eval_throttle_secs(chief), 0)
+    self.assertEqual(exp.eval_throttle_secs(evaluator), 2)
 
 
 if __name__ == '__main__':
