@@ -202,6 +202,54 @@ class OtherExperimentsTest(tf.test.TestCase, parameterized.TestCase):
           self.assertAllClose(session.run(dense), out, atol=1e-6)
 
 
+class GinInputsTest(tf.test.TestCase):
+
+  def test_tfrecord_and_csv_inputs_from_gin(self):
+    from hub_estimator.models import inputs  # pylint: disable=g-import-not-at-top
+
+    x, y = inputs.load_digits('eval')
+    records = os.path.join(self.get_temp_dir(), 'digits.tfrecord')
+    with tf.io.TFRecordWriter(records) as writer:
+      for pixels, label in zip(x, y):
+        writer.write(tf.train.Example(features=tf.train.Features(feature={
+            'pixels': tf.train.Feature(
+                float_list=tf.train.FloatList(value=pixels)
+            ),
+            'label': tf.train.Feature(
+                int64_list=tf.train.Int64List(value=[label])
+            ),
+        })).SerializeToString())
+    table = os.path.join(self.get_temp_dir(), 'digits.csv')
+    columns = [f'p{i}' for i in range(64)] + ['label']
+    with open(table, 'w') as f:
+      f.write(','.join(columns) + '\n')
+      for pixels, label in zip(x, y):
+        f.write(','.join(map(str, pixels)) + f',{label}\n')
+    result = run_experiment(
+        'gin/experiments/digits_mlp.gin',
+        os.path.join(self.get_temp_dir(), 'files'),
+        [
+            'mlp.units=[8]',
+            'Experiment.exporter_fns=[]',
+            'Experiment.train_input_fn=@tfrecord_input()',
+            f"tfrecord_input.file_pattern='{records}'",
+            "tfrecord_input.feature_spec={'pixels': ('float32', [64]),"
+            " 'label': ('int64', [])}",
+            "tfrecord_input.label_key='label'",
+            'Experiment.eval_input_fn=@csv_input()',
+            f"csv_input.file_pattern='{table}'",
+            f'csv_input.column_names={columns}',
+            f"csv_input.column_types={['float32'] * 64 + ['int64']}",
+            "csv_input.label_key='label'",
+            f"csv_input.packed_features={{'x': {columns[:-1]}}}",
+            'csv_input.num_epochs=1',
+            'csv_input.shuffle=False',
+        ],
+    )
+    self.assertEqual(result.global_step, 6)
+    self.assertIn('accuracy', result.final_metrics)
+
+
 class RestartTest(tf.test.TestCase):
 
   def test_summary_covers_evaluations_of_earlier_processes(self):

@@ -204,10 +204,6 @@ def csv_input(
           f'csv_input.packed_features[{name!r}] names unknown columns'
           f' {missing}; columns are {column_names}.'
       )
-  defaults = [
-      tf.constant([_CSV_DTYPES[t]], dtype=tf.as_dtype(t)) for t in column_types
-  ]
-
   def parse(*fields):
     row = dict(zip(column_names, fields))
     label = row.pop(label_key) if label_key is not None else None
@@ -216,6 +212,11 @@ def csv_input(
     return row if label is None else (row, label)
 
   def input_fn():
+    # Built here, in the input_fn's graph (the factory may run eagerly).
+    defaults = [
+        tf.constant([_CSV_DTYPES[t]], dtype=tf.as_dtype(t))
+        for t in column_types
+    ]
     files = tf.data.Dataset.list_files(file_pattern, shuffle=shuffle, seed=seed)
     dataset = files.interleave(
         lambda f: tf.data.experimental.CsvDataset(
