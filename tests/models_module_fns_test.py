@@ -4,6 +4,7 @@ import numpy as np
 import tensorflow as tf
 
 import hub_estimator as hub
+from hub_estimator.consume import feature_columns
 from hub_estimator.models import inputs
 from hub_estimator.models import module_fns
 
@@ -99,6 +100,12 @@ class SmallCnnTest(tf.test.TestCase):
         spec.get_input_info_dict()['images'].get_shape().as_list(),
         [None, 8, 8, 1],
     )
+    info = spec.get_attached_message('image_module_info', hub.ImageModuleInfo)
+    self.assertEqual(
+        (info.default_image_size.height, info.default_image_size.width), (8, 8)
+    )
+    column = feature_columns.image_embedding_column('pixels', spec)
+    self.assertEqual(column.variable_shape, (5,))
     with tf.Graph().as_default():
       out = hub.Module(spec)(np.zeros([3, 8, 8, 1], np.float32))
       with _v1.Session() as session:

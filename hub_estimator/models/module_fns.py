@@ -260,7 +260,8 @@ def small_cnn(
   Each block is a same-padded convolution, optional batch norm, activation
   and 2x2 max pooling; then a dense layer. Signature `default`: input `images`
   float32 [batch, height, width, channels] -> `default` float32
-  [batch, dense_units].
+  [batch, dense_units]. The image size is also attached as
+  `image_module_info`, so the module fits `image_embedding_column`.
 
   Args:
     image_shape: (height, width, channels) of the input images.
@@ -314,6 +315,10 @@ def small_cnn(
     net = _dropout(net, is_training, hparams.dropout_rate)
     net = act(dense(net, dense_units, 'dense', regularizer))
     hparams.add_signatures({'images': images}, net)
+    info = hub.ImageModuleInfo()
+    info.default_image_size.height = int(image_shape[0])
+    info.default_image_size.width = int(image_shape[1])
+    hub.attach_message('image_module_info', info)
 
   return module_fn
 
