@@ -68,7 +68,7 @@ class MlpTest(tf.test.TestCase):
     with tf.Graph().as_default():
       module = hub.Module(self.spec, tags={'train'})
       hparams = module(signature='hparams', as_dict=True)
-      x = np.ones([64, 4], np.float32)
+      x = np.random.RandomState(0).rand(64, 4).astype(np.float32)
       no_dropout = module(
           {'x': x, 'dropout_rate': 0.0, 'bn_momentum': 0.9},
           signature='with_hparams',
