@@ -8,6 +8,7 @@ TF_CONFIG roles chief / worker / ps / evaluator) and returns a `RunResult`.
 """
 
 import dataclasses
+import json
 import logging as pylogging
 import math
 import os
@@ -19,6 +20,7 @@ import gin
 import gin.tf
 import tensorflow as tf
 
+from hub_estimator import export as export_lib
 from hub_estimator import gin_utils
 from hub_estimator.consume import sources
 from hub_estimator.models import model_fn as model_fn_lib
@@ -150,11 +152,25 @@ class RunResult:
         newest = versions[-1] if versions else '(none)'
         lines.append(
             f'  {name}: {len(versions)} version(s); newest {newest}'
-            f' modules {modules}'
+            f' {_export_origin(newest, self.best_metric)}modules {modules}'
         )
     else:
       lines.append('Exports: none')
     return '\n'.join(lines)
+
+
+def _export_origin(version_dir: str, metric: str) -> str:
+  """'(step N, metric=v) ' from a version's export metadata, or ''."""
+  path = os.path.join(version_dir, export_lib.METADATA_FILENAME)
+  try:
+    with tf.io.gfile.GFile(path) as f:
+      metadata = json.load(f)
+    step = metadata['global_step']
+    value = metadata.get('metrics', {}).get(metric)
+  except (tf.errors.OpError, ValueError, KeyError, TypeError):
+    return ''
+  shown = f', {metric}={value:.4f}' if isinstance(value, float) else ''
+  return f'(step {step}{shown}) '
 
 
 def _format_metrics(metrics: Mapping[str, Any]) -> str:
