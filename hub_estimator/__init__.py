@@ -23,4 +23,26 @@ from hub_estimator.format.spec import load_module_spec
 from hub_estimator.format.spec import ModuleSpec
 from hub_estimator.format.tensor_info import ParsedTensorInfo
 
+__all__ = [
+    "add_signature",
+    "attach_message",
+    "BestModuleExporter",
+    "create_module_spec",
+    "eval_function_for_module",
+    "get_expected_image_size",
+    "image_embedding_column",
+    "ImageModuleInfo",
+    "LatestModuleExporter",
+    "load_module_spec",
+    "Module",
+    "ModuleAttachment",
+    "ModuleFormatError",
+    "ModuleSpec",
+    "ParsedTensorInfo",
+    "PeriodicModuleExporter",
+    "register_module_for_export",
+    "sparse_text_embedding_column",
+    "text_embedding_column",
+]
+
 __version__ = "0.1.0"

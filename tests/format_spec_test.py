@@ -1,6 +1,5 @@
 """Creating specs: variants, signatures, collections, attachments and their errors."""
 
-import numpy as np
 import tensorflow as tf
 
 import hub_estimator as hub

@@ -40,7 +40,7 @@ import tensorflow as tf
 from google.protobuf import text_format
 
 import hub_estimator as hub
-from hub_estimator import experiment
+from hub_estimator import progress
 from hub_estimator.export import provenance
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -341,7 +341,7 @@ class DistributedTrainerTest(tf.test.TestCase):
     message = self.cluster.describe('evaluator')
     exports = {
         name: versions
-        for name, versions in experiment.list_exports(self.model_dir).items()
+        for name, versions in progress.list_exports(self.model_dir).items()
         if versions
     }
     self.assertCountEqual(exports, ['best', 'latest'], message)

@@ -311,6 +311,14 @@ class Module:
         result.append(name)
     return result
 
+  def _write_variables(self, session, prefix):
+    """Writes this instance's variable values from `session` as a checkpoint at `prefix`."""
+    entries = _checkpoint_entries(self._variable_map)
+    values = session.run([variable for _, _, variable in entries])
+    writer.write_checkpoint(prefix, [
+        (key, slice_spec, variable.dtype.base_dtype, value)
+        for (key, slice_spec, variable), value in zip(entries, values)])
+
   def export(self, path, session):
     """Writes the module, with this instance's variable values, to `path`.
 
@@ -330,12 +338,7 @@ class Module:
                          "instantiated.")
     write_variables_fn = None
     if self._variable_map:
-      def write_variables_fn(prefix):
-        entries = _checkpoint_entries(self._variable_map)
-        values = session.run([variable for _, _, variable in entries])
-        writer.write_checkpoint(prefix, [
-            (key, slice_spec, variable.dtype.base_dtype, value)
-            for (key, slice_spec, variable), value in zip(entries, values)])
+      write_variables_fn = lambda prefix: self._write_variables(session, prefix)
     writer.write_module(self._spec, path, write_variables_fn)
 
 
