@@ -84,6 +84,15 @@ class BadModuleDirectoryTest(tf.test.TestCase):
                                   "no_variables.*missing its variables"):
         hub.Module(spec)
 
+  def test_missing_variable_data_fails_at_instantiation(self):
+    path = self._copy("no_data")
+    os.remove(os.path.join(path, "variables", "variables.data-00000-of-00001"))
+    with tf.Graph().as_default():
+      with self.assertRaisesRegex(hub.ModuleFormatError,
+                                  r"no_data is missing variable data: .*"
+                                  r"variables.data-00000-of-00001"):
+        hub.Module(path)
+
   def test_variables_that_do_not_fit_the_graph(self):
     path = self._copy("wrong_variables")
     with tf.Graph().as_default():

@@ -126,6 +126,11 @@ class Module:
       raise saved_model_io.ModuleFormatError(
           "Module %s is missing its variables: %s.index does not exist." %
           (self._spec.source, checkpoint))
+    missing_shards = _missing_data_shards(checkpoint)
+    if missing_shards:
+      raise saved_model_io.ModuleFormatError(
+          "Module %s is missing variable data: %s." %
+          (self._spec.source, ", ".join(missing_shards)))
     try:
       stored = dict(tf.train.list_variables(checkpoint))
     except (tf.errors.OpError, ValueError) as e:
@@ -347,6 +352,17 @@ def _has_one_output(node):
   return (op_def is not None and len(op_def.output_arg) == 1 and
           not op_def.output_arg[0].number_attr and
           not op_def.output_arg[0].type_list_attr)
+
+
+def _missing_data_shards(checkpoint):
+  """Names the data files of a V2 checkpoint that are not there."""
+  shards = tf.io.gfile.glob(checkpoint + ".data-*-of-*")
+  if not shards:
+    return [checkpoint + ".data-00000-of-00001"]
+  total = int(shards[0].rsplit("-of-", 1)[1])
+  expected = ["%s.data-%05d-of-%05d" % (checkpoint, i, total) for i in range(total)]
+  present = set(shards)
+  return [name for name in expected if name not in present]
 
 
 def _variable_map(variables, prefix):
