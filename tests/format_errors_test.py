@@ -34,8 +34,11 @@ class BadModuleDirectoryTest(tf.test.TestCase):
         module.export(cls.good, session)
 
   def _copy(self, name):
+    return self._copy_of(self.good, name)
+
+  def _copy_of(self, source, name):
     path = os.path.join(self.root, name)
-    shutil.copytree(self.good, path)
+    shutil.copytree(source, path)
     return path
 
   def test_missing_directory(self):
@@ -123,6 +126,11 @@ class BadModuleDirectoryTest(tf.test.TestCase):
       with tf.compat.v1.Session() as session:
         module.export(path, session)
     self.assertEqual(os.listdir(os.path.join(path, "assets")), ["v.txt"])
+    without_asset = self._copy_of(path, "no_asset")
+    os.remove(os.path.join(without_asset, "assets", "v.txt"))
+    with self.assertRaisesRegex(hub.ModuleFormatError,
+                                "Asset file .*no_asset/assets/v.txt of module .* is missing"):
+      hub.load_module_spec(without_asset)
     saved_model_path = os.path.join(path, "saved_model.pb")
     with open(saved_model_path, "rb") as f:
       saved_model = saved_model_pb2.SavedModel.FromString(f.read())

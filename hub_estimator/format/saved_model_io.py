@@ -113,6 +113,9 @@ def _resolve_asset_paths(meta_graph, assets_dir, source):
           "Asset filename (%s) points outside assets_dir %r in %r." %
           (asset.filename, assets_dir, source))
     filename = os.path.join(assets_dir, asset.filename)
+    if not tf.io.gfile.exists(filename):
+      raise ModuleFormatError("Asset file %s of module %r is missing." %
+                              (filename, os.path.dirname(assets_dir)))
     node = nodes.get(asset.tensor_info.name.split(":")[0])
     if node is None:
       raise ModuleFormatError("Asset tensor %r named in %r is not in the graph." %
