@@ -21,6 +21,7 @@ A module is checked when the column is created; every problem with its
 "default" signature is reported in one ValueError naming the module.
 """
 
+import abc
 import collections
 import os
 
@@ -330,8 +331,9 @@ class _HubColumn(fc_v1._DenseColumn, fc_v2.DenseColumn):  # pylint: disable=prot
     module = self._module_for_graph(self._column_trainable() and bool(trainable))
     return self._embed(module, value)
 
+  @abc.abstractmethod
   def _embed(self, module, value):
-    raise NotImplementedError
+    """Applies `module` to the column's input `value`; returns [batch, dim] float32."""
 
   # -- config --
 

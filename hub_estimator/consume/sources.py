@@ -11,6 +11,7 @@ Swapping the module a model uses is one gin line:
 `run.module_source = @RunExportSource()`.
 """
 
+import abc
 import os
 from typing import Any, Mapping, Optional, Sequence
 
@@ -29,7 +30,7 @@ def _tags_str(tags) -> str:
   return str(sorted(tags))
 
 
-class ModuleSource:
+class ModuleSource(abc.ABC):
   """Base class: builds a spec, instantiates and applies it in a model_fn."""
 
   def __init__(
@@ -58,12 +59,13 @@ class ModuleSource:
     """The gin configurable name, used in error messages."""
     return type(self).__name__
 
+  @abc.abstractmethod
   def describe(self) -> str:
     """A short human description of where the module comes from."""
-    raise NotImplementedError
 
+  @abc.abstractmethod
   def _build_spec(self) -> Any:
-    raise NotImplementedError
+    """Builds or loads the ModuleSpec (raising ConfigError when it cannot)."""
 
   # -- shared behaviour --
 

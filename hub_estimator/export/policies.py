@@ -8,6 +8,7 @@ tensorflow_hub 0.15's LatestModuleExporter) plus `export_metadata.json` (and
 metadata files, so it survives restarts; nothing is kept only in memory.
 """
 
+import abc
 import math
 import time
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
@@ -36,7 +37,7 @@ class _Decision(NamedTuple):
   reason: str
 
 
-class ModuleExporter(tf.estimator.Exporter):
+class ModuleExporter(tf.estimator.Exporter, metaclass=abc.ABCMeta):
   """Base class: writes the registered modules when `_decide` says so.
 
   Subclasses define the policy (`_decide`), the retention (`_to_delete`) and
@@ -86,9 +87,10 @@ class ModuleExporter(tf.estimator.Exporter):
   def _check_eval_result(self, eval_result) -> None:
     """Raises ValueError if `eval_result` cannot be judged by this policy."""
 
+  @abc.abstractmethod
   def _decide(self, writer: writer_lib.ExportWriter, checkpoint_path: str,
               eval_result, is_the_final_export) -> _Decision:
-    raise NotImplementedError
+    """Whether this evaluation is exported (the policy's own rule)."""
 
   def _to_delete(self, writer: writer_lib.ExportWriter
                  ) -> List[writer_lib.Version]:

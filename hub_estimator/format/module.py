@@ -291,11 +291,10 @@ class Module:
 
     apply_name = "%s_apply_%s" % (self._name, signature.replace(":", "_"))
     with tf.compat.v1.name_scope(apply_name) as scope:
-      pass
-    _prefix_shared_names(apply_meta_graph.graph_def, scope.rstrip("/"))
-    with self._graph.name_scope(None):
-      meta_graph_lib.import_scoped_meta_graph_with_return_elements(
-          apply_meta_graph, import_scope=scope, input_map=input_map)
+      _prefix_shared_names(apply_meta_graph.graph_def, scope.rstrip("/"))
+      with self._graph.name_scope(None):  # `scope` is absolute already
+        meta_graph_lib.import_scoped_meta_graph_with_return_elements(
+            apply_meta_graph, import_scope=scope, input_map=input_map)
     _colocate_with_fed_tensors(self._graph, scope, colocation_refs, groups_by_name)
 
     def get_tensor(tensor_name):
