@@ -2,6 +2,8 @@
 
 import contextlib
 import os
+import shutil
+import tempfile
 
 import numpy as np
 import tensorflow as tf
@@ -189,6 +191,49 @@ class ModuleStateTest(tf.test.TestCase):
     with tf.Graph().as_default():
       out = hub.Module(moved)(tf.constant(["bird", "cat", "fish"]))
       self.assertAllEqual(_run(out), [2, 0, 3])
+
+
+  def test_nested_module_with_assets_and_ref_variables_survives_moves(self):
+    root = tempfile.mkdtemp(dir=self.get_temp_dir())
+    vocab = _write_vocab(root, "v.txt", ["a", "b", "c"])
+
+    def inner_module_fn():
+      words = tf.compat.v1.placeholder(tf.string, [None], name="words")
+      table = tf.compat.v1.lookup.StaticVocabularyTable(
+          tf.lookup.TextFileInitializer(
+              vocab, tf.string, tf.lookup.TextFileIndex.WHOLE_LINE, tf.int64,
+              tf.lookup.TextFileIndex.LINE_NUMBER), num_oov_buckets=1)
+      with tf.compat.v1.variable_scope("refs", use_resource=False):
+        emb = tf.compat.v1.get_variable(
+            "emb", [4, 2], initializer=tf.compat.v1.constant_initializer(
+                np.arange(8).reshape(4, 2)))
+      hub.add_signature(inputs=words, outputs=tf.nn.embedding_lookup(emb, table.lookup(words)))
+    inner = os.path.join(root, "inner")
+    with tf.Graph().as_default():
+      module = hub.Module(hub.create_module_spec(inner_module_fn))
+      self.assertEqual([v.op.type for v in module.variables], ["VariableV2"])
+      with tf.compat.v1.Session() as session:
+        session.run([tf.compat.v1.global_variables_initializer(),
+                     tf.compat.v1.tables_initializer()])
+        module.export(inner, session)
+    os.remove(vocab)
+
+    def outer_module_fn():
+      words = tf.compat.v1.placeholder(tf.string, [None], name="words")
+      hub.add_signature(inputs=words, outputs=hub.Module(inner)(words) * 2.0)
+    outer = os.path.join(root, "outer")
+    with tf.Graph().as_default():
+      module = hub.Module(hub.create_module_spec(outer_module_fn))
+      with tf.compat.v1.Session() as session:
+        session.run([tf.compat.v1.global_variables_initializer(),
+                     tf.compat.v1.tables_initializer()])
+        module.export(outer, session)
+    shutil.rmtree(inner)
+    os.rename(outer, outer + "_moved")
+    self.assertEqual(os.listdir(os.path.join(outer + "_moved", "assets")), ["v.txt"])
+    with tf.Graph().as_default():
+      out = hub.Module(outer + "_moved")(tf.constant(["c", "zz"]))
+      self.assertAllClose(_run(out), [[8, 10], [12, 14]])
 
 
 class ModuleCallTest(tf.test.TestCase):
