@@ -6,12 +6,16 @@ from tensorflow.core.protobuf import control_flow_pb2
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow.python.framework import op_def_registry
 
-from hub_estimator.format import spec as spec_lib
-
 _GraphKeys = tf.compat.v1.GraphKeys
 _CONTROL_FLOW_V1_COLLECTIONS = (_GraphKeys.COND_CONTEXT, _GraphKeys.WHILE_CONTEXT)
 _VARIABLE_COLLECTIONS = (_GraphKeys.GLOBAL_VARIABLES, _GraphKeys.TRAINABLE_VARIABLES,
                          _GraphKeys.MODEL_VARIABLES)
+
+
+def is_state_op(op_type):
+  """True for ops that hold state and take no inputs (variables, tables, queues)."""
+  op_def = op_def_registry.get(op_type)
+  return op_def is not None and op_def.is_stateful and not op_def.input_arg
 
 
 def op_name(tensor_or_op_name):
@@ -32,7 +36,7 @@ class GraphIndex:
                     for node in function.node_def)
     self.missing_ops = sorted(op for op in used_ops if op_def_registry.get(op) is None)
     self.state_ops = [name for name, node in self.nodes.items()
-                      if spec_lib.is_state_op(node.op)]
+                      if is_state_op(node.op)]
     function_names = {f.signature.name for f in meta_graph.graph_def.library.function}
     self.missing_ops = [op for op in self.missing_ops if op not in function_names]
     for name in self.state_ops:

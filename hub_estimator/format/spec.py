@@ -7,8 +7,8 @@ from absl import logging
 import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow.core.protobuf import saved_model_pb2
-from tensorflow.python.framework import op_def_registry
 
+from hub_estimator.format import graph_index as graph_index_lib
 from hub_estimator.format import protos
 from hub_estimator.format import saved_model_io
 from hub_estimator.format import tensor_info as tensor_info_lib
@@ -32,12 +32,6 @@ SUPPORTED_COLLECTIONS = frozenset([
 ])
 
 _ATTACHMENT_KEY_PATTERN = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]*$")
-
-
-def is_state_op(op_type):
-  """True for ops that hold state and take no inputs (variables, tables, queues)."""
-  op_def = op_def_registry.get(op_type)
-  return op_def is not None and op_def.is_stateful and not op_def.input_arg
 
 
 def add_signature(name=None, inputs=None, outputs=None):
@@ -117,14 +111,14 @@ def attach_message(key, message):
 
 def _state_op_colocation_error(graph, tags_text):
   for op in graph.get_operations():
-    if not is_state_op(op.type):
+    if not graph_index_lib.is_state_op(op.type):
       continue
     for group in op.colocation_groups():
       other_name = group.decode("utf-8")[len("loc:@"):]
       if other_name == op.name:
         continue
       other = graph.get_operation_by_name(other_name)
-      if not is_state_op(other.type):
+      if not graph_index_lib.is_state_op(other.type):
         return ("A state-holding node %s of a module's graph (e.g., a Variable op) "
                 "must not be subject to a tf.colocate_with(y) constraint unless y "
                 "is also a state-holding node (y = %s)%s." %
@@ -343,8 +337,7 @@ class ModuleSpec:
     """Returns the (cached) GraphIndex of a variant, used to prune imports."""
     key = _tags_key(tags)
     if key not in self._graph_indexes:
-      from hub_estimator.format import graph_index  # pylint: disable=g-import-not-at-top
-      self._graph_indexes[key] = graph_index.GraphIndex(self.get_meta_graph(key))
+      self._graph_indexes[key] = graph_index_lib.GraphIndex(self.get_meta_graph(key))
     return self._graph_indexes[key]
 
   def export(self, path, checkpoint_path=None, name_transform_fn=None):
