@@ -8,6 +8,7 @@ from tensorflow.python.framework import op_def_registry
 
 _GraphKeys = tf.compat.v1.GraphKeys
 _CONTROL_FLOW_V1_COLLECTIONS = (_GraphKeys.COND_CONTEXT, _GraphKeys.WHILE_CONTEXT)
+PLACEHOLDER_OPS = ("Placeholder", "PlaceholderV2")
 _VARIABLE_COLLECTIONS = (_GraphKeys.GLOBAL_VARIABLES, _GraphKeys.TRAINABLE_VARIABLES,
                          _GraphKeys.MODEL_VARIABLES)
 
@@ -51,6 +52,7 @@ class GraphIndex:
         for value in meta_graph.collection_def[key].bytes_list.value:
           self._contexts.append((key, value) + _context_op_names(key, value))
     self._state_meta_graphs = {}
+    self._consumers = None
 
   def closure(self, seeds, stops=()):
     """Returns the names of `seeds` and every node they depend on, not crossing `stops`."""
@@ -66,6 +68,28 @@ class GraphIndex:
         continue
       pending.extend(i for i in self._inputs[name] if i not in seen)
     return seen
+
+  def blocked_by_unfed_placeholders(self, stops):
+    """Names of the nodes that need a placeholder not in `stops` (through non-stops).
+
+    Such nodes cannot run in a call that feeds only `stops`.
+    """
+    if self._consumers is None:
+      self._consumers = {}
+      for name, inputs in self._inputs.items():
+        for input_name in inputs:
+          self._consumers.setdefault(input_name, []).append(name)
+    blocked = set()
+    pending = [name for name, node in self.nodes.items()
+               if node.op in PLACEHOLDER_OPS and name not in stops]
+    while pending:
+      name = pending.pop()
+      if name in blocked:
+        continue
+      blocked.add(name)
+      pending.extend(c for c in self._consumers.get(name, ())
+                     if c not in stops and c not in blocked)
+    return blocked
 
   def closure_with_contexts(self, seeds, stops=()):
     """Like `closure`, also keeping whole every v1 control-flow context it touches.

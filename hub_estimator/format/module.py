@@ -16,7 +16,6 @@ from hub_estimator.format import writer
 
 _GraphKeys = tf.compat.v1.GraphKeys
 _APPLY_COLLECTIONS = [_GraphKeys.ASSET_FILEPATHS]
-_PLACEHOLDER_OPS = ("Placeholder", "PlaceholderV2")
 
 
 def as_module_spec(spec):
@@ -251,7 +250,7 @@ class Module:
     stops = set(self._index.state_ops)
     for name, tensor_names in feed_ops.items():
       node = index.nodes.get(name)
-      if node is not None and (node.op in _PLACEHOLDER_OPS or
+      if node is not None and (node.op in graph_index_lib.PLACEHOLDER_OPS or
                                tensor_names == [name + ":0"] and _has_one_output(node)):
         stops.add(name)
     seeds = [graph_index_lib.op_name(n) for info in output_infos.values()
@@ -306,14 +305,10 @@ class Module:
 
   def _runnable_update_ops(self, stops):
     """Update ops of the variant whose inputs this call can provide."""
-    index = self._index
-    result = []
-    for name in index.node_list(_GraphKeys.UPDATE_OPS):
-      name = graph_index_lib.op_name(name)
-      needed = index.closure([name], stops)
-      if not any(index.nodes[n].op in _PLACEHOLDER_OPS and n not in stops for n in needed):
-        result.append(name)
-    return result
+    blocked = self._index.blocked_by_unfed_placeholders(stops)
+    names = (graph_index_lib.op_name(n)
+             for n in self._index.node_list(_GraphKeys.UPDATE_OPS))
+    return [name for name in names if name not in blocked]
 
   def _write_variables(self, session, prefix):
     """Writes this instance's variable values from `session` as a checkpoint at `prefix`."""
