@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import tempfile
 
 import numpy as np
 import tensorflow as tf
@@ -23,15 +24,18 @@ class BadModuleDirectoryTest(tf.test.TestCase):
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    cls.root = os.path.join(os.environ.get("TEST_TMPDIR", "/tmp"),
-                            "bad_module_%d" % os.getpid())
-    shutil.rmtree(cls.root, ignore_errors=True)
+    cls.root = tempfile.mkdtemp(prefix="bad_module_")
     cls.good = os.path.join(cls.root, "good")
     with tf.Graph().as_default():
       module = hub.Module(hub.create_module_spec(_stateful_fn))
       with tf.compat.v1.Session() as session:
         session.run(tf.compat.v1.global_variables_initializer())
         module.export(cls.good, session)
+
+  @classmethod
+  def tearDownClass(cls):
+    shutil.rmtree(cls.root, ignore_errors=True)
+    super().tearDownClass()
 
   def _copy(self, name):
     return self._copy_of(self.good, name)
