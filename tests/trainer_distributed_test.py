@@ -229,7 +229,7 @@ class _Cluster:
           proc.kill()
           proc.wait(timeout=_KILL_WAIT_SECS)
         except ProcessLookupError:
-          pass
+          self._note(f'{task} had already exited')
         self._note(f'{task} stopped by the test')
       self.returncodes.setdefault(task, None)
     for f in self._logs.values():

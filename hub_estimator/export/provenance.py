@@ -101,7 +101,7 @@ def package_versions() -> Dict[str, str]:
     try:
       versions[name] = metadata.version(name)
     except metadata.PackageNotFoundError:
-      pass
+      continue  # Not installed: left out of the record.
   return versions
 
 

@@ -93,7 +93,7 @@ class ExportWriter:
         tf.io.gfile.rmtree(path)
         removed.append(path)
       except tf.errors.NotFoundError:
-        pass
+        continue  # Removed meanwhile: nothing left to clean.
       except (tf.errors.OpError, OSError) as e:
         logging.warning("Could not remove stale export staging folder %s: %s",
                         path, e)
@@ -136,7 +136,8 @@ class ExportWriter:
           tf.io.gfile.rename(staging_dir, target, overwrite=False)
           return Version(version, target)
         except tf.errors.AlreadyExistsError:
-          pass
+          logging.info("Version %d appeared meanwhile under %s; trying the next.",
+                       version, self._base_dir)
         except OSError:
           # POSIX rename fails on a non-empty existing target folder.
           if not tf.io.gfile.exists(target):
