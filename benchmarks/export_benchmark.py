@@ -38,6 +38,7 @@ import tensorflow_hub as hub
 import hub_estimator.export as export_lib
 from hub_estimator.format import module as module_lib
 from hub_estimator.format import spec as spec_lib
+
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 # name -> (vocabulary rows, embedding width, hidden units)
@@ -57,14 +58,18 @@ TARGETS = {
 
 def make_module_fn(rows, width, hidden):
   """Returns a module_fn: embedding lookup + mean + dense layer."""
+
   def module_fn():
     ids = tf.compat.v1.placeholder(tf.int64, [None, None], name="ids")
     table = tf.compat.v1.get_variable(
-        "embeddings", [rows, width],
-        initializer=tf.compat.v1.random_uniform_initializer(-0.1, 0.1))
+        "embeddings",
+        [rows, width],
+        initializer=tf.compat.v1.random_uniform_initializer(-0.1, 0.1),
+    )
     pooled = tf.reduce_mean(tf.nn.embedding_lookup(table, ids), axis=1)
     outputs = tf.compat.v1.layers.dense(pooled, hidden, activation=tf.nn.relu)
     add_signature(inputs={"ids": ids}, outputs=outputs)
+
   add_signature = None
 
   def ours():
@@ -82,6 +87,7 @@ def make_module_fn(rows, width, hidden):
 
 def make_model_fn(spec, module_cls, register_fn):
   """Returns a model_fn applying the module and a 2-class head."""
+
   def model_fn(features, labels, mode):
     module = module_cls(spec, trainable=True)
     logits = tf.compat.v1.layers.dense(module({"ids": features["ids"]}), 2)
@@ -90,8 +96,10 @@ def make_model_fn(spec, module_cls, register_fn):
       return tf.estimator.EstimatorSpec(mode, predictions=logits)
     loss = tf.compat.v1.losses.sparse_softmax_cross_entropy(labels, logits)
     train_op = tf.compat.v1.train.GradientDescentOptimizer(0.1).minimize(
-        loss, tf.compat.v1.train.get_global_step())
+        loss, tf.compat.v1.train.get_global_step()
+    )
     return tf.estimator.EstimatorSpec(mode, loss=loss, train_op=train_op)
+
   return model_fn
 
 
@@ -103,8 +111,11 @@ def serving_input_fn():
 def train_input_fn():
   ids = np.arange(32, dtype=np.int64).reshape(8, 4)
   labels = np.arange(8, dtype=np.int32) % 2
-  return tf.data.Dataset.from_tensor_slices(
-      ({"ids": ids}, labels)).repeat().batch(8)
+  return (
+      tf.data.Dataset.from_tensor_slices(({"ids": ids}, labels))
+      .repeat()
+      .batch(8)
+  )
 
 
 def floor_fn(checkpoint_path, keys, dtypes):
@@ -112,18 +123,25 @@ def floor_fn(checkpoint_path, keys, dtypes):
   graph = tf.Graph()
   with graph.as_default():
     dst = tf.compat.v1.placeholder(tf.string, [])
-    tensors = tf.raw_ops.RestoreV2(prefix=checkpoint_path, tensor_names=keys,
-                                   shape_and_slices=[""] * len(keys),
-                                   dtypes=dtypes)
-    save = tf.raw_ops.SaveV2(prefix=dst, tensor_names=keys,
-                             shape_and_slices=[""] * len(keys),
-                             tensors=tensors)
+    tensors = tf.raw_ops.RestoreV2(
+        prefix=checkpoint_path,
+        tensor_names=keys,
+        shape_and_slices=[""] * len(keys),
+        dtypes=dtypes,
+    )
+    save = tf.raw_ops.SaveV2(
+        prefix=dst,
+        tensor_names=keys,
+        shape_and_slices=[""] * len(keys),
+        tensors=tensors,
+    )
   session = tf.compat.v1.Session(graph=graph)
 
   def run(out_dir):
     start = time.perf_counter()
     session.run(save, feed_dict={dst: os.path.join(out_dir, "variables")})
     return time.perf_counter() - start
+
   return run
 
 
@@ -142,33 +160,48 @@ def bench(size, repeats, workdir):
   ours_spec_fn, theirs_spec_fn = make_module_fn(rows, width, hidden)
   model_dir = os.path.join(workdir, size, "model")
   ours_est = tf.estimator.Estimator(
-      make_model_fn(ours_spec_fn(), module_lib.Module,
-                    export_lib.register_module_for_export), model_dir)
+      make_model_fn(
+          ours_spec_fn(),
+          module_lib.Module,
+          export_lib.register_module_for_export,
+      ),
+      model_dir,
+  )
   theirs_est = tf.estimator.Estimator(
-      make_model_fn(theirs_spec_fn(), hub.Module,
-                    hub.register_module_for_export), model_dir)
+      make_model_fn(
+          theirs_spec_fn(), hub.Module, hub.register_module_for_export
+      ),
+      model_dir,
+  )
   ours_est.train(train_input_fn, steps=1)
   checkpoint = ours_est.latest_checkpoint()
   reader = tf.train.load_checkpoint(checkpoint)
-  module_keys = sorted(k for k in reader.get_variable_to_shape_map()
-                       if k.startswith("module/"))
-  weights = sum(int(np.prod(reader.get_variable_to_shape_map()[k]))
-                for k in module_keys)
-  floor = floor_fn(checkpoint, module_keys,
-                   [reader.get_variable_to_dtype_map()[k]
-                    for k in module_keys])
+  module_keys = sorted(
+      k for k in reader.get_variable_to_shape_map() if k.startswith("module/")
+  )
+  weights = sum(
+      int(np.prod(reader.get_variable_to_shape_map()[k])) for k in module_keys
+  )
+  floor = floor_fn(
+      checkpoint,
+      module_keys,
+      [reader.get_variable_to_dtype_map()[k] for k in module_keys],
+  )
 
-  ours = export_lib.LatestModuleExporter("ours", serving_input_fn,
-                                         exports_to_keep=None)
-  theirs = hub.LatestModuleExporter("theirs", serving_input_fn,
-                                    exports_to_keep=None)
+  ours = export_lib.LatestModuleExporter(
+      "ours", serving_input_fn, exports_to_keep=None
+  )
+  theirs = hub.LatestModuleExporter(
+      "theirs", serving_input_fn, exports_to_keep=None
+  )
   out = os.path.join(workdir, size, "out")
   times = {"ours": [], "theirs": [], "floor": []}
   os.makedirs(os.path.join(out, "floor-first"))
   first_floor = floor(os.path.join(out, "floor-first"))
   first_ours = timed_export(ours, ours_est, os.path.join(out, "ours-first"))
-  first_theirs = timed_export(theirs, theirs_est,
-                              os.path.join(out, "theirs-first"))
+  first_theirs = timed_export(
+      theirs, theirs_est, os.path.join(out, "theirs-first")
+  )
   for i in range(repeats):
     order = ["ours", "theirs"] if i % 2 == 0 else ["theirs", "ours"]
     for who in order:
@@ -194,29 +227,61 @@ def main(argv):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--sizes", default="small,large")
   parser.add_argument("--repeats", type=int, default=5)
-  parser.add_argument("--check", action="store_true",
-                      help="exit with status 1 if a target is missed")
+  parser.add_argument(
+      "--check",
+      action="store_true",
+      help="exit with status 1 if a target is missed",
+  )
   args = parser.parse_args(argv)
   missed = []
   tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.ERROR)
   workdir = tempfile.mkdtemp(prefix="export_benchmark_")
   try:
-    print("Steady state: median of %d exports into fresh folders. First call: "
-          "ours builds its export plan (once per process)." % args.repeats)
-    print("%-6s %10s | %8s %8s %8s | %8s %8s %8s | %11s %10s" % (
-        "size", "weights", "floor_s", "ours_s", "theirs_s", "floor_1st",
-        "ours_1st", "their_1st", "ours/theirs", "ours/floor"))
+    print(
+        "Steady state: median of %d exports into fresh folders. First call: "
+        "ours builds its export plan (once per process)."
+        % args.repeats
+    )
+    print(
+        "%-6s %10s | %8s %8s %8s | %8s %8s %8s | %11s %10s"
+        % (
+            "size",
+            "weights",
+            "floor_s",
+            "ours_s",
+            "theirs_s",
+            "floor_1st",
+            "ours_1st",
+            "their_1st",
+            "ours/theirs",
+            "ours/floor",
+        )
+    )
     for size in args.sizes.split(","):
       r = bench(size, args.repeats, workdir)
-      print("%-6s %10d | %8.4f %8.4f %8.4f | %8.4f %8.4f %8.4f | %11.2f %10.2f"
-            % (size, r["weights"], r["floor"], r["ours"], r["theirs"],
-               r["floor_first"], r["ours_first"], r["theirs_first"],
-               r["ours"] / r["theirs"], r["ours"] / r["floor"]), flush=True)
+      print(
+          "%-6s %10d | %8.4f %8.4f %8.4f | %8.4f %8.4f %8.4f | %11.2f %10.2f"
+          % (
+              size,
+              r["weights"],
+              r["floor"],
+              r["ours"],
+              r["theirs"],
+              r["floor_first"],
+              r["ours_first"],
+              r["theirs_first"],
+              r["ours"] / r["theirs"],
+              r["ours"] / r["floor"],
+          ),
+          flush=True,
+      )
       for what, _, target in TARGETS.get(size, ()):
         value = r["ours"] / r[what]
         ok = value <= target
-        print("  target %s: ours/%s = %.2f <= %.2f  %s"
-              % (size, what, value, target, "PASS" if ok else "MISS"))
+        print(
+            "  target %s: ours/%s = %.2f <= %.2f  %s"
+            % (size, what, value, target, "PASS" if ok else "MISS")
+        )
         if not ok:
           missed.append((size, what))
   finally:

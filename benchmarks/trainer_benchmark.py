@@ -56,8 +56,13 @@ def module_model_fn(units, steps):
   """The model_fn built by the library from a module spec."""
   source = sources.ModuleFnSource(
       module_fn=module_fns.mlp(
-          input_dim=64, units=units, dropout_rate=DROPOUT, batch_norm=True,
-          bn_momentum=BN_MOMENTUM, bn_epsilon=BN_EPSILON, l2=L2,
+          input_dim=64,
+          units=units,
+          dropout_rate=DROPOUT,
+          batch_norm=True,
+          bn_momentum=BN_MOMENTUM,
+          bn_epsilon=BN_EPSILON,
+          l2=L2,
       ),
       export_name='body',
   )
@@ -84,16 +89,22 @@ def hand_model_fn(units, steps):
           net, size, kernel_regularizer=regularizer, name=f'dense_{i}'
       )
       net = _v1.layers.batch_normalization(
-          net, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, training=training,
+          net,
+          momentum=BN_MOMENTUM,
+          epsilon=BN_EPSILON,
+          training=training,
           name=f'bn_{i}',
       )
       net = tf.nn.relu(net)
       if training:
         net = tf.nn.dropout(net, rate=DROPOUT)
     logits = _v1.layers.dense(net, 10, name='logits')
-    loss = _v1.losses.sparse_softmax_cross_entropy(
-        labels, logits, loss_collection=None
-    ) + _v1.losses.get_regularization_loss()
+    loss = (
+        _v1.losses.sparse_softmax_cross_entropy(
+            labels, logits, loss_collection=None
+        )
+        + _v1.losses.get_regularization_loss()
+    )
     global_step = _v1.train.get_or_create_global_step()
     rate = _v1.train.cosine_decay(LEARNING_RATE, global_step, steps, 0.05)
     optimizer = _v1.train.AdamOptimizer(rate)

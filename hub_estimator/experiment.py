@@ -175,12 +175,15 @@ class Experiment:
         better.
     """
     missing = [
-        k for k, v in (
-            ('model_dir', model_dir), ('train_steps', train_steps),
+        k
+        for k, v in (
+            ('model_dir', model_dir),
+            ('train_steps', train_steps),
             ('module_source', module_source),
             ('train_input_fn', train_input_fn),
             ('eval_input_fn', eval_input_fn),
-        ) if v is None
+        )
+        if v is None
     ]
     if missing:
       raise gin_utils.config_error(
@@ -257,12 +260,14 @@ class Experiment:
       receiver = serving_input_fn()
       try:
         self.model_fn(
-            receiver.features, None, tf.estimator.ModeKeys.PREDICT,
+            receiver.features,
+            None,
+            tf.estimator.ModeKeys.PREDICT,
             self.run_config(),
         )
       except (ValueError, TypeError) as e:
         raise gin_utils.config_error(
-            f'The PREDICT graph the exporters build does not fit'
+            'The PREDICT graph the exporters build does not fit'
             f' {self.module_source.describe()}: {e}'
         ) from e
     self.exporters = []
@@ -276,9 +281,9 @@ class Experiment:
     names = [e.name for e in self.exporters]
     if len(set(names)) != len(names) or progress.EVAL_REPORTER_NAME in names:
       raise gin_utils.config_error(
-          f'Experiment.exporter_fns: exporter names must be unique (and not'
-          f' {progress.EVAL_REPORTER_NAME!r}); got {names}. Bind `name` per scope,'
-          " e.g. best/BestModuleExporter.name = 'best'."
+          'Experiment.exporter_fns: exporter names must be unique (and not'
+          f' {progress.EVAL_REPORTER_NAME!r}); got {names}. Bind `name` per'
+          " scope, e.g. best/BestModuleExporter.name = 'best'."
       )
 
   def run_config(self) -> tf.estimator.RunConfig:
@@ -303,7 +308,9 @@ class Experiment:
 
   def train_hooks(self, config: tf.estimator.RunConfig) -> List[Any]:
     """Progress logging everywhere; the operative gin config on the chief."""
-    hooks = [progress.ProgressHook(self.settings.log_every_n_steps, self.train_steps)]
+    hooks = [
+        progress.ProgressHook(self.settings.log_every_n_steps, self.train_steps)
+    ]
     if config.is_chief:
       hooks.append(gin.tf.GinConfigSaverHook(self.model_dir))
     return hooks
@@ -331,7 +338,9 @@ class Experiment:
     )
     logging.info(
         'Training %s to step %d in %s; exporters %s',
-        self.module_source.describe(), self.train_steps, self.model_dir,
+        self.module_source.describe(),
+        self.train_steps,
+        self.model_dir,
         [e.name for e in self.exporters],
     )
     start = time.time()
@@ -357,13 +366,15 @@ class Experiment:
       if value is None or math.isnan(value):
         continue
       better = best_value is None or (
-          value < best_value if self.best_metric_mode == 'min'
+          value < best_value
+          if self.best_metric_mode == 'min'
           else value > best_value
       )
       if better:
         best_value, best_step = value, int(metrics.get('global_step', 0))
     exports = {
-        k: v for k, v in progress.list_exports(self.model_dir).items()
+        k: v
+        for k, v in progress.list_exports(self.model_dir).items()
         if k != progress.EVAL_REPORTER_NAME
     }
     return progress.RunResult(

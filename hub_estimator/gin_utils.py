@@ -89,7 +89,12 @@ def parse(
         finalize_config=finalize,
     )
   except (
-      ValueError, KeyError, IOError, ImportError, SyntaxError, TypeError
+      ValueError,
+      KeyError,
+      IOError,
+      ImportError,
+      SyntaxError,
+      TypeError,
   ) as e:
     message = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
     if 'set to `%gin.REQUIRED` but not subsequently overridden' in message:

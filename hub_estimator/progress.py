@@ -109,7 +109,8 @@ def list_exports(model_dir: str) -> Dict[str, List[str]]:
   result = {}
   for name in _list_dirs(base):
     versions = [
-        v for v in _list_dirs(os.path.join(base, name))
+        v
+        for v in _list_dirs(os.path.join(base, name))
         if v.isdigit() and len(v) == 10
     ]
     result[name] = [
@@ -158,8 +159,11 @@ class ProgressHook(tf.estimator.SessionRunHook):
     loss = run_values.results.get('loss')
     loss_str = f'{loss:.4f}' if loss is not None else 'n/a'
     logging.info(
-        'step %d/%d  loss %s  %.1f steps/sec', step, self._max_steps,
-        loss_str, rate,
+        'step %d/%d  loss %s  %.1f steps/sec',
+        step,
+        self._max_steps,
+        loss_str,
+        rate,
     )
     self._last = (step, now)
 
@@ -180,8 +184,14 @@ class EvalReporter(tf.estimator.Exporter):
   def name(self):
     return EVAL_REPORTER_NAME
 
-  def export(self, estimator, export_path, checkpoint_path, eval_result,
-             is_the_final_export):
+  def export(
+      self,
+      estimator,
+      export_path,
+      checkpoint_path,
+      eval_result,
+      is_the_final_export,
+  ):
     del estimator, export_path, checkpoint_path, is_the_final_export
     metrics = {}
     for key, value in (eval_result or {}).items():
@@ -194,13 +204,19 @@ class EvalReporter(tf.estimator.Exporter):
     exports = list_exports(self._model_dir)
     newest = {n: os.path.basename(v[-1]) for n, v in exports.items() if v}
     logging.info(
-        'eval at step %d: %s; exports %s', step, _format_metrics(metrics),
+        'eval at step %d: %s; exports %s',
+        step,
+        _format_metrics(metrics),
         newest or 'none',
     )
-    text = '\n'.join(
-        f'* {name}: {len(v)} version(s), newest `{v[-1]}`'
-        for name, v in sorted(exports.items()) if v
-    ) or 'no exports'
+    text = (
+        '\n'.join(
+            f'* {name}: {len(v)} version(s), newest `{v[-1]}`'
+            for name, v in sorted(exports.items())
+            if v
+        )
+        or 'no exports'
+    )
     if self._writer is None:
       # A graph context, because FileWriter refuses eager mode.
       with tf.Graph().as_default():
@@ -252,7 +268,8 @@ def read_eval_history(eval_dir: str) -> List[Dict[str, float]]:
   for path in sorted(tf.io.gfile.glob(os.path.join(eval_dir, 'events.*'))):
     for event in _v1.train.summary_iterator(path):
       scalars = {
-          v.tag: v.simple_value for v in event.summary.value
+          v.tag: v.simple_value
+          for v in event.summary.value
           if v.WhichOneof('value') == 'simple_value'
       }
       if scalars:

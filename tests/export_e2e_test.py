@@ -44,8 +44,10 @@ def _make_model_fn(learning_rate=0.5):
       return tf.estimator.EstimatorSpec(mode, predictions=logits)
     loss = tf.compat.v1.losses.sparse_softmax_cross_entropy(labels, logits)
     train_op = tf.compat.v1.train.GradientDescentOptimizer(
-        learning_rate).minimize(loss, tf.compat.v1.train.get_global_step())
+        learning_rate
+    ).minimize(loss, tf.compat.v1.train.get_global_step())
     return tf.estimator.EstimatorSpec(mode, loss=loss, train_op=train_op)
+
   return model_fn
 
 
@@ -56,6 +58,7 @@ def _input_fn(flip_labels=False):
     if flip_labels:
       y = 2 - y
     return tf.data.Dataset.from_tensor_slices(({"x": x}, y)).repeat().batch(16)
+
   return input_fn
 
 
@@ -65,19 +68,27 @@ def _serving_input_fn():
 
 
 def _estimator(model_dir, **kwargs):
-  config = tf.estimator.RunConfig(save_checkpoints_steps=2, tf_random_seed=0,
-                                  keep_checkpoint_max=None,
-                                  log_step_count_steps=1000)
-  return tf.estimator.Estimator(_make_model_fn(**kwargs), model_dir,
-                                config=config)
+  config = tf.estimator.RunConfig(
+      save_checkpoints_steps=2,
+      tf_random_seed=0,
+      keep_checkpoint_max=None,
+      log_step_count_steps=1000,
+  )
+  return tf.estimator.Estimator(
+      _make_model_fn(**kwargs), model_dir, config=config
+  )
 
 
 def _train_and_evaluate(model_dir, max_steps, exporters, flip_labels=False):
   estimator = _estimator(model_dir)
   train_spec = tf.estimator.TrainSpec(_input_fn(), max_steps=max_steps)
-  eval_spec = tf.estimator.EvalSpec(_input_fn(flip_labels), steps=1,
-                                    exporters=exporters, start_delay_secs=0,
-                                    throttle_secs=0)
+  eval_spec = tf.estimator.EvalSpec(
+      _input_fn(flip_labels),
+      steps=1,
+      exporters=exporters,
+      start_delay_secs=0,
+      throttle_secs=0,
+  )
   tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)
   return estimator
 
@@ -85,8 +96,11 @@ def _train_and_evaluate(model_dir, max_steps, exporters, flip_labels=False):
 def _versions(base):
   if not tf.io.gfile.isdir(base):
     return []
-  return sorted(os.path.join(base, n) for n in tf.io.gfile.listdir(base)
-                if len(n) == 10 and n.isdigit())
+  return sorted(
+      os.path.join(base, n)
+      for n in tf.io.gfile.listdir(base)
+      if len(n) == 10 and n.isdigit()
+  )
 
 
 def _metadata(version_dir):
@@ -107,10 +121,21 @@ def _run_child(*args, wait=True):
   command = [sys.executable, os.path.abspath(__file__), "child"] + list(args)
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONWARNINGS="ignore")
   if wait:
-    return subprocess.run(command, env=env, capture_output=True, text=True,
-                          timeout=120, check=False)
-  return subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True)
+    return subprocess.run(
+        command,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+  return subprocess.Popen(
+      command,
+      env=env,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+      text=True,
+  )
 
 
 class ExportEndToEndTest(tf.test.TestCase):
@@ -126,8 +151,10 @@ class ExportEndToEndTest(tf.test.TestCase):
 
   def assert_module_matches_checkpoint(self, module_dir, checkpoint_path):
     self.assertEqual(sorted(os.listdir(module_dir)), _MODULE_FILES)
-    expected = {key: tf.train.load_variable(checkpoint_path, "module/" + key)
-                for key in ("dense/kernel", "dense/bias")}
+    expected = {
+        key: tf.train.load_variable(checkpoint_path, "module/" + key)
+        for key in ("dense/kernel", "dense/bias")
+    }
     for module_cls in (hub.Module, tfhub.Module):
       values = _module_values(module_cls, module_dir)
       self.assertEqual(sorted(values), sorted(expected))
@@ -137,16 +164,17 @@ class ExportEndToEndTest(tf.test.TestCase):
   def test_train_and_evaluate_with_all_three_exporters(self):
     gin.parse_config("PeriodicModuleExporter.every_n_steps = 4")
     exporters = [
-        export.LatestModuleExporter("latest", _serving_input_fn,
-                                    exports_to_keep=2),
-        export.BestModuleExporter("best", _serving_input_fn,
-                                  exports_to_keep=2),
+        export.LatestModuleExporter(
+            "latest", _serving_input_fn, exports_to_keep=2
+        ),
+        export.BestModuleExporter("best", _serving_input_fn, exports_to_keep=2),
         export.PeriodicModuleExporter("periodic", _serving_input_fn),
     ]
     _train_and_evaluate(self.model_dir, 6, exporters)
     export_dir = os.path.join(self.model_dir, "export")
-    self.assertEqual(sorted(os.listdir(export_dir)),
-                     ["best", "latest", "periodic"])
+    self.assertEqual(
+        sorted(os.listdir(export_dir)), ["best", "latest", "periodic"]
+    )
 
     latest = _versions(os.path.join(export_dir, "latest"))
     self.assertEqual([_metadata(v)["global_step"] for v in latest], [4, 6])
@@ -163,29 +191,42 @@ class ExportEndToEndTest(tf.test.TestCase):
       self.assertEqual(os.listdir(version).count("operative_config.gin"), 1)
       self.assertEqual(metadata["modules"], ["dense"])
       self.assertIn("loss", metadata["metrics"])
-      self.assertEqual(metadata["checkpoint_path"],
-                       os.path.join(self.model_dir, "model.ckpt-%d"
-                                    % metadata["global_step"]))
+      self.assertEqual(
+          metadata["checkpoint_path"],
+          os.path.join(
+              self.model_dir, "model.ckpt-%d" % metadata["global_step"]
+          ),
+      )
       self.assert_module_matches_checkpoint(
-          os.path.join(version, "dense"), metadata["checkpoint_path"])
+          os.path.join(version, "dense"), metadata["checkpoint_path"]
+      )
 
     # The operative gin config travels with the module, in both libraries.
     module_dir = os.path.join(periodic[-1], "dense")
     for module_cls in (hub.Module, tfhub.Module):
       with tf.Graph().as_default():
-        text = module_cls(module_dir).get_attached_message(
-            export.GIN_CONFIG_ATTACHMENT_KEY, wrappers_pb2.StringValue).value
+        text = (
+            module_cls(module_dir)
+            .get_attached_message(
+                export.GIN_CONFIG_ATTACHMENT_KEY, wrappers_pb2.StringValue
+            )
+            .value
+        )
       self.assertIn("PeriodicModuleExporter.every_n_steps = 4", text)
 
   def test_restart_in_new_process_never_publishes_worse_best(self):
-    first = _train_and_evaluate(self.model_dir, 4, [
-        export.BestModuleExporter("best", _serving_input_fn)])
+    first = _train_and_evaluate(
+        self.model_dir,
+        4,
+        [export.BestModuleExporter("best", _serving_input_fn)],
+    )
     best_dir = os.path.join(self.model_dir, "export", "best")
     before = _versions(best_dir)
     self.assertLen(before, 1)
     best_loss = _metadata(before[0])["metrics"]["loss"]
-    self.assertGreater(first.evaluate(_input_fn(flip_labels=True), steps=1)
-                       ["loss"], best_loss)
+    self.assertGreater(
+        first.evaluate(_input_fn(flip_labels=True), steps=1)["loss"], best_loss
+    )
 
     # A new process continues the run; its evaluations (flipped labels) are
     # all worse than the best published before the restart.
@@ -210,8 +251,11 @@ class ExportEndToEndTest(tf.test.TestCase):
         line = child.stdout.readline()
         if not line and child.poll() is not None:
           break
-      self.assertIn("VARIABLES_WRITTEN", line, msg=child.stderr.read()[-3000:]
-                    if child.poll() is not None else "")
+      self.assertIn(
+          "VARIABLES_WRITTEN",
+          line,
+          msg=child.stderr.read()[-3000:] if child.poll() is not None else "",
+      )
       child.send_signal(signal.SIGKILL)
       child.wait(timeout=30)
     finally:
@@ -224,15 +268,22 @@ class ExportEndToEndTest(tf.test.TestCase):
     self.assertEqual(_versions(base), [])
     self.assertLen(names, 1)
     self.assertTrue(names[0].startswith("temp-"))
-    self.assertTrue(os.path.exists(os.path.join(
-        base, names[0], "dense", "variables", "variables.index")))
+    self.assertTrue(
+        os.path.exists(
+            os.path.join(
+                base, names[0], "dense", "variables", "variables.index"
+            )
+        )
+    )
 
     # The next run cleans up and goes on.
     path = export.LatestModuleExporter("latest", _serving_input_fn).export(
-        estimator, base)
+        estimator, base
+    )
     self.assertEqual(os.listdir(base), [os.path.basename(path.decode())])
     self.assert_module_matches_checkpoint(
-        os.path.join(path.decode(), "dense"), estimator.latest_checkpoint())
+        os.path.join(path.decode(), "dense"), estimator.latest_checkpoint()
+    )
 
   def test_failing_export_logs_and_training_continues(self):
     exporter = export.LatestModuleExporter("latest", _serving_input_fn)
@@ -243,11 +294,13 @@ class ExportEndToEndTest(tf.test.TestCase):
       f.write("in the way")
     with self.assertLogs(level="ERROR") as logs:
       _train_and_evaluate(self.model_dir, 4, [exporter])
-    self.assertTrue(all("nothing was published" in line
-                        for line in logs.output))
+    self.assertTrue(
+        all("nothing was published" in line for line in logs.output)
+    )
     self.assertTrue(tf.train.latest_checkpoint(self.model_dir).endswith("-4"))
-    raising = export.LatestModuleExporter("latest", _serving_input_fn,
-                                          raise_on_failure=True)
+    raising = export.LatestModuleExporter(
+        "latest", _serving_input_fn, raise_on_failure=True
+    )
     with self.assertRaises(export.ExportError):
       raising.export(_estimator(self.model_dir), base)
 
@@ -255,22 +308,28 @@ class ExportEndToEndTest(tf.test.TestCase):
     estimator = _estimator(self.model_dir)
     estimator.train(_input_fn(), max_steps=2)
     fast = export.LatestModuleExporter("fast", _serving_input_fn).export(
-        estimator, os.path.join(self.model_dir, "export", "fast"))
+        estimator, os.path.join(self.model_dir, "export", "fast")
+    )
 
     base_fn = _make_model_fn()
 
     def model_fn_with_saver(features, labels, mode):
       spec = base_fn(features, labels, mode)
-      return spec._replace(scaffold=tf.compat.v1.train.Scaffold(
-          saver=tf.compat.v1.train.Saver(sharded=True)))
+      return spec._replace(
+          scaffold=tf.compat.v1.train.Scaffold(
+              saver=tf.compat.v1.train.Saver(sharded=True)
+          )
+      )
 
     custom = tf.estimator.Estimator(model_fn_with_saver, self.model_dir)
     slow = export.LatestModuleExporter("slow", _serving_input_fn).export(
-        custom, os.path.join(self.model_dir, "export", "slow"))
+        custom, os.path.join(self.model_dir, "export", "slow")
+    )
     checkpoint = estimator.latest_checkpoint()
     for path in (fast, slow):
       self.assert_module_matches_checkpoint(
-          os.path.join(path.decode(), "dense"), checkpoint)
+          os.path.join(path.decode(), "dense"), checkpoint
+      )
 
   def test_exports_modules_registered_with_tensorflow_hub(self):
     ours = _estimator(self.model_dir)
@@ -288,26 +347,30 @@ class ExportEndToEndTest(tf.test.TestCase):
     # go through the general (session) path.
     theirs = tf.estimator.Estimator(tfhub_model_fn, self.model_dir)
     path = export.LatestModuleExporter("ours", _serving_input_fn).export(
-        theirs, os.path.join(self.model_dir, "export", "ours"))
+        theirs, os.path.join(self.model_dir, "export", "ours")
+    )
     self.assert_module_matches_checkpoint(
-        os.path.join(path.decode(), "dense"), ours.latest_checkpoint())
+        os.path.join(path.decode(), "dense"), ours.latest_checkpoint()
+    )
 
   def test_tensorflow_hub_exporter_exports_our_modules(self):
     estimator = _estimator(self.model_dir)
     estimator.train(_input_fn(), max_steps=2)
     path = tfhub.LatestModuleExporter("theirs", _serving_input_fn).export(
-        estimator, os.path.join(self.model_dir, "export", "theirs").encode("utf-8"))
+        estimator,
+        os.path.join(self.model_dir, "export", "theirs").encode("utf-8"),
+    )
     self.assert_module_matches_checkpoint(
-        os.path.join(path.decode(), "dense"), estimator.latest_checkpoint())
+        os.path.join(path.decode(), "dense"), estimator.latest_checkpoint()
+    )
 
   def test_partitioned_variables_take_the_fast_path(self):
     def module_fn():
       ids = tf.compat.v1.placeholder(tf.int64, [None])
       table = tf.compat.v1.get_variable(
-          "table", [6, 3],
-          partitioner=tf.compat.v1.fixed_size_partitioner(2))
-      hub.add_signature(inputs=ids,
-                        outputs=tf.nn.embedding_lookup(table, ids))
+          "table", [6, 3], partitioner=tf.compat.v1.fixed_size_partitioner(2)
+      )
+      hub.add_signature(inputs=ids, outputs=tf.nn.embedding_lookup(table, ids))
 
     spec = hub.create_module_spec(module_fn)
     predict_calls = []
@@ -321,13 +384,15 @@ class ExportEndToEndTest(tf.test.TestCase):
         return tf.estimator.EstimatorSpec(mode, predictions=logits)
       loss = tf.compat.v1.losses.sparse_softmax_cross_entropy(labels, logits)
       train_op = tf.compat.v1.train.GradientDescentOptimizer(1.0).minimize(
-          loss, tf.compat.v1.train.get_global_step())
+          loss, tf.compat.v1.train.get_global_step()
+      )
       return tf.estimator.EstimatorSpec(mode, loss=loss, train_op=train_op)
 
     def input_fn():
-      return tf.data.Dataset.from_tensor_slices(
-          ({"id": np.arange(6, dtype=np.int64)},
-           np.arange(6, dtype=np.int32) % 3)).batch(6)
+      return tf.data.Dataset.from_tensor_slices((
+          {"id": np.arange(6, dtype=np.int64)},
+          np.arange(6, dtype=np.int32) % 3,
+      )).batch(6)
 
     def serving_input_fn():
       ids = tf.compat.v1.placeholder(tf.int64, [None])
@@ -338,22 +403,30 @@ class ExportEndToEndTest(tf.test.TestCase):
     checkpoint = estimator.latest_checkpoint()
     paths = [
         exporter_cls(name, serving_input_fn, **kwargs).export(
-            estimator, os.path.join(self.model_dir, "export", name),
-            checkpoint, {"loss": 1.0, "global_step": 2}, True)
+            estimator,
+            os.path.join(self.model_dir, "export", name),
+            checkpoint,
+            {"loss": 1.0, "global_step": 2},
+            True,
+        )
         for exporter_cls, name, kwargs in [
             (export.LatestModuleExporter, "latest", {}),
             (export.BestModuleExporter, "best", {}),
-            (export.PeriodicModuleExporter, "periodic",
-             {"every_n_steps": 1})]]
+            (export.PeriodicModuleExporter, "periodic", {"every_n_steps": 1}),
+        ]
+    ]
     # One PREDICT graph for the three exporters, and a plan on the fast path.
     self.assertLen(predict_calls, 1)
     plan = core.PLANS.get(estimator, serving_input_fn)
     self.assertTrue(plan.modules[0].uses_fast_path)
-    self.assertEqual([e.slice_spec for e in plan.modules[0].entries],
-                     ["6 3 0,3:0,3", "6 3 3,3:0,3"])
+    self.assertEqual(
+        [e.slice_spec for e in plan.modules[0].entries],
+        ["6 3 0,3:0,3", "6 3 3,3:0,3"],
+    )
     expected = tf.train.load_variable(checkpoint, "module/table")
     reader = tf.train.load_checkpoint(
-        os.path.join(paths[0].decode(), "table", "variables", "variables"))
+        os.path.join(paths[0].decode(), "table", "variables", "variables")
+    )
     self.assertAllEqual(reader.get_tensor("table"), expected)
     for path in paths:
       module_dir = os.path.join(path.decode(), "table")
@@ -376,12 +449,18 @@ def _child_main(command, model_dir):
   """The second process of the restart and SIGKILL tests."""
   absl_logging.set_verbosity(absl_logging.INFO)
   if command == "restart":
-    _train_and_evaluate(model_dir, 8, [
-        export.BestModuleExporter("best", _serving_input_fn),
-        export.LatestModuleExporter("latest", _serving_input_fn)],
-                        flip_labels=True)
+    _train_and_evaluate(
+        model_dir,
+        8,
+        [
+            export.BestModuleExporter("best", _serving_input_fn),
+            export.LatestModuleExporter("latest", _serving_input_fn),
+        ],
+        flip_labels=True,
+    )
   elif command == "kill_mid_export":
     from hub_estimator.export import core  # pylint: disable=g-import-not-at-top
+
     copy = core.ModulePlan.copy_variables
 
     def copy_then_hang(self, checkpoint_path, prefix):
@@ -391,7 +470,8 @@ def _child_main(command, model_dir):
 
     core.ModulePlan.copy_variables = copy_then_hang
     export.LatestModuleExporter("latest", _serving_input_fn).export(
-        _estimator(model_dir), os.path.join(model_dir, "export", "latest"))
+        _estimator(model_dir), os.path.join(model_dir, "export", "latest")
+    )
   else:
     raise ValueError("unknown child command %r" % command)
 

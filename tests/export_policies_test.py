@@ -48,22 +48,30 @@ class _PolicyTestCase(tf.test.TestCase):
   def setUp(self):
     super().setUp()
     gin.clear_config()
-    self.base = os.path.join(tempfile.mkdtemp(dir=self.get_temp_dir()),
-                             "export", "x")
+    self.base = os.path.join(
+        tempfile.mkdtemp(dir=self.get_temp_dir()), "export", "x"
+    )
     self.now = 1_700_000_000.0
     self.estimator = mock.Mock(spec=tf.estimator.Estimator)
     self.estimator.latest_checkpoint.return_value = "/ckpt/model.ckpt-1"
     plan = types.SimpleNamespace(
-        modules=[types.SimpleNamespace(export_name="embedding")])
-    self.plan_get = self.enter_context(mock.patch.object(
-        core.PLANS, "get", return_value=plan))
-    self.write_modules = self.enter_context(mock.patch.object(
-        core, "write_modules", side_effect=_fake_write_modules))
-    self.enter_context(mock.patch.object(policies, "_now",
-                                         side_effect=lambda: self.now))
+        modules=[types.SimpleNamespace(export_name="embedding")]
+    )
+    self.plan_get = self.enter_context(
+        mock.patch.object(core.PLANS, "get", return_value=plan)
+    )
+    self.write_modules = self.enter_context(
+        mock.patch.object(
+            core, "write_modules", side_effect=_fake_write_modules
+        )
+    )
+    self.enter_context(
+        mock.patch.object(policies, "_now", side_effect=lambda: self.now)
+    )
     # Publishing must never sleep, even when versions collide.
-    self.enter_context(mock.patch("time.sleep", side_effect=AssertionError(
-        "the writer slept")))
+    self.enter_context(
+        mock.patch("time.sleep", side_effect=AssertionError("the writer slept"))
+    )
 
   def tearDown(self):
     gin.clear_config()
@@ -73,15 +81,21 @@ class _PolicyTestCase(tf.test.TestCase):
     """Exports the checkpoint of `step` with eval results `metrics`."""
     self.now += tick
     eval_result = dict(metrics or {}, global_step=np.int64(step))
-    return exporter.export(self.estimator, self.base,
-                           "/ckpt/model.ckpt-%d" % step, eval_result, final)
+    return exporter.export(
+        self.estimator,
+        self.base,
+        "/ckpt/model.ckpt-%d" % step,
+        eval_result,
+        final,
+    )
 
   def versions(self):
     return writer_lib.ExportWriter(self.base).versions()
 
   def exported_steps(self):
-    return [provenance.read_metadata(v.path)["global_step"]
-            for v in self.versions()]
+    return [
+        provenance.read_metadata(v.path)["global_step"] for v in self.versions()
+    ]
 
   def listing(self):
     return sorted(tf.io.gfile.listdir(self.base))
@@ -90,17 +104,25 @@ class _PolicyTestCase(tf.test.TestCase):
 class LatestModuleExporterTest(_PolicyTestCase):
 
   def test_exports_every_call_and_keeps_newest(self):
-    exporter = policies.LatestModuleExporter("latest", _serving_input_fn,
-                                             exports_to_keep=2)
-    paths = [self.export(exporter, step, {"loss": 1.0}, tick=0.0)
-             for step in (1, 2, 3)]
+    exporter = policies.LatestModuleExporter(
+        "latest", _serving_input_fn, exports_to_keep=2
+    )
+    paths = [
+        self.export(exporter, step, {"loss": 1.0}, tick=0.0)
+        for step in (1, 2, 3)
+    ]
     self.assertTrue(all(isinstance(p, bytes) for p in paths))
     self.assertEqual(self.exported_steps(), [2, 3])
     # Same second three times: names still increase and never collide.
-    self.assertEqual([v.version for v in self.versions()],
-                     [int(self.now) + 1, int(self.now) + 2])
-    self.assertTrue(os.path.isfile(os.path.join(
-        paths[-1].decode(), "embedding", "saved_model.pb")))
+    self.assertEqual(
+        [v.version for v in self.versions()],
+        [int(self.now) + 1, int(self.now) + 2],
+    )
+    self.assertTrue(
+        os.path.isfile(
+            os.path.join(paths[-1].decode(), "embedding", "saved_model.pb")
+        )
+    )
 
   def test_uses_latest_checkpoint_when_none_given(self):
     exporter = policies.LatestModuleExporter("latest", _serving_input_fn)
@@ -110,8 +132,9 @@ class LatestModuleExporterTest(_PolicyTestCase):
     self.assertEqual(metadata["global_step"], 1)
 
   def test_none_keeps_all(self):
-    exporter = policies.LatestModuleExporter("latest", _serving_input_fn,
-                                             exports_to_keep=None)
+    exporter = policies.LatestModuleExporter(
+        "latest", _serving_input_fn, exports_to_keep=None
+    )
     for step in range(1, 8):
       self.export(exporter, step)
     self.assertLen(self.versions(), 7)
@@ -127,38 +150,46 @@ class LatestModuleExporterTest(_PolicyTestCase):
   def test_rejects_bad_exports_to_keep(self):
     for bad in (0, -1, 1.5, True):
       with self.assertRaisesRegex(ValueError, "exports_to_keep"):
-        policies.LatestModuleExporter("latest", _serving_input_fn,
-                                      exports_to_keep=bad)
+        policies.LatestModuleExporter(
+            "latest", _serving_input_fn, exports_to_keep=bad
+        )
 
 
 class BestModuleExporterTest(_PolicyTestCase):
 
   def test_exports_only_improvements_and_ties_do_not_export(self):
-    exporter = policies.BestModuleExporter("best", _serving_input_fn,
-                                           exports_to_keep=None)
-    results = [self.export(exporter, step, {"loss": loss})
-               for step, loss in enumerate([3.0, 2.0, 2.0, 2.5, 1.0], 1)]
-    self.assertEqual([r is not None for r in results],
-                     [True, True, False, False, True])
+    exporter = policies.BestModuleExporter(
+        "best", _serving_input_fn, exports_to_keep=None
+    )
+    results = [
+        self.export(exporter, step, {"loss": loss})
+        for step, loss in enumerate([3.0, 2.0, 2.0, 2.5, 1.0], 1)
+    ]
+    self.assertEqual(
+        [r is not None for r in results], [True, True, False, False, True]
+    )
     self.assertEqual(self.exported_steps(), [1, 2, 5])
 
   def test_keeps_top_k(self):
-    exporter = policies.BestModuleExporter("best", _serving_input_fn,
-                                           exports_to_keep=2)
+    exporter = policies.BestModuleExporter(
+        "best", _serving_input_fn, exports_to_keep=2
+    )
     for step, loss in enumerate([3.0, 2.0, 4.0, 1.0, 1.5, 0.5], 1):
       self.export(exporter, step, {"loss": np.float32(loss)})
     self.assertEqual(self.exported_steps(), [4, 6])
 
   def test_max_mode(self):
     exporter = policies.BestModuleExporter(
-        "best", _serving_input_fn, metric="accuracy", mode="max")
+        "best", _serving_input_fn, metric="accuracy", mode="max"
+    )
     for step, acc in enumerate([0.5, 0.7, 0.6, 0.7, 0.9], 1):
       self.export(exporter, step, {"accuracy": acc, "loss": 1.0})
     self.assertEqual(self.exported_steps(), [5])
 
   def test_min_delta(self):
     exporter = policies.BestModuleExporter(
-        "best", _serving_input_fn, min_delta=0.1, exports_to_keep=None)
+        "best", _serving_input_fn, min_delta=0.1, exports_to_keep=None
+    )
     for step, loss in enumerate([1.0, 0.95, 0.9, 0.85], 1):
       self.export(exporter, step, {"loss": loss})
     # 0.95 and 0.9 are within 0.1 of 1.0 (0.9 is exactly 0.1: not more).
@@ -186,13 +217,18 @@ class BestModuleExporterTest(_PolicyTestCase):
   def test_retention_ranks_by_metric_not_age(self):
     # A first run ranked by loss; the second by accuracy. The newest versions
     # are not the most accurate ones, and the best is never deleted.
-    by_loss = policies.BestModuleExporter("best", _serving_input_fn,
-                                          exports_to_keep=None)
+    by_loss = policies.BestModuleExporter(
+        "best", _serving_input_fn, exports_to_keep=None
+    )
     for step, loss, acc in [(1, 3.0, 0.5), (2, 2.0, 0.9), (3, 1.0, 0.7)]:
       self.export(by_loss, step, {"loss": loss, "accuracy": acc})
     by_acc = policies.BestModuleExporter(
-        "best", _serving_input_fn, metric="accuracy", mode="max",
-        exports_to_keep=2)
+        "best",
+        _serving_input_fn,
+        metric="accuracy",
+        mode="max",
+        exports_to_keep=2,
+    )
     self.assertIsNone(self.export(by_acc, 4, {"loss": 0.1, "accuracy": 0.8}))
     self.assertEqual(self.exported_steps(), [1, 2, 3])
     self.export(by_acc, 5, {"loss": 0.1, "accuracy": 0.95})
@@ -208,14 +244,18 @@ class BestModuleExporterTest(_PolicyTestCase):
     self.assertTrue(tf.io.gfile.exists(foreign))
     self.assertLen(self.versions(), 2)
     self.assertEqual(
-        provenance.read_metadata(self.versions()[1].path)["global_step"], 2)
+        provenance.read_metadata(self.versions()[1].path)["global_step"], 2
+    )
 
   def test_missing_metric_lists_available_metrics(self):
-    exporter = policies.BestModuleExporter("best", _serving_input_fn,
-                                           metric="acc")
+    exporter = policies.BestModuleExporter(
+        "best", _serving_input_fn, metric="acc"
+    )
     with self.assertRaisesRegex(
-        ValueError, r"metric 'acc' is not in the evaluation results\. "
-        r"Available metrics: accuracy, global_step, loss"):
+        ValueError,
+        r"metric 'acc' is not in the evaluation results\. "
+        r"Available metrics: accuracy, global_step, loss",
+    ):
       self.export(exporter, 1, {"loss": 1.0, "accuracy": 0.5})
     self.assertFalse(tf.io.gfile.exists(self.base))
 
@@ -234,21 +274,24 @@ class PeriodicModuleExporterTest(_PolicyTestCase):
 
   def test_every_n_steps_and_always_final(self):
     exporter = policies.PeriodicModuleExporter(
-        "periodic", _serving_input_fn, every_n_steps=300)
+        "periodic", _serving_input_fn, every_n_steps=300
+    )
     for step in range(100, 1001, 100):
       self.export(exporter, step, {"loss": 1.0}, final=step == 1000)
     self.assertEqual(self.exported_steps(), [300, 600, 900, 1000])
 
   def test_final_export_is_not_duplicated(self):
     exporter = policies.PeriodicModuleExporter(
-        "periodic", _serving_input_fn, every_n_steps=100)
+        "periodic", _serving_input_fn, every_n_steps=100
+    )
     self.export(exporter, 100, {})
     self.assertIsNone(self.export(exporter, 100, {}, final=True))
     self.assertEqual(self.exported_steps(), [100])
 
   def test_every_n_secs(self):
     exporter = policies.PeriodicModuleExporter(
-        "periodic", _serving_input_fn, every_n_secs=60)
+        "periodic", _serving_input_fn, every_n_secs=60
+    )
     for step in range(1, 9):
       self.export(exporter, step, {}, tick=25.0)
     # Created at t0; evals at t0+25, +50, +75 (due), +100, +125, +150 (due)...
@@ -256,17 +299,20 @@ class PeriodicModuleExporterTest(_PolicyTestCase):
 
   def test_period_carries_over_restart(self):
     exporter = policies.PeriodicModuleExporter(
-        "periodic", _serving_input_fn, every_n_steps=100)
+        "periodic", _serving_input_fn, every_n_steps=100
+    )
     self.export(exporter, 100, {})
     restarted = policies.PeriodicModuleExporter(
-        "periodic", _serving_input_fn, every_n_steps=100)
+        "periodic", _serving_input_fn, every_n_steps=100
+    )
     self.assertIsNone(self.export(restarted, 150, {}))
     self.assertIsNotNone(self.export(restarted, 200, {}))
     self.assertEqual(self.exported_steps(), [100, 200])
 
   def test_exports_to_keep(self):
     exporter = policies.PeriodicModuleExporter(
-        "periodic", _serving_input_fn, every_n_steps=1, exports_to_keep=3)
+        "periodic", _serving_input_fn, every_n_steps=1, exports_to_keep=3
+    )
     for step in range(1, 6):
       self.export(exporter, step, {})
     self.assertEqual(self.exported_steps(), [3, 4, 5])
@@ -275,11 +321,13 @@ class PeriodicModuleExporterTest(_PolicyTestCase):
     with self.assertRaisesRegex(ValueError, "every_n_steps or every_n_secs"):
       policies.PeriodicModuleExporter("periodic", _serving_input_fn)
     with self.assertRaisesRegex(ValueError, "every_n_steps must be"):
-      policies.PeriodicModuleExporter("periodic", _serving_input_fn,
-                                      every_n_steps=0)
+      policies.PeriodicModuleExporter(
+          "periodic", _serving_input_fn, every_n_steps=0
+      )
     with self.assertRaisesRegex(ValueError, "every_n_secs must be"):
-      policies.PeriodicModuleExporter("periodic", _serving_input_fn,
-                                      every_n_secs=-5)
+      policies.PeriodicModuleExporter(
+          "periodic", _serving_input_fn, every_n_secs=-5
+      )
 
 
 class FailureAndProvenanceTest(_PolicyTestCase):
@@ -304,8 +352,9 @@ class FailureAndProvenanceTest(_PolicyTestCase):
     self.assertEqual(self.exported_steps(), [1, 3])
 
   def test_raise_on_failure(self):
-    exporter = policies.BestModuleExporter("best", _serving_input_fn,
-                                           raise_on_failure=True)
+    exporter = policies.BestModuleExporter(
+        "best", _serving_input_fn, raise_on_failure=True
+    )
     self.write_modules.side_effect = PermissionError(13, "Permission denied")
     with self.assertRaisesRegex(policies.ExportError, "Permission denied"):
       self.export(exporter, 1, {"loss": 1.0})
@@ -337,23 +386,48 @@ class FailureAndProvenanceTest(_PolicyTestCase):
     self.assertFalse(tf.io.gfile.exists(stale))
 
   def test_metadata(self):
-    exporter = policies.BestModuleExporter("best", _serving_input_fn,
-                                           metric="auc", mode="max")
-    path = self.export(exporter, 7, {
-        "loss": np.float32(0.25), "auc": np.float64(0.75),
-        "count": np.int32(3), "odd": float("inf"),
-        "confusion": np.array([[1, 2], [3, 4]])}).decode()
+    exporter = policies.BestModuleExporter(
+        "best", _serving_input_fn, metric="auc", mode="max"
+    )
+    path = self.export(
+        exporter,
+        7,
+        {
+            "loss": np.float32(0.25),
+            "auc": np.float64(0.75),
+            "count": np.int32(3),
+            "odd": float("inf"),
+            "confusion": np.array([[1, 2], [3, 4]]),
+        },
+    ).decode()
     with open(os.path.join(path, provenance.METADATA_FILENAME)) as f:
       metadata = json.load(f)
     self.assertEqual(metadata["global_step"], 7)
     self.assertEqual(metadata["checkpoint_path"], "/ckpt/model.ckpt-7")
-    self.assertEqual(metadata["metrics"], {
-        "loss": 0.25, "auc": 0.75, "count": 3, "odd": "inf", "global_step": 7,
-        "confusion": [[1, 2], [3, 4]]})
-    self.assertEqual(metadata["exporter"], {
-        "name": "best", "class": "BestModuleExporter",
-        "policy": {"metric": "auc", "mode": "max", "min_delta": 0.0,
-                   "exports_to_keep": 1}})
+    self.assertEqual(
+        metadata["metrics"],
+        {
+            "loss": 0.25,
+            "auc": 0.75,
+            "count": 3,
+            "odd": "inf",
+            "global_step": 7,
+            "confusion": [[1, 2], [3, 4]],
+        },
+    )
+    self.assertEqual(
+        metadata["exporter"],
+        {
+            "name": "best",
+            "class": "BestModuleExporter",
+            "policy": {
+                "metric": "auc",
+                "mode": "max",
+                "min_delta": 0.0,
+                "exports_to_keep": 1,
+            },
+        },
+    )
     self.assertEqual(metadata["modules"], ["embedding"])
     self.assertEqual(metadata["created_unix_time"], self.now)
     self.assertIn("tensorflow", metadata["package_versions"])
@@ -369,11 +443,21 @@ class FailureAndProvenanceTest(_PolicyTestCase):
         PeriodicModuleExporter.every_n_steps = 10
     """)
     exporter = policies.BestModuleExporter("best", _serving_input_fn)
-    self.assertEqual(exporter.policy, {"metric": "accuracy", "mode": "max",
-                                       "exports_to_keep": 3,
-                                       "min_delta": 0.01})
-    self.assertEqual(policies.PeriodicModuleExporter(
-        "p", _serving_input_fn).policy["every_n_steps"], 10)
+    self.assertEqual(
+        exporter.policy,
+        {
+            "metric": "accuracy",
+            "mode": "max",
+            "exports_to_keep": 3,
+            "min_delta": 0.01,
+        },
+    )
+    self.assertEqual(
+        policies.PeriodicModuleExporter("p", _serving_input_fn).policy[
+            "every_n_steps"
+        ],
+        10,
+    )
     path = self.export(exporter, 1, {"accuracy": 0.5}).decode()
     metadata = provenance.read_metadata(path)
     self.assertEqual(metadata["gin_config_file"], "operative_config.gin")
@@ -382,13 +466,18 @@ class FailureAndProvenanceTest(_PolicyTestCase):
     saved_model = saved_model_pb2.SavedModel()
     with open(os.path.join(path, "embedding", "saved_model.pb"), "rb") as f:
       saved_model.ParseFromString(f.read())
-    raw = saved_model.meta_graphs[0].collection_def[
-        "hub_module_attachments"].bytes_list.value
+    raw = (
+        saved_model.meta_graphs[0]
+        .collection_def["hub_module_attachments"]
+        .bytes_list.value
+    )
     self.assertLen(raw, 1)
     attachment = protos.ModuleAttachment.FromString(raw[0])
     self.assertEqual(attachment.key, "gin_operative_config")
-    self.assertIn("BestModuleExporter.mode = 'max'",
-                  wrappers_pb2.StringValue.FromString(attachment.value).value)
+    self.assertIn(
+        "BestModuleExporter.mode = 'max'",
+        wrappers_pb2.StringValue.FromString(attachment.value).value,
+    )
 
 
 class RegistryTest(tf.test.TestCase):
@@ -398,11 +487,13 @@ class RegistryTest(tf.test.TestCase):
       first, second = object(), object()
       registry.register_module_for_export(first, "a")
       registry.register_module_for_export(second, "b")
-      with self.assertRaisesRegex(ValueError, "already a module registered "
-                                  "to be exported as 'a'"):
+      with self.assertRaisesRegex(
+          ValueError, "already a module registered to be exported as 'a'"
+      ):
         registry.register_module_for_export(second, "a")
-      self.assertEqual(registry.get_registered_modules(graph),
-                       [("a", first), ("b", second)])
+      self.assertEqual(
+          registry.get_registered_modules(graph), [("a", first), ("b", second)]
+      )
       # Invisible to the string collection keys (never serialized).
       self.assertEqual(graph.get_all_collection_keys(), [])
 
@@ -414,6 +505,7 @@ class RegistryTest(tf.test.TestCase):
 
   def test_shares_tensorflow_hub_collection(self):
     import tensorflow_hub as tfhub  # pylint: disable=g-import-not-at-top
+
     with tf.Graph().as_default() as graph:
       module = object()
       tfhub.register_module_for_export(module, "m")
@@ -426,8 +518,9 @@ class WriterAndRetentionTest(tf.test.TestCase):
     base = tempfile.mkdtemp(dir=self.get_temp_dir())
     writer = writer_lib.ExportWriter(base, time_fn=lambda: 1_700_000_000.5)
     with mock.patch("time.sleep", side_effect=AssertionError("slept")):
-      published = [writer.publish(writer.new_staging_dir()).version
-                   for _ in range(5)]
+      published = [
+          writer.publish(writer.new_staging_dir()).version for _ in range(5)
+      ]
     self.assertEqual(published, list(range(1_700_000_000, 1_700_000_005)))
     self.assertEqual(sorted(os.listdir(base)), [str(v) for v in published])
 
@@ -466,14 +559,19 @@ class WriterAndRetentionTest(tf.test.TestCase):
 
   def test_best_to_delete_never_returns_best(self):
     scored = [(1, 0.5), (2, 0.1), (3, 0.3), (4, 0.1)]
-    doomed = retention.best_to_delete(scored, 1, "min", lambda s: s[1],
-                                      lambda s: s[0])
+    doomed = retention.best_to_delete(
+        scored, 1, "min", lambda s: s[1], lambda s: s[0]
+    )
     self.assertEqual(sorted(doomed), [(1, 0.5), (2, 0.1), (3, 0.3)])
-    self.assertEqual(retention.best_to_delete(scored, None, "min",
-                                              lambda s: s[1], lambda s: s[0]),
-                     [])
-    ranked = retention.rank_best_first([(1, math.nan), (2, 1.0)], "max",
-                                       lambda s: s[1], lambda s: s[0])
+    self.assertEqual(
+        retention.best_to_delete(
+            scored, None, "min", lambda s: s[1], lambda s: s[0]
+        ),
+        [],
+    )
+    ranked = retention.rank_best_first(
+        [(1, math.nan), (2, 1.0)], "max", lambda s: s[1], lambda s: s[0]
+    )
     self.assertEqual(ranked[0], (2, 1.0))
 
 

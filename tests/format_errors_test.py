@@ -15,7 +15,9 @@ from hub_estimator.format import protos
 
 def _stateful_fn():
   x = tf.compat.v1.placeholder(tf.float32, [None, 3], name="x")
-  v = tf.compat.v1.get_variable("v", [3], initializer=tf.compat.v1.ones_initializer())
+  v = tf.compat.v1.get_variable(
+      "v", [3], initializer=tf.compat.v1.ones_initializer()
+  )
   hub.add_signature(inputs=x, outputs=x * v)
 
 
@@ -47,14 +49,18 @@ class BadModuleDirectoryTest(tf.test.TestCase):
 
   def test_missing_directory(self):
     missing = os.path.join(self.root, "nothing_here")
-    with self.assertRaisesRegex(tf.errors.NotFoundError, "nothing_here.*does not exist"):
+    with self.assertRaisesRegex(
+        tf.errors.NotFoundError, "nothing_here.*does not exist"
+    ):
       hub.load_module_spec(missing)
 
   def test_plain_saved_model(self):
     path = self._copy("plain")
     os.remove(os.path.join(path, "tfhub_module.pb"))
-    with self.assertRaisesRegex(hub.ModuleFormatError,
-                                "plain.*is a plain SavedModel, not a TF1 Hub module"):
+    with self.assertRaisesRegex(
+        hub.ModuleFormatError,
+        "plain.*is a plain SavedModel, not a TF1 Hub module",
+    ):
       hub.load_module_spec(path)
 
   def test_unsupported_format_and_features(self):
@@ -64,22 +70,31 @@ class BadModuleDirectoryTest(tf.test.TestCase):
     with self.assertRaisesRegex(ValueError, "Unsupported module def format: 0"):
       hub.load_module_spec(path)
     with open(os.path.join(path, "tfhub_module.pb"), "wb") as f:
-      f.write(protos.ModuleDef(format=3, required_features=["foo-test-missing"])
-              .SerializeToString())
-    with self.assertRaisesRegex(ValueError, r"Unsupported features: \['foo-test-missing'\]"):
+      f.write(
+          protos.ModuleDef(
+              format=3, required_features=["foo-test-missing"]
+          ).SerializeToString()
+      )
+    with self.assertRaisesRegex(
+        ValueError, r"Unsupported features: \['foo-test-missing'\]"
+    ):
       hub.load_module_spec(path)
 
   def test_corrupt_saved_model(self):
     path = self._copy("corrupt")
     with open(os.path.join(path, "saved_model.pb"), "wb") as f:
       f.write(b"\xff\xff\xff garbage")
-    with self.assertRaisesRegex(hub.ModuleFormatError, "Cannot parse file .*saved_model.pb"):
+    with self.assertRaisesRegex(
+        hub.ModuleFormatError, "Cannot parse file .*saved_model.pb"
+    ):
       hub.load_module_spec(path)
 
   def test_missing_saved_model(self):
     path = self._copy("no_saved_model")
     os.remove(os.path.join(path, "saved_model.pb"))
-    with self.assertRaisesRegex(hub.ModuleFormatError, "no_saved_model.*missing saved_model.pb"):
+    with self.assertRaisesRegex(
+        hub.ModuleFormatError, "no_saved_model.*missing saved_model.pb"
+    ):
       hub.load_module_spec(path)
 
   def test_missing_variables_fail_at_instantiation(self):
@@ -87,17 +102,20 @@ class BadModuleDirectoryTest(tf.test.TestCase):
     shutil.rmtree(os.path.join(path, "variables"))
     spec = hub.load_module_spec(path)  # the checkpoint is not opened yet
     with tf.Graph().as_default():
-      with self.assertRaisesRegex(hub.ModuleFormatError,
-                                  "no_variables.*missing its variables"):
+      with self.assertRaisesRegex(
+          hub.ModuleFormatError, "no_variables.*missing its variables"
+      ):
         hub.Module(spec)
 
   def test_missing_variable_data_fails_at_instantiation(self):
     path = self._copy("no_data")
     os.remove(os.path.join(path, "variables", "variables.data-00000-of-00001"))
     with tf.Graph().as_default():
-      with self.assertRaisesRegex(hub.ModuleFormatError,
-                                  r"no_data is missing variable data: .*"
-                                  r"variables.data-00000-of-00001"):
+      with self.assertRaisesRegex(
+          hub.ModuleFormatError,
+          r"no_data is missing variable data: .*"
+          r"variables.data-00000-of-00001",
+      ):
         hub.Module(path)
 
   def test_variables_that_do_not_fit_the_graph(self):
@@ -107,15 +125,21 @@ class BadModuleDirectoryTest(tf.test.TestCase):
       with tf.compat.v1.Session() as session:
         session.run(w.initializer)
         tf.compat.v1.train.Saver([w]).save(
-            session, os.path.join(path, "variables", "variables"), write_state=False)
+            session,
+            os.path.join(path, "variables", "variables"),
+            write_state=False,
+        )
     with tf.Graph().as_default():
-      with self.assertRaisesRegex(hub.ModuleFormatError, "does not fit its graph: v is missing"):
+      with self.assertRaisesRegex(
+          hub.ModuleFormatError, "does not fit its graph: v is missing"
+      ):
         hub.Module(path)
 
   def test_asset_pointing_outside_assets_dir(self):
     def module_fn():
       words = tf.compat.v1.placeholder(tf.string, [None], name="words")
       hub.add_signature(inputs=words, outputs=words)
+
     vocab = os.path.join(self.root, "v.txt")
     with open(vocab, "w") as f:
       f.write("a\n")
@@ -123,7 +147,10 @@ class BadModuleDirectoryTest(tf.test.TestCase):
     def module_with_asset_fn():
       module_fn()
       asset = tf.constant(vocab, name="asset_path")
-      tf.compat.v1.add_to_collection(tf.compat.v1.GraphKeys.ASSET_FILEPATHS, asset)
+      tf.compat.v1.add_to_collection(
+          tf.compat.v1.GraphKeys.ASSET_FILEPATHS, asset
+      )
+
     path = os.path.join(self.root, "escaping")
     with tf.Graph().as_default():
       module = hub.Module(hub.create_module_spec(module_with_asset_fn))
@@ -132,20 +159,28 @@ class BadModuleDirectoryTest(tf.test.TestCase):
     self.assertEqual(os.listdir(os.path.join(path, "assets")), ["v.txt"])
     without_asset = self._copy_of(path, "no_asset")
     os.remove(os.path.join(without_asset, "assets", "v.txt"))
-    with self.assertRaisesRegex(hub.ModuleFormatError,
-                                "Asset file .*no_asset/assets/v.txt of module .* is missing"):
+    with self.assertRaisesRegex(
+        hub.ModuleFormatError,
+        "Asset file .*no_asset/assets/v.txt of module .* is missing",
+    ):
       hub.load_module_spec(without_asset)
     saved_model_path = os.path.join(path, "saved_model.pb")
     with open(saved_model_path, "rb") as f:
       saved_model = saved_model_pb2.SavedModel.FromString(f.read())
-    entry = saved_model.meta_graphs[0].collection_def["saved_model_assets"].any_list.value[0]
+    entry = (
+        saved_model.meta_graphs[0]
+        .collection_def["saved_model_assets"]
+        .any_list.value[0]
+    )
     asset = meta_graph_pb2.AssetFileDef()
     entry.Unpack(asset)
     asset.filename = "../../v.txt"
     entry.Pack(asset)
     with open(saved_model_path, "wb") as f:
       f.write(saved_model.SerializeToString())
-    with self.assertRaisesRegex(hub.ModuleFormatError, "points outside assets_dir"):
+    with self.assertRaisesRegex(
+        hub.ModuleFormatError, "points outside assets_dir"
+    ):
       hub.load_module_spec(path)
 
   def test_unknown_op(self):
@@ -153,13 +188,17 @@ class BadModuleDirectoryTest(tf.test.TestCase):
     saved_model_path = os.path.join(path, "saved_model.pb")
     with open(saved_model_path, "rb") as f:
       saved_model = saved_model_pb2.SavedModel.FromString(f.read())
-    node = saved_model.meta_graphs[0].graph_def.node.add(name="strange", op="NoSuchOpAnywhere")
+    node = saved_model.meta_graphs[0].graph_def.node.add(
+        name="strange", op="NoSuchOpAnywhere"
+    )
     del node.input[:]
     with open(saved_model_path, "wb") as f:
       f.write(saved_model.SerializeToString())
     with tf.Graph().as_default():
-      with self.assertRaisesRegex(tf.errors.NotFoundError,
-                                  r"unknown_op uses ops .*\['NoSuchOpAnywhere'\]"):
+      with self.assertRaisesRegex(
+          tf.errors.NotFoundError,
+          r"unknown_op uses ops .*\['NoSuchOpAnywhere'\]",
+      ):
         hub.Module(path)
 
   def test_good_module_still_loads(self):

@@ -14,14 +14,17 @@ import hub_estimator as hub
 
 def _stateful_fn():
   x = tf.compat.v1.placeholder(tf.float32, [None, 3], name="x")
-  v = tf.compat.v1.get_variable("v", [3], initializer=tf.compat.v1.ones_initializer())
+  v = tf.compat.v1.get_variable(
+      "v", [3], initializer=tf.compat.v1.ones_initializer()
+  )
   hub.add_signature(inputs=x, outputs=x * v)
 
 
 def _batch_norm_fn(training):
   x = tf.compat.v1.placeholder(tf.float32, [None, 1], name="x")
-  y = tf.compat.v1.layers.batch_normalization(x, training=training, momentum=0.0,
-                                              center=False, scale=False, epsilon=0.0)
+  y = tf.compat.v1.layers.batch_normalization(
+      x, training=training, momentum=0.0, center=False, scale=False, epsilon=0.0
+  )
   hub.add_signature(inputs=x, outputs=y)
 
 
@@ -36,8 +39,14 @@ def _vocab_module_fn(vocab):
   words = tf.compat.v1.placeholder(tf.string, [None], name="words")
   table = tf.compat.v1.lookup.StaticVocabularyTable(
       tf.lookup.TextFileInitializer(
-          vocab, tf.string, tf.lookup.TextFileIndex.WHOLE_LINE, tf.int64,
-          tf.lookup.TextFileIndex.LINE_NUMBER), num_oov_buckets=1)
+          vocab,
+          tf.string,
+          tf.lookup.TextFileIndex.WHOLE_LINE,
+          tf.int64,
+          tf.lookup.TextFileIndex.LINE_NUMBER,
+      ),
+      num_oov_buckets=1,
+  )
   hub.add_signature(inputs=words, outputs=table.lookup(words))
 
 
@@ -54,8 +63,10 @@ def _control_flow_v1():
 
 def _run(fetches):
   with tf.compat.v1.Session() as session:
-    session.run([tf.compat.v1.global_variables_initializer(),
-                 tf.compat.v1.tables_initializer()])
+    session.run([
+        tf.compat.v1.global_variables_initializer(),
+        tf.compat.v1.tables_initializer(),
+    ])
     return session.run(fetches)
 
 
@@ -100,9 +111,11 @@ class ModuleStateTest(tf.test.TestCase):
     def module_fn():
       x = tf.compat.v1.placeholder(tf.float32, [None, 2], name="x")
       y = tf.compat.v1.layers.dense(
-          x, 2, kernel_regularizer=tf.keras.regularizers.l2(0.5))
+          x, 2, kernel_regularizer=tf.keras.regularizers.l2(0.5)
+      )
       y = tf.compat.v1.layers.batch_normalization(y, training=True)
       hub.add_signature(inputs=x, outputs=y)
+
     spec = hub.create_module_spec(module_fn)
     keys = tf.compat.v1.GraphKeys
     for trainable in (False, True):
@@ -110,11 +123,16 @@ class ModuleStateTest(tf.test.TestCase):
         module = hub.Module(spec, trainable=trainable)
         module(np.ones([1, 2], np.float32))
         self.assertLen(tf.compat.v1.global_variables(), 6)
-        self.assertLen(tf.compat.v1.trainable_variables(), 4 if trainable else 0)
-        self.assertLen(tf.compat.v1.losses.get_regularization_losses(),
-                       1 if trainable else 0)
-        self.assertLen(tf.compat.v1.get_collection(keys.UPDATE_OPS),
-                       2 if trainable else 0)
+        self.assertLen(
+            tf.compat.v1.trainable_variables(), 4 if trainable else 0
+        )
+        self.assertLen(
+            tf.compat.v1.losses.get_regularization_losses(),
+            1 if trainable else 0,
+        )
+        self.assertLen(
+            tf.compat.v1.get_collection(keys.UPDATE_OPS), 2 if trainable else 0
+        )
 
   def test_fine_tuning_changes_module_variables(self):
     spec = hub.create_module_spec(_stateful_fn)
@@ -127,11 +145,15 @@ class ModuleStateTest(tf.test.TestCase):
         session.run(tf.compat.v1.global_variables_initializer())
         for _ in range(50):
           session.run(train)
-        self.assertAllClose(session.run(module.variable_map["v"]), [3, 3, 3], atol=1e-3)
+        self.assertAllClose(
+            session.run(module.variable_map["v"]), [3, 3, 3], atol=1e-3
+        )
 
   def test_batch_norm_train_variant_updates_statistics(self):
     spec = hub.create_module_spec(
-        _batch_norm_fn, [({"train"}, {"training": True}), (set(), {"training": False})])
+        _batch_norm_fn,
+        [({"train"}, {"training": True}), (set(), {"training": False})],
+    )
     path = os.path.join(self.get_temp_dir(), "bn")
     data = np.array([[10.0], [14.0]], np.float32)
     with tf.Graph().as_default():
@@ -141,41 +163,56 @@ class ModuleStateTest(tf.test.TestCase):
       with tf.compat.v1.Session() as session:
         session.run(tf.compat.v1.global_variables_initializer())
         session.run(updates)
-        self.assertAllClose(session.run(module.variable_map["batch_normalization/moving_mean"]),
-                            [12.0])
+        self.assertAllClose(
+            session.run(module.variable_map["batch_normalization/moving_mean"]),
+            [12.0],
+        )
         module.export(path, session)
     with tf.Graph().as_default():
       fixed = hub.Module(path)
       out = fixed(data)
-      self.assertEmpty(tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS))
+      self.assertEmpty(
+          tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS)
+      )
       self.assertAllClose(_run(out), [[-1.0], [1.0]], atol=1e-3)
 
   def test_partitioned_variables(self):
     def module_fn():
       x = tf.compat.v1.placeholder(tf.int64, [None], name="x")
       emb = tf.compat.v1.get_variable(
-          "emb", [7, 2], partitioner=tf.compat.v1.fixed_size_partitioner(3))
+          "emb", [7, 2], partitioner=tf.compat.v1.fixed_size_partitioner(3)
+      )
       hub.add_signature(inputs=x, outputs=tf.nn.embedding_lookup(emb, x))
+
     spec = hub.create_module_spec(module_fn)
     path = os.path.join(self.get_temp_dir(), "part")
     with tf.Graph().as_default():
       module = hub.Module(spec)
       parts = module.variable_map["emb"]
-      self.assertEqual([p.op.name for p in parts],
-                       ["module/emb/part_0", "module/emb/part_1", "module/emb/part_2"])
+      self.assertEqual(
+          [p.op.name for p in parts],
+          ["module/emb/part_0", "module/emb/part_1", "module/emb/part_2"],
+      )
       with tf.compat.v1.Session() as session:
         session.run(tf.compat.v1.global_variables_initializer())
         values = np.concatenate(session.run(parts))
         module.export(path, session)
-    self.assertEqual(dict(tf.train.list_variables(os.path.join(path, "variables",
-                                                               "variables"))),
-                     {"emb": [7, 2]})
+    self.assertEqual(
+        dict(
+            tf.train.list_variables(
+                os.path.join(path, "variables", "variables")
+            )
+        ),
+        {"emb": [7, 2]},
+    )
     with tf.Graph().as_default():
       out = hub.Module(path)(np.array([6, 0], np.int64))
       self.assertAllClose(_run(out), values[[6, 0]])
 
   def test_table_and_asset_relocation(self):
-    vocab = _write_vocab(self.get_temp_dir(), "tokens.txt", ["cat", "dog", "bird"])
+    vocab = _write_vocab(
+        self.get_temp_dir(), "tokens.txt", ["cat", "dog", "bird"]
+    )
     spec = hub.create_module_spec(_vocab_module_fn, [(set(), {"vocab": vocab})])
     path = os.path.join(self.get_temp_dir(), "table_module")
     with tf.Graph().as_default():
@@ -192,7 +229,6 @@ class ModuleStateTest(tf.test.TestCase):
       out = hub.Module(moved)(tf.constant(["bird", "cat", "fish"]))
       self.assertAllEqual(_run(out), [2, 0, 3])
 
-
   def test_nested_module_with_assets_and_ref_variables_survives_moves(self):
     root = tempfile.mkdtemp(dir=self.get_temp_dir())
     vocab = _write_vocab(root, "v.txt", ["a", "b", "c"])
@@ -201,36 +237,56 @@ class ModuleStateTest(tf.test.TestCase):
       words = tf.compat.v1.placeholder(tf.string, [None], name="words")
       table = tf.compat.v1.lookup.StaticVocabularyTable(
           tf.lookup.TextFileInitializer(
-              vocab, tf.string, tf.lookup.TextFileIndex.WHOLE_LINE, tf.int64,
-              tf.lookup.TextFileIndex.LINE_NUMBER), num_oov_buckets=1)
+              vocab,
+              tf.string,
+              tf.lookup.TextFileIndex.WHOLE_LINE,
+              tf.int64,
+              tf.lookup.TextFileIndex.LINE_NUMBER,
+          ),
+          num_oov_buckets=1,
+      )
       with tf.compat.v1.variable_scope("refs", use_resource=False):
         emb = tf.compat.v1.get_variable(
-            "emb", [4, 2], initializer=tf.compat.v1.constant_initializer(
-                np.arange(8).reshape(4, 2)))
-      hub.add_signature(inputs=words, outputs=tf.nn.embedding_lookup(emb, table.lookup(words)))
+            "emb",
+            [4, 2],
+            initializer=tf.compat.v1.constant_initializer(
+                np.arange(8).reshape(4, 2)
+            ),
+        )
+      hub.add_signature(
+          inputs=words, outputs=tf.nn.embedding_lookup(emb, table.lookup(words))
+      )
+
     inner = os.path.join(root, "inner")
     with tf.Graph().as_default():
       module = hub.Module(hub.create_module_spec(inner_module_fn))
       self.assertEqual([v.op.type for v in module.variables], ["VariableV2"])
       with tf.compat.v1.Session() as session:
-        session.run([tf.compat.v1.global_variables_initializer(),
-                     tf.compat.v1.tables_initializer()])
+        session.run([
+            tf.compat.v1.global_variables_initializer(),
+            tf.compat.v1.tables_initializer(),
+        ])
         module.export(inner, session)
     os.remove(vocab)
 
     def outer_module_fn():
       words = tf.compat.v1.placeholder(tf.string, [None], name="words")
       hub.add_signature(inputs=words, outputs=hub.Module(inner)(words) * 2.0)
+
     outer = os.path.join(root, "outer")
     with tf.Graph().as_default():
       module = hub.Module(hub.create_module_spec(outer_module_fn))
       with tf.compat.v1.Session() as session:
-        session.run([tf.compat.v1.global_variables_initializer(),
-                     tf.compat.v1.tables_initializer()])
+        session.run([
+            tf.compat.v1.global_variables_initializer(),
+            tf.compat.v1.tables_initializer(),
+        ])
         module.export(outer, session)
     shutil.rmtree(inner)
     os.rename(outer, outer + "_moved")
-    self.assertEqual(os.listdir(os.path.join(outer + "_moved", "assets")), ["v.txt"])
+    self.assertEqual(
+        os.listdir(os.path.join(outer + "_moved", "assets")), ["v.txt"]
+    )
     with tf.Graph().as_default():
       out = hub.Module(outer + "_moved")(tf.constant(["c", "zz"]))
       self.assertAllClose(_run(out), [[8, 10], [12, 14]])
@@ -243,6 +299,7 @@ class ModuleCallTest(tf.test.TestCase):
       x = tf.compat.v1.placeholder(tf.float32, [None], name="x")
       rate = tf.compat.v1.placeholder_with_default(2.0, [], name="rate")
       hub.add_signature(inputs={"x": x, "rate": rate}, outputs=x * rate)
+
     with tf.Graph().as_default():
       module = hub.Module(hub.create_module_spec(module_fn))
       self.assertAllClose(_run(module([1.0, 2.0])), [2.0, 4.0])
@@ -254,28 +311,46 @@ class ModuleCallTest(tf.test.TestCase):
       y = tf.compat.v1.placeholder(tf.float32, [None, 3], name="y")
       hub.add_signature(inputs={"x": x, "y": y}, outputs={"sum": x + y})
       hub.add_signature("one", inputs=x, outputs={"same": x})
+
     with tf.Graph().as_default():
       module = hub.Module(hub.create_module_spec(module_fn))
       ones = np.ones([1, 3], np.float32)
-      with self.assertRaisesRegex(TypeError, r"expects multiple inputs \['x', 'y'\]"):
+      with self.assertRaisesRegex(
+          TypeError, r"expects multiple inputs \['x', 'y'\]"
+      ):
         module(ones, as_dict=True)
-      with self.assertRaisesRegex(TypeError, r"missing \['y'\], extra given \['z'\]"):
+      with self.assertRaisesRegex(
+          TypeError, r"missing \['y'\], extra given \['z'\]"
+      ):
         module({"x": ones, "z": ones}, as_dict=True)
-      with self.assertRaisesRegex(TypeError, r"input 'x'.*got dtype int32, expected float32"):
+      with self.assertRaisesRegex(
+          TypeError, r"input 'x'.*got dtype int32, expected float32"
+      ):
         module({"x": tf.ones([1, 3], tf.int32), "y": ones}, as_dict=True)
-      with self.assertRaisesRegex(TypeError, r"input 'x'.*expected TensorSpec\(shape=\(None, 3\)"):
+      with self.assertRaisesRegex(
+          TypeError, r"input 'x'.*expected TensorSpec\(shape=\(None, 3\)"
+      ):
         module({"x": np.ones([1, 4], np.float32), "y": ones}, as_dict=True)
       with self.assertRaisesRegex(TypeError, "got SparseTensor"):
-        module({"x": tf.SparseTensor([[0, 0]], [1.0], [1, 3]), "y": ones}, as_dict=True)
-      with self.assertRaisesRegex(ValueError, r"Signature 'nope' is missing.*\['default', 'one'\]"):
+        module(
+            {"x": tf.SparseTensor([[0, 0]], [1.0], [1, 3]), "y": ones},
+            as_dict=True,
+        )
+      with self.assertRaisesRegex(
+          ValueError, r"Signature 'nope' is missing.*\['default', 'one'\]"
+      ):
         module(ones, signature="nope")
-      with self.assertRaisesRegex(TypeError, "no output named 'default'.*as_dict=True"):
+      with self.assertRaisesRegex(
+          TypeError, "no output named 'default'.*as_dict=True"
+      ):
         module(ones, signature="one")
 
   def test_unknown_tags_and_spec_type(self):
     spec = hub.create_module_spec(_stateful_fn)
     with tf.Graph().as_default():
-      with self.assertRaisesRegex(ValueError, r"No such graph variant: tags=\['train'\]"):
+      with self.assertRaisesRegex(
+          ValueError, r"No such graph variant: tags=\['train'\]"
+      ):
         hub.Module(spec, tags={"train"})
       with self.assertRaisesRegex(ValueError, "Unknown module spec type"):
         hub.Module(42)
@@ -285,8 +360,11 @@ class ModuleCallTest(tf.test.TestCase):
     with tf.Graph().as_default():
       with tf.compat.v1.name_scope("module"):
         tf.constant(1.0)
-      with self.assertRaisesRegex(RuntimeError, "variable_scope module/ was unused but "
-                                  "the corresponding name_scope was already taken"):
+      with self.assertRaisesRegex(
+          RuntimeError,
+          "variable_scope module/ was unused but "
+          "the corresponding name_scope was already taken",
+      ):
         hub.Module(spec)
 
   def test_wrong_graph_and_eager_mode(self):
@@ -294,7 +372,9 @@ class ModuleCallTest(tf.test.TestCase):
     with tf.Graph().as_default():
       module = hub.Module(spec)
     with tf.Graph().as_default():
-      with self.assertRaisesRegex(RuntimeError, "applied in the graph it was instantiated"):
+      with self.assertRaisesRegex(
+          RuntimeError, "applied in the graph it was instantiated"
+      ):
         module(np.ones([1, 3], np.float32))
     with self.assertRaisesRegex(RuntimeError, "graph mode"):
       hub.Module(spec)
@@ -307,6 +387,7 @@ class ModuleCallTest(tf.test.TestCase):
         big = tf.compat.v1.layers.dense(big, 8, name="big_%d" % i)
       hub.add_signature("big", inputs=x, outputs=big)
       hub.add_signature("small", inputs=x, outputs=x + 1.0)
+
     spec = hub.create_module_spec(module_fn)
     with tf.Graph().as_default() as graph:
       module = hub.Module(spec)
@@ -332,6 +413,7 @@ class ModuleCallTest(tf.test.TestCase):
     def module_fn():
       x = tf.compat.v1.placeholder(tf.float32, [None], name="x")
       hub.add_signature(inputs=x, outputs={"default": x + 1.0, "same": x})
+
     with tf.Graph().as_default():
       x = tf.constant([1.0])
       out = hub.Module(hub.create_module_spec(module_fn))(x, as_dict=True)
@@ -342,12 +424,18 @@ class ModuleCallTest(tf.test.TestCase):
     with _control_flow_v1():
       with tf.Graph().as_default():
         module = hub.Module(spec, trainable=True)
+
         def body(i, acc):
           return i + 1, acc + module(tf.ones([1, 3]))
-        _, total = tf.compat.v1.while_loop(lambda i, _: i < 3, body,
-                                           [tf.constant(0), tf.zeros([1, 3])])
-        picked = tf.compat.v1.cond(tf.constant(True), lambda: module(tf.ones([1, 3])),
-                                   lambda: tf.zeros([1, 3]))
+
+        _, total = tf.compat.v1.while_loop(
+            lambda i, _: i < 3, body, [tf.constant(0), tf.zeros([1, 3])]
+        )
+        picked = tf.compat.v1.cond(
+            tf.constant(True),
+            lambda: module(tf.ones([1, 3])),
+            lambda: tf.zeros([1, 3]),
+        )
         grad = tf.gradients(tf.reduce_sum(total), module.variable_map["v"])[0]
         total_value, picked_value, grad_value = _run([total, picked, grad])
     self.assertAllClose(total_value, [[3, 3, 3]])
@@ -358,32 +446,54 @@ class ModuleCallTest(tf.test.TestCase):
     def module_fn():
       x = tf.compat.v1.placeholder(tf.float32, [None], name="x")
       y = tf.compat.v1.placeholder(tf.float32, [None], name="y")
-      v = tf.compat.v1.get_variable("v", [], initializer=tf.compat.v1.ones_initializer())
-      picked = tf.compat.v1.cond(tf.reduce_sum(x) > 0, lambda: x * v, lambda: -x * v)
-      _, looped = tf.compat.v1.while_loop(lambda i, acc: i < 3,
-                                          lambda i, acc: (i + 1, acc + x * v),
-                                          [tf.constant(0), tf.zeros_like(x)])
-      normalized = tf.compat.v1.layers.batch_normalization(tf.expand_dims(y, 1),
-                                                           training=True)
-      hub.add_signature("cond", inputs=x, outputs={"picked": picked, "looped": looped})
-      hub.add_signature("plain", inputs=y, outputs={"same": y + 1.0, "bn": normalized})
+      v = tf.compat.v1.get_variable(
+          "v", [], initializer=tf.compat.v1.ones_initializer()
+      )
+      picked = tf.compat.v1.cond(
+          tf.reduce_sum(x) > 0, lambda: x * v, lambda: -x * v
+      )
+      _, looped = tf.compat.v1.while_loop(
+          lambda i, acc: i < 3,
+          lambda i, acc: (i + 1, acc + x * v),
+          [tf.constant(0), tf.zeros_like(x)],
+      )
+      normalized = tf.compat.v1.layers.batch_normalization(
+          tf.expand_dims(y, 1), training=True
+      )
+      hub.add_signature(
+          "cond", inputs=x, outputs={"picked": picked, "looped": looped}
+      )
+      hub.add_signature(
+          "plain", inputs=y, outputs={"same": y + 1.0, "bn": normalized}
+      )
+
     with _control_flow_v1():
       spec = hub.create_module_spec(module_fn)
-      self.assertIn("cond_context", spec.saved_model.meta_graphs[0].collection_def)
+      self.assertIn(
+          "cond_context", spec.saved_model.meta_graphs[0].collection_def
+      )
       with tf.Graph().as_default() as graph:
         module = hub.Module(spec, trainable=True)
         before = len(graph.get_operations())
         plain = module([1.0, 3.0], signature="plain", as_dict=True)
         plain_ops = len(graph.get_operations()) - before
-        self.assertEmpty(tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.COND_CONTEXT))
+        self.assertEmpty(
+            tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.COND_CONTEXT)
+        )
         before = len(graph.get_operations())
         out = module([2.0], signature="cond", as_dict=True)
         cond_ops = len(graph.get_operations()) - before
         updates = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS)
-        grad = tf.gradients(tf.reduce_sum(out["looped"]), module.variable_map["v"])[0]
-        values = _run({"plain": plain, "out": out, "grad": grad, "updates": updates})
+        grad = tf.gradients(
+            tf.reduce_sum(out["looped"]), module.variable_map["v"]
+        )[0]
+        values = _run(
+            {"plain": plain, "out": out, "grad": grad, "updates": updates}
+        )
     self.assertLess(plain_ops, cond_ops)
-    self.assertLen(updates, 2)  # batch norm of "plain" only; "cond" has none to run
+    self.assertLen(
+        updates, 2
+    )  # batch norm of "plain" only; "cond" has none to run
     self.assertAllClose(values["plain"]["same"], [2.0, 4.0])
     self.assertAllClose(values["out"]["picked"], [2.0])
     self.assertAllClose(values["out"]["looped"], [6.0])
@@ -410,15 +520,25 @@ class ExportTest(tf.test.TestCase):
       with tf.compat.v1.Session() as session:
         session.run(tf.compat.v1.global_variables_initializer())
         module.export(path, session)
-        self.assertCountEqual(os.listdir(path), ["assets", "saved_model.pb",
-                                                 "tfhub_module.pb", "variables"])
+        self.assertCountEqual(
+            os.listdir(path),
+            ["assets", "saved_model.pb", "tfhub_module.pb", "variables"],
+        )
         with open(os.path.join(path, "tfhub_module.pb"), "rb") as f:
           self.assertEqual(f.read(), b"\x08\x03")
         with self.assertRaises(tf.errors.AlreadyExistsError):
           module.export(path, session)
-        module.export(path.encode("utf-8") + b"_bytes", session)  # as estimators pass
-      self.assertAllClose(_run(hub.Module(path.encode("utf-8") + b"_bytes")(
-          np.ones([1, 3], np.float32))), [[1, 1, 1]])
+        module.export(
+            path.encode("utf-8") + b"_bytes", session
+        )  # as estimators pass
+      self.assertAllClose(
+          _run(
+              hub.Module(path.encode("utf-8") + b"_bytes")(
+                  np.ones([1, 3], np.float32)
+              )
+          ),
+          [[1, 1, 1]],
+      )
       with tf.Graph().as_default():
         with tf.compat.v1.Session() as other:
           with self.assertRaisesRegex(RuntimeError, "default graph differs"):
@@ -428,12 +548,15 @@ class ExportTest(tf.test.TestCase):
     vocab = _write_vocab(self.get_temp_dir(), "url_vocab.txt", ["a", "b"])
     url = "file://" + os.path.join(self.get_temp_dir(), "url_module")
     with tf.Graph().as_default():
-      module = hub.Module(hub.create_module_spec(_vocab_module_fn,
-                                                 [(set(), {"vocab": vocab})]))
+      module = hub.Module(
+          hub.create_module_spec(_vocab_module_fn, [(set(), {"vocab": vocab})])
+      )
       with tf.compat.v1.Session() as session:
         module.export(url, session)
-    self.assertCountEqual(tf.io.gfile.listdir(url), ["assets", "saved_model.pb",
-                                                     "tfhub_module.pb", "variables"])
+    self.assertCountEqual(
+        tf.io.gfile.listdir(url),
+        ["assets", "saved_model.pb", "tfhub_module.pb", "variables"],
+    )
     with tf.Graph().as_default():
       out = hub.Module(url)(tf.constant(["b", "zzz"]))
       self.assertAllEqual(_run(out), [1, 2])
@@ -451,6 +574,7 @@ class ExportTest(tf.test.TestCase):
     def module_fn():
       x = tf.compat.v1.placeholder(tf.float32, [None], name="x")
       hub.add_signature(inputs=x, outputs=x)
+
     path = os.path.join(self.get_temp_dir(), "novars")
     with tf.Graph().as_default():
       module = hub.Module(hub.create_module_spec(module_fn))
@@ -468,11 +592,18 @@ class ExportTest(tf.test.TestCase):
       with tf.compat.v1.Session() as session:
         session.run(v.initializer)
         checkpoint = tf.compat.v1.train.Saver([v]).save(
-            session, os.path.join(checkpoint_dir, "ckpt"))
+            session, os.path.join(checkpoint_dir, "ckpt")
+        )
     path = os.path.join(self.get_temp_dir(), "from_ckpt")
-    with self.assertRaisesRegex(ValueError, "Missing mandatory `checkpoint_path`"):
+    with self.assertRaisesRegex(
+        ValueError, "Missing mandatory `checkpoint_path`"
+    ):
       spec.export(path)
-    spec.export(path, checkpoint_path=checkpoint, name_transform_fn=lambda n: "mine/" + n)
+    spec.export(
+        path,
+        checkpoint_path=checkpoint,
+        name_transform_fn=lambda n: "mine/" + n,
+    )
     with hub.eval_function_for_module(path) as f:
       self.assertAllClose(f(np.ones([1, 3], np.float32)), [[7, 8, 9]])
     with self.assertRaisesRegex(ValueError, "not found in"):

@@ -23,16 +23,22 @@ class CreateModuleSpecTest(tf.test.TestCase):
     spec = hub.create_module_spec(_double_fn)
     self.assertEqual(spec.get_tags(), [set()])
     self.assertEqual(spec.get_signature_names(), ["default"])
-    self.assertEqual(list(spec.saved_model.meta_graphs[0].meta_info_def.tags), [])
+    self.assertEqual(
+        list(spec.saved_model.meta_graphs[0].meta_info_def.tags), []
+    )
 
   def test_variants_are_built_with_their_arguments_in_order(self):
     def module_fn(scale):
       x = tf.compat.v1.placeholder(tf.float32, [None], name="x")
       hub.add_signature(inputs=x, outputs=scale * x)
-    spec = hub.create_module_spec(module_fn, [({"train"}, {"scale": 3.0}),
-                                              (set(), {"scale": 2.0})])
-    self.assertEqual([list(m.meta_info_def.tags) for m in spec.saved_model.meta_graphs],
-                     [["train"], []])
+
+    spec = hub.create_module_spec(
+        module_fn, [({"train"}, {"scale": 3.0}), (set(), {"scale": 2.0})]
+    )
+    self.assertEqual(
+        [list(m.meta_info_def.tags) for m in spec.saved_model.meta_graphs],
+        [["train"], []],
+    )
     self.assertCountEqual(spec.get_tags(), [set(), {"train"}])
     for tags, expected in (({"train"}, [3.0]), (None, [2.0])):
       with hub.eval_function_for_module(spec, tags=tags) as f:
@@ -45,10 +51,13 @@ class CreateModuleSpecTest(tf.test.TestCase):
   def test_module_fn_without_signature_is_rejected(self):
     def module_fn():
       tf.compat.v1.placeholder(tf.float32, [None])
+
     with self.assertRaisesRegex(ValueError, "No signatures present"):
       hub.create_module_spec(module_fn)
-    with self.assertRaisesRegex(ValueError, r"No signatures present in the graph for "
-                                r"tags \['train'\]"):
+    with self.assertRaisesRegex(
+        ValueError,
+        r"No signatures present in the graph for " r"tags \['train'\]",
+    ):
       hub.create_module_spec(module_fn, [({"train"}, {})])
 
   def test_signature_names_and_info(self):
@@ -59,21 +68,28 @@ class CreateModuleSpecTest(tf.test.TestCase):
     self.assertEqual(inputs["x"].dtype, tf.float32)
     self.assertEqual(inputs["x"].get_shape().as_list(), [None])
     self.assertCountEqual(spec.get_output_info_dict("neg"), ["default", "same"])
-    self.assertEqual(spec.saved_model.meta_graphs[0].signature_def["sum"].method_name, "")
+    self.assertEqual(
+        spec.saved_model.meta_graphs[0].signature_def["sum"].method_name, ""
+    )
 
   def test_last_signature_with_a_name_wins(self):
     def module_fn():
       x = tf.compat.v1.placeholder(tf.float32, [None], name="x")
       hub.add_signature(inputs=x, outputs=x)
       hub.add_signature(inputs=x, outputs=x + 1.0)
+
     with hub.eval_function_for_module(hub.create_module_spec(module_fn)) as f:
       self.assertAllClose(f([1.0]), [2.0])
 
   def test_unknown_signature_and_tags_name_the_available_ones(self):
     spec = hub.create_module_spec(_two_signatures_fn)
-    with self.assertRaisesRegex(ValueError, r"Signature 'nope' is missing.*\['neg', 'sum'\]"):
+    with self.assertRaisesRegex(
+        ValueError, r"Signature 'nope' is missing.*\['neg', 'sum'\]"
+    ):
       spec.get_input_info_dict("nope")
-    with self.assertRaisesRegex(KeyError, r"no graph variant with tags \['x'\].*\[\[\]\]"):
+    with self.assertRaisesRegex(
+        KeyError, r"no graph variant with tags \['x'\].*\[\[\]\]"
+    ):
       spec.get_signature_names(tags={"x"})
 
   def test_unsupported_collection_is_rejected_unless_dropped(self):
@@ -82,10 +98,16 @@ class CreateModuleSpecTest(tf.test.TestCase):
       tf.compat.v1.summary.scalar("s", tf.reduce_sum(x))
       tf.compat.v1.add_to_collection("my_stuff", x)
       hub.add_signature(inputs=x, outputs=x)
-    with self.assertRaisesRegex(ValueError, r"Unsupported collections in graph.*"
-                                r"\['my_stuff', 'summaries'\]\nUse create_module_spec"):
+
+    with self.assertRaisesRegex(
+        ValueError,
+        r"Unsupported collections in graph.*"
+        r"\['my_stuff', 'summaries'\]\nUse create_module_spec",
+    ):
       hub.create_module_spec(module_fn)
-    spec = hub.create_module_spec(module_fn, drop_collections=["summaries", "my_stuff"])
+    spec = hub.create_module_spec(
+        module_fn, drop_collections=["summaries", "my_stuff"]
+    )
     self.assertEqual(spec.get_signature_names(), ["default"])
 
   def test_unsupported_signature_value_types_are_rejected(self):
@@ -93,8 +115,12 @@ class CreateModuleSpecTest(tf.test.TestCase):
       x = tf.compat.v1.placeholder(tf.float32, [None], name="x")
       v = tf.compat.v1.get_variable("v", [1])
       hub.add_signature(inputs=x, outputs={"default": x, "var": v})
-    with self.assertRaisesRegex(ValueError, r"signature 'default'.*\n  \* output 'var' "
-                                r"has type ResourceVariable"):
+
+    with self.assertRaisesRegex(
+        ValueError,
+        r"signature 'default'.*\n  \* output 'var' "
+        r"has type ResourceVariable",
+    ):
       hub.create_module_spec(module_fn)
 
   def test_colocated_signature_input_is_rejected(self):
@@ -103,7 +129,10 @@ class CreateModuleSpecTest(tf.test.TestCase):
       with tf.compat.v1.colocate_with(y):
         x = tf.compat.v1.placeholder(tf.float32, [None], name="x")
       hub.add_signature(inputs=x, outputs=x)
-    with self.assertRaisesRegex(ValueError, "must not be subject to a tf.colocate_with"):
+
+    with self.assertRaisesRegex(
+        ValueError, "must not be subject to a tf.colocate_with"
+    ):
       hub.create_module_spec(module_fn)
 
   def test_state_op_colocated_with_non_state_op_is_rejected(self):
@@ -112,7 +141,10 @@ class CreateModuleSpecTest(tf.test.TestCase):
       with tf.compat.v1.colocate_with(x):
         tf.compat.v1.get_variable("v", [1])
       hub.add_signature(inputs=x, outputs=x)
-    with self.assertRaisesRegex(ValueError, "A state-holding node v of a module's graph"):
+
+    with self.assertRaisesRegex(
+        ValueError, "A state-holding node v of a module's graph"
+    ):
       hub.create_module_spec(module_fn)
 
   def test_variables_are_resource_variables(self):
@@ -120,6 +152,7 @@ class CreateModuleSpecTest(tf.test.TestCase):
       x = tf.compat.v1.placeholder(tf.float32, [None], name="x")
       v = tf.compat.v1.get_variable("v", [1])
       hub.add_signature(inputs=x, outputs=x * v)
+
     spec = hub.create_module_spec(module_fn)
     ops = {n.name: n.op for n in spec.saved_model.meta_graphs[0].graph_def.node}
     self.assertEqual(ops["v"], "VarHandleOp")
@@ -137,14 +170,19 @@ class AttachMessageTest(tf.test.TestCase):
       info.default_image_size.height = size
       info.default_image_size.width = size
       hub.attach_message("image_module_info", info)
-    return hub.create_module_spec(module_fn, [({"train"}, {"size": 5}),
-                                              (set(), {"size": 7})])
+
+    return hub.create_module_spec(
+        module_fn, [({"train"}, {"size": 5}), (set(), {"size": 7})]
+    )
 
   def test_last_message_per_key_and_per_variant(self):
     spec = self._spec()
-    default = spec.get_attached_message("image_module_info", hub.ImageModuleInfo)
-    train = spec.get_attached_message("image_module_info", hub.ImageModuleInfo,
-                                      tags={"train"})
+    default = spec.get_attached_message(
+        "image_module_info", hub.ImageModuleInfo
+    )
+    train = spec.get_attached_message(
+        "image_module_info", hub.ImageModuleInfo, tags={"train"}
+    )
     self.assertEqual(default.default_image_size.height, 7)
     self.assertEqual(train.default_image_size.width, 5)
     default.default_image_size.height = 99  # callers get their own copy
@@ -154,11 +192,15 @@ class AttachMessageTest(tf.test.TestCase):
   def test_missing_message(self):
     spec = self._spec()
     self.assertIsNone(spec.get_attached_message("other", hub.ImageModuleInfo))
-    with self.assertRaisesRegex(KeyError, "No attached message for key 'other'"):
+    with self.assertRaisesRegex(
+        KeyError, "No attached message for key 'other'"
+    ):
       spec.get_attached_message("other", hub.ImageModuleInfo, required=True)
     with tf.Graph().as_default():
       module = hub.Module(spec, tags={"train"})
-      message = module.get_attached_message("image_module_info", hub.ImageModuleInfo)
+      message = module.get_attached_message(
+          "image_module_info", hub.ImageModuleInfo
+      )
       self.assertEqual(message.default_image_size.height, 5)
 
   def test_malformed_key(self):
@@ -166,13 +208,15 @@ class AttachMessageTest(tf.test.TestCase):
       x = tf.compat.v1.placeholder(tf.float32, [None], name="x")
       hub.add_signature(inputs=x, outputs=x)
       hub.attach_message("1bad-key", hub.ImageModuleInfo())
+
     with self.assertRaisesRegex(ValueError, "malformed key '1bad-key'"):
       hub.create_module_spec(module_fn)
 
   def test_no_collection_without_attachments(self):
     spec = hub.create_module_spec(_double_fn)
-    self.assertNotIn("hub_module_attachments",
-                     spec.saved_model.meta_graphs[0].collection_def)
+    self.assertNotIn(
+        "hub_module_attachments", spec.saved_model.meta_graphs[0].collection_def
+    )
 
 
 class CompositeSignatureTest(tf.test.TestCase):
@@ -181,10 +225,15 @@ class CompositeSignatureTest(tf.test.TestCase):
     def module_fn():
       sp = tf.compat.v1.sparse_placeholder(tf.int64, [None, 5], name="sp")
       rg = tf.compat.v1.ragged.placeholder(tf.float32, 1, [], name="rg")
-      hub.add_signature(inputs={"sp": sp, "rg": rg},
-                        outputs={"sp2": tf.SparseTensor(sp.indices, sp.values * 2,
-                                                        sp.dense_shape),
-                                 "rg2": rg * rg, "default": tf.reduce_sum(rg, axis=1)})
+      hub.add_signature(
+          inputs={"sp": sp, "rg": rg},
+          outputs={
+              "sp2": tf.SparseTensor(sp.indices, sp.values * 2, sp.dense_shape),
+              "rg2": rg * rg,
+              "default": tf.reduce_sum(rg, axis=1),
+          },
+      )
+
     spec = hub.create_module_spec(module_fn)
     inputs = spec.get_input_info_dict()
     self.assertTrue(inputs["sp"].is_sparse)
@@ -194,7 +243,9 @@ class CompositeSignatureTest(tf.test.TestCase):
     self.assertIn("is_sparse=True", repr(inputs["sp"]))
     with tf.Graph().as_default():
       module = hub.Module(spec)
-      sp = tf.SparseTensor([[0, 1], [1, 4]], tf.constant([3, 4], tf.int64), [2, 5])
+      sp = tf.SparseTensor(
+          [[0, 1], [1, 4]], tf.constant([3, 4], tf.int64), [2, 5]
+      )
       rg = tf.ragged.constant([[1.0, 2.0], [3.0]])
       out = module({"sp": sp, "rg": rg}, as_dict=True)
       self.assertIsInstance(out["sp2"], tf.SparseTensor)

@@ -53,9 +53,7 @@ class ShippedGinFilesTest(tf.test.TestCase, parameterized.TestCase):
     files = ['gin/runs/default.gin', path] if '/models/' in path else [path]
     gin_utils.parse(files, _MACROS)
 
-  @parameterized.parameters(
-      *[p for p in _GIN_FILES if '/experiments/' in p]
-  )
+  @parameterized.parameters(*[p for p in _GIN_FILES if '/experiments/' in p])
   def test_experiment_honours_macros(self, path):
     gin_utils.parse([path], _MACROS + ['TRAIN_STEPS=7'])
     self.assertEqual(gin.query_parameter('%TRAIN_STEPS'), 7)

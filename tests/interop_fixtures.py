@@ -42,20 +42,28 @@ def make_text_module_fn(lib, vocab_path, message):
     text = tf.compat.v1.placeholder(tf.string, shape=[None], name="text")
     table = tf.compat.v1.lookup.StaticVocabularyTable(
         tf.lookup.TextFileInitializer(
-            vocab_path, tf.string, tf.lookup.TextFileIndex.WHOLE_LINE,
-            tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER),
-        num_oov_buckets=NUM_OOV_BUCKETS)
+            vocab_path,
+            tf.string,
+            tf.lookup.TextFileIndex.WHOLE_LINE,
+            tf.int64,
+            tf.lookup.TextFileIndex.LINE_NUMBER,
+        ),
+        num_oov_buckets=NUM_OOV_BUCKETS,
+    )
     ids = table.lookup(text)
     embeddings = tf.compat.v1.get_variable(
-        "embeddings", [len(VOCAB) + NUM_OOV_BUCKETS, EMBEDDING_DIM],
-        initializer=tf.compat.v1.random_normal_initializer(stddev=1.0))
+        "embeddings",
+        [len(VOCAB) + NUM_OOV_BUCKETS, EMBEDDING_DIM],
+        initializer=tf.compat.v1.random_normal_initializer(stddev=1.0),
+    )
     embedded = tf.nn.embedding_lookup(embeddings, ids)
     with warnings.catch_warnings():
       # tf.compat.v1.layers are deprecated, but they are what TF1 Hub modules use.
       warnings.simplefilter("ignore", UserWarning)
       normalized = _dense_and_batch_norm(embedded, training)
-    lib.add_signature(inputs={"text": text},
-                      outputs={"default": normalized, "ids": ids})
+    lib.add_signature(
+        inputs={"text": text}, outputs={"default": normalized, "ids": ids}
+    )
     lib.attach_message("image_module_info", message)
 
   return module_fn
@@ -64,13 +72,16 @@ def make_text_module_fn(lib, vocab_path, message):
 def _dense_and_batch_norm(embedded, training):
   """A dense layer with an L2 kernel regularizer, then batch norm (UPDATE_OPS in training)."""
   dense = tf.compat.v1.layers.dense(
-      embedded, UNITS,
+      embedded,
+      UNITS,
       kernel_initializer=tf.compat.v1.random_normal_initializer(stddev=1.0),
       bias_initializer=tf.compat.v1.random_normal_initializer(stddev=0.1),
       kernel_regularizer=lambda w: L2_SCALE * tf.nn.l2_loss(w),
-      name="dense")
+      name="dense",
+  )
   normalized = tf.compat.v1.layers.batch_normalization(
-      dense, training=training, momentum=0.5, name="batch_norm")
+      dense, training=training, momentum=0.5, name="batch_norm"
+  )
   return normalized
 
 

@@ -36,9 +36,9 @@ class ClassificationHeadTest(tf.test.TestCase):
       (loss_value, classes), values = _evaluate(
           (loss, predictions['class_ids']), metrics
       )
-    expected = np.mean([
-        -np.log(np.exp(5) / (np.exp(5) + 2)), -np.log(1 / (np.exp(5) + 2))
-    ])
+    expected = np.mean(
+        [-np.log(np.exp(5) / (np.exp(5) + 2)), -np.log(1 / (np.exp(5) + 2))]
+    )
     self.assertAllClose(loss_value, expected, rtol=1e-5)
     self.assertAllEqual(classes, [0, 1])
     self.assertAllClose(values['accuracy'], 0.5)
@@ -115,8 +115,11 @@ class OptimizersTest(tf.test.TestCase):
 
   def test_every_optimizer_minimizes(self):
     for optimizer_fn in (
-        optimizers.sgd, optimizers.momentum, optimizers.adam,
-        optimizers.adagrad, optimizers.rmsprop,
+        optimizers.sgd,
+        optimizers.momentum,
+        optimizers.adam,
+        optimizers.adagrad,
+        optimizers.rmsprop,
     ):
       with tf.Graph().as_default():
         w = _v1.get_variable('w', initializer=3.0)

@@ -63,15 +63,21 @@ class InputsTest(tf.test.TestCase):
     path = os.path.join(self.get_temp_dir(), 'd.tfrecord')
     with tf.io.TFRecordWriter(path) as writer:
       for i in range(3):
-        example = tf.train.Example(features=tf.train.Features(feature={
-            'x': tf.train.Feature(
-                float_list=tf.train.FloatList(value=[i, i + 1.0])
-            ),
-            'tokens': tf.train.Feature(
-                bytes_list=tf.train.BytesList(value=[b't'] * i)
-            ),
-            'label': tf.train.Feature(int64_list=tf.train.Int64List(value=[i])),
-        }))
+        example = tf.train.Example(
+            features=tf.train.Features(
+                feature={
+                    'x': tf.train.Feature(
+                        float_list=tf.train.FloatList(value=[i, i + 1.0])
+                    ),
+                    'tokens': tf.train.Feature(
+                        bytes_list=tf.train.BytesList(value=[b't'] * i)
+                    ),
+                    'label': tf.train.Feature(
+                        int64_list=tf.train.Int64List(value=[i])
+                    ),
+                }
+            )
+        )
         writer.write(example.SerializeToString())
     input_fn = inputs.tfrecord_input(
         path,
@@ -102,7 +108,9 @@ class InputsTest(tf.test.TestCase):
     self.assertEqual(set(train_y), set(range(10)))
     features, labels = _first_batch(
         inputs.digits_input(
-            as_images=True, feature_key='images', task='attributes',
+            as_images=True,
+            feature_key='images',
+            task='attributes',
             batch_size=5,
         )
     )

@@ -5,6 +5,7 @@ import inspect
 import gin
 import numpy as np
 import tensorflow as tf
+
 # pylint: disable-next=g-direct-tensorflow-import
 from tensorflow.python.util import function_utils
 
@@ -86,9 +87,7 @@ class MakeModelFnTest(tf.test.TestCase):
         module_source=_source(), head=heads.RegressionHead(label_dimension=2)
     )
     with tf.Graph().as_default():
-      spec = model_fn(
-          _features(), tf.zeros([8, 2]), _ModeKeys.EVAL, None
-      )
+      spec = model_fn(_features(), tf.zeros([8, 2]), _ModeKeys.EVAL, None)
       self.assertIn('root_mean_squared_error', spec.eval_metric_ops)
     with tf.Graph().as_default():
       spec = model_fn(_features(), None, _ModeKeys.PREDICT, None)

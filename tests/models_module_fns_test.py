@@ -24,8 +24,13 @@ class MlpTest(tf.test.TestCase):
     super().setUpClass()
     cls.spec = _spec(
         module_fns.mlp(
-            input_dim=4, units=[8, 3], dropout_rate=0.5, batch_norm=True,
-            bn_momentum=0.9, l1=0.01, l2=0.01,
+            input_dim=4,
+            units=[8, 3],
+            dropout_rate=0.5,
+            batch_norm=True,
+            bn_momentum=0.9,
+            l1=0.01,
+            l2=0.01,
         )
     )
 
@@ -120,8 +125,11 @@ class TextEmbeddingTest(tf.test.TestCase):
     super().setUpClass()
     cls.spec = _spec(
         module_fns.text_embedding(
-            vocab_file=inputs.topics_vocab_file(), embedding_dim=6,
-            num_oov_buckets=3, combiner='sum', l2=0.1,
+            vocab_file=inputs.topics_vocab_file(),
+            embedding_dim=6,
+            num_oov_buckets=3,
+            combiner='sum',
+            l2=0.1,
         )
     )
 
@@ -138,9 +146,7 @@ class TextEmbeddingTest(tf.test.TestCase):
     with tf.Graph().as_default():
       module = hub.Module(self.spec, trainable=True, tags={'train'})
       out = module(tf.constant(['goal goal', 'GOAL', 'zzqx', '']))
-      self.assertLen(
-          _v1.get_collection(_v1.GraphKeys.REGULARIZATION_LOSSES), 1
-      )
+      self.assertLen(_v1.get_collection(_v1.GraphKeys.REGULARIZATION_LOSSES), 1)
       with _v1.Session() as session:
         session.run(
             [_v1.global_variables_initializer(), _v1.tables_initializer()]

@@ -32,8 +32,18 @@ class InspectModuleTest(tf.test.TestCase):
     self.assertRegex(text, r"variable weights +\[3, 2\]")
     self.assertIn("1 variables, 6 weights", text)
     missing = os.path.join(self.get_temp_dir(), "missing")
-    result = subprocess.run([sys.executable, "-m", "hub_estimator.tools.inspect_module",
-                             path, missing], capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hub_estimator.tools.inspect_module",
+            path,
+            missing,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     self.assertEqual(result.returncode, 1)
     self.assertIn("signature 'default'", result.stdout)
     self.assertIn("missing", result.stderr)

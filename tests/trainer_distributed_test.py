@@ -68,8 +68,14 @@ _SPIN_WARNING = 'throttle_secs is set as 0'  # What tf.estimator logs per spin.
 _CLUSTER_BUDGET_SECS = 80
 _KILL_WAIT_SECS = 10
 _PROXY_VARS = (
-    'http_proxy', 'https_proxy', 'grpc_proxy', 'all_proxy',
-    'HTTP_PROXY', 'HTTPS_PROXY', 'GRPC_PROXY', 'ALL_PROXY',
+    'http_proxy',
+    'https_proxy',
+    'grpc_proxy',
+    'all_proxy',
+    'HTTP_PROXY',
+    'HTTPS_PROXY',
+    'GRPC_PROXY',
+    'ALL_PROXY',
 )
 
 
@@ -158,13 +164,20 @@ class _Cluster:
         PYTHONUNBUFFERED='1',
     )
     command = [
-        sys.executable, '-m', 'trainers.train', f'--gin_file={_GIN_FILE}',
+        sys.executable,
+        '-m',
+        'trainers.train',
+        f'--gin_file={_GIN_FILE}',
         f"--gin_param=MODEL_DIR='{self.model_dir}'",
     ] + [f'--gin_param={b}' for b in _BINDINGS]
     self._logs[task] = open(self.log_path(task), 'wb')
     self.procs[task] = subprocess.Popen(
-        command, cwd=_REPO_ROOT, env=env, stdin=subprocess.DEVNULL,
-        stdout=self._logs[task], stderr=subprocess.STDOUT,
+        command,
+        cwd=_REPO_ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=self._logs[task],
+        stderr=subprocess.STDOUT,
     )
     self._note(f'started {task}')
 
@@ -269,7 +282,8 @@ class DistributedTrainerTest(tf.test.TestCase):
   def final_checkpoint(self):
     state = tf.train.get_checkpoint_state(self.model_dir)
     self.assertIsNotNone(
-        state, 'the chief wrote no checkpoint\n' + self.cluster.describe('chief')
+        state,
+        'the chief wrote no checkpoint\n' + self.cluster.describe('chief'),
     )
     return state.model_checkpoint_path
 
@@ -277,9 +291,11 @@ class DistributedTrainerTest(tf.test.TestCase):
     codes = self.cluster.returncodes
     for task in ('chief', 'worker', 'evaluator'):
       self.assertEqual(
-          codes.get(task), 0,
+          codes.get(task),
+          0,
           f'{task} did not exit 0 (None: still running when its bounded wait'
-          f' ended, so the test killed it)\n' + self.cluster.describe(task),
+          ' ended, so the test killed it)\n'
+          + self.cluster.describe(task),
       )
     self.assertTrue(
         self.cluster.ps_alive_at_end,
@@ -306,7 +322,8 @@ class DistributedTrainerTest(tf.test.TestCase):
     graph_def = tf.compat.v1.GraphDef()
     text_format.Parse(_read(path), graph_def)
     variables = {
-        node.name: node.device for node in graph_def.node
+        node.name: node.device
+        for node in graph_def.node
         if node.op in _VARIABLE_OPS
     }
     self.assertIn('global_step', variables)
@@ -368,9 +385,7 @@ class DistributedTrainerTest(tf.test.TestCase):
     self.assertGreaterEqual(min(final_steps), _TRAIN_STEPS)
     newest = os.path.join(exports['latest'][-1], provenance.METADATA_FILENAME)
     with open(newest) as f:
-      self.assertEqual(
-          json.load(f)['checkpoint_path'], self.final_checkpoint()
-      )
+      self.assertEqual(json.load(f)['checkpoint_path'], self.final_checkpoint())
 
   def assert_module_matches_checkpoint(self, module_dir, checkpoint):
     with tf.Graph().as_default():
@@ -383,7 +398,8 @@ class DistributedTrainerTest(tf.test.TestCase):
     self.assertIn('dense_0/kernel', values)
     for key, value in sorted(values.items()):
       self.assertAllEqual(
-          value, tf.train.load_variable(checkpoint, 'module/' + key),
+          value,
+          tf.train.load_variable(checkpoint, 'module/' + key),
           msg=f'{module_dir}: {key} differs from {checkpoint}',
       )
 
@@ -394,7 +410,8 @@ class DistributedTrainerTest(tf.test.TestCase):
     # iteration.
     lines = _count_lines(self.cluster.log_path('evaluator'))
     self.assertLess(
-        lines, _MAX_EVALUATOR_LOG_LINES,
+        lines,
+        _MAX_EVALUATOR_LOG_LINES,
         f'the evaluator logged {lines} lines: it busy-polls for new'
         ' checkpoints (EvalSpec.throttle_secs=0 from'
         ' RunSettings.eval_throttle_secs=0); an evaluator task needs a'

@@ -27,8 +27,8 @@ class BadConfigTest(tf.test.TestCase):
 
   def assert_fails_before_training(self, gin_file, bindings, *patterns):
     gin_utils.parse(
-        [gin_file], [f"MODEL_DIR='{self.model_dir}'", 'TRAIN_STEPS=3']
-        + bindings,
+        [gin_file],
+        [f"MODEL_DIR='{self.model_dir}'", 'TRAIN_STEPS=3'] + bindings,
     )
     with self.assertRaises(gin_utils.ConfigError) as cm:
       experiment.run()
@@ -45,21 +45,26 @@ class BadConfigTest(tf.test.TestCase):
             'Experiment.module_source=@PathSource()',
             "PathSource.path='/no/such/module'",
         ],
-        'PathSource.path', '/no/such/module', 'does not exist',
+        'PathSource.path',
+        '/no/such/module',
+        'does not exist',
     )
 
   def test_run_without_exports(self):
     self.assert_fails_before_training(
         'gin/experiments/digits_finetune.gin',
         ["PUBLISHER_DIR='/no/such/run'"],
-        'RunExportSource.model_dir', 'Run the publishing experiment first',
+        'RunExportSource.model_dir',
+        'Run the publishing experiment first',
     )
 
   def test_features_that_do_not_fit_the_signature(self):
     self.assert_fails_before_training(
         _MLP,
         ['digits_input.as_images=True'],
-        'Features do not fit', 'Experiment.train_input_fn', "input 'x'",
+        'Features do not fit',
+        'Experiment.train_input_fn',
+        "input 'x'",
         'float32(None, 64)',
     )
 
@@ -71,15 +76,19 @@ class BadConfigTest(tf.test.TestCase):
             "numpy_input.x={'a': [[0.0, 1.0]], 'b': [[2.0]]}",
             'numpy_input.y=[1]',
         ],
-        'Features do not fit', "['a', 'b']", 'feature_keys',
+        'Features do not fit',
+        "['a', 'b']",
+        'feature_keys',
     )
 
   def test_feature_keys_map_inputs_to_features(self):
     gin_utils.parse(
         [_MLP],
         [
-            f"MODEL_DIR='{self.model_dir}'", 'TRAIN_STEPS=2',
-            "digits_input.feature_key='pixels'", 'mlp.units=[4]',
+            f"MODEL_DIR='{self.model_dir}'",
+            'TRAIN_STEPS=2',
+            "digits_input.feature_key='pixels'",
+            'mlp.units=[4]',
             "ModuleFnSource.feature_keys={'x': 'pixels'}",
             'Experiment.exporter_fns=[]',
         ],
@@ -89,7 +98,8 @@ class BadConfigTest(tf.test.TestCase):
 
   def test_labels_the_head_cannot_take(self):
     self.assert_fails_before_training(
-        _MLP, ["digits_input.task='attributes'"],
+        _MLP,
+        ["digits_input.task='attributes'"],
         'The model does not fit the data of Experiment.train_input_fn',
         'make_model_fn.head',
     )

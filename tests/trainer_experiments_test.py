@@ -136,7 +136,6 @@ class PublisherConsumerTest(tf.test.TestCase):
     self.assertIn('module/dense_0/kernel', names)
     self.assertIn('head/logits/kernel', names)
 
-
   def test_one_gin_line_swaps_in_a_module_path(self):
     consumer_dir = os.path.join(self.get_temp_dir(), 'path_consumer')
     published = os.path.join(self.publisher.exports['latest'][-1], 'digits_mlp')
@@ -211,14 +210,20 @@ class GinInputsTest(tf.test.TestCase):
     records = os.path.join(self.get_temp_dir(), 'digits.tfrecord')
     with tf.io.TFRecordWriter(records) as writer:
       for pixels, label in zip(x, y):
-        writer.write(tf.train.Example(features=tf.train.Features(feature={
-            'pixels': tf.train.Feature(
-                float_list=tf.train.FloatList(value=pixels)
-            ),
-            'label': tf.train.Feature(
-                int64_list=tf.train.Int64List(value=[label])
-            ),
-        })).SerializeToString())
+        writer.write(
+            tf.train.Example(
+                features=tf.train.Features(
+                    feature={
+                        'pixels': tf.train.Feature(
+                            float_list=tf.train.FloatList(value=pixels)
+                        ),
+                        'label': tf.train.Feature(
+                            int64_list=tf.train.Int64List(value=[label])
+                        ),
+                    }
+                )
+            ).SerializeToString()
+        )
     table = os.path.join(self.get_temp_dir(), 'digits.csv')
     columns = [f'p{i}' for i in range(64)] + ['label']
     with open(table, 'w') as f:
@@ -233,8 +238,10 @@ class GinInputsTest(tf.test.TestCase):
             'Experiment.exporter_fns=[]',
             'Experiment.train_input_fn=@tfrecord_input()',
             f"tfrecord_input.file_pattern='{records}'",
-            "tfrecord_input.feature_spec={'pixels': ('float32', [64]),"
-            " 'label': ('int64', [])}",
+            (
+                "tfrecord_input.feature_spec={'pixels': ('float32', [64]),"
+                " 'label': ('int64', [])}"
+            ),
             "tfrecord_input.label_key='label'",
             'Experiment.eval_input_fn=@csv_input()',
             f"csv_input.file_pattern='{table}'",

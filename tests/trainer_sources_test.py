@@ -38,9 +38,7 @@ class RunExportSourceTest(tf.test.TestCase):
     os.makedirs(os.path.join(base, 'temp-1700000009'))
 
   def test_newest_version_and_named_module(self):
-    source = sources.RunExportSource(
-        model_dir=self.run_dir, module_name='body'
-    )
+    source = sources.RunExportSource(model_dir=self.run_dir, module_name='body')
     self.assertEqual(
         source.path(),
         os.path.join(self.run_dir, 'export', 'best', '1700000005', 'body'),

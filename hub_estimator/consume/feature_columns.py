@@ -26,6 +26,7 @@ import collections
 import os
 
 import tensorflow as tf
+
 # Custom feature columns can only be written against TensorFlow's internal base
 # classes (tensorflow_hub 0.15 does the same).
 from tensorflow.python.feature_column import feature_column as fc_v1  # pylint: disable=g-direct-tensorflow-import
@@ -69,30 +70,46 @@ def _default_signature_infos(spec, issues):
   try:
     return spec.get_input_info_dict(), spec.get_output_info_dict()
   except (KeyError, ValueError) as e:
-    issues.append("it has no usable 'default' signature in its graph variant "
-                  "without tags: %s" % (e.args[0] if e.args else e))
+    issues.append(
+        "it has no usable 'default' signature in its graph variant "
+        "without tags: %s" % (e.args[0] if e.args else e)
+    )
     return None
 
 
 def _embedding_output_issues(outputs):
   """Problems of the "default" output of an embedding signature."""
   if "default" not in outputs:
-    return ["the 'default' signature must have an output named 'default' (it has "
-            "%s)" % sorted(outputs)]
+    return [
+        "the 'default' signature must have an output named 'default' (it has "
+        "%s)"
+        % sorted(outputs)
+    ]
   info = outputs["default"]
   dims = _dims(info.get_shape())
   # The batch dimension is unknown (or 0, as some exporters write it).
-  if (info.type_spec.value_type is not tf.Tensor or info.dtype != tf.float32 or
-      dims is None or len(dims) != 2 or dims[0] or not dims[1]):
-    return ["output 'default' must be Tensor(float32, [None, K]) with a known "
-            "K > 0, but it is %s" % _describe(info)]
+  if (
+      info.type_spec.value_type is not tf.Tensor
+      or info.dtype != tf.float32
+      or dims is None
+      or len(dims) != 2
+      or dims[0]
+      or not dims[1]
+  ):
+    return [
+        "output 'default' must be Tensor(float32, [None, K]) with a known "
+        "K > 0, but it is %s"
+        % _describe(info)
+    ]
   return []
 
 
 def _raise_if_issues(what, source, issues):
   if issues:
-    raise ValueError("Module is not %s: %s\n%s" % (
-        what, source, "\n".join("  * " + issue for issue in issues)))
+    raise ValueError(
+        "Module is not %s: %s\n%s"
+        % (what, source, "\n".join("  * " + issue for issue in issues))
+    )
 
 
 def check_text_embedding_module(module_spec):
@@ -113,14 +130,21 @@ def check_text_embedding_module(module_spec):
   if infos:
     inputs, outputs = infos
     if len(inputs) != 1:
-      issues.append("the 'default' signature must require only one input, but it "
-                    "has %d: %s" % (len(inputs), sorted(inputs)))
+      issues.append(
+          "the 'default' signature must require only one input, but it "
+          "has %d: %s" % (len(inputs), sorted(inputs))
+      )
     else:
-      (key, info), = inputs.items()
-      if (info.type_spec.value_type is not tf.Tensor or info.dtype != tf.string or
-          _dims(info.get_shape()) != [None]):
-        issues.append("input %r must be Tensor(string, [None]), but it is %s" %
-                      (key, _describe(info)))
+      ((key, info),) = inputs.items()
+      if (
+          info.type_spec.value_type is not tf.Tensor
+          or info.dtype != tf.string
+          or _dims(info.get_shape()) != [None]
+      ):
+        issues.append(
+            "input %r must be Tensor(string, [None]), but it is %s"
+            % (key, _describe(info))
+        )
     issues.extend(_embedding_output_issues(outputs))
   _raise_if_issues("a text-embedding", source, issues)
   return spec
@@ -147,26 +171,41 @@ def check_image_embedding_module(module_spec, image_size=None):
     inputs, outputs = infos
     info = inputs.get("images")
     if sorted(inputs) != ["images"]:
-      issues.append("the 'default' signature must have a single input named "
-                    "'images', but it has %s" % sorted(inputs))
+      issues.append(
+          "the 'default' signature must have a single input named "
+          "'images', but it has %s"
+          % sorted(inputs)
+      )
     if info is not None:
       shape = info.get_shape()
-      if (info.type_spec.value_type is not tf.Tensor or info.dtype != tf.float32 or
-          shape.rank not in (None, 4)):
-        issues.append("input 'images' must be Tensor(float32, [batch, height, width, "
-                      "channels]), but it is %s" % _describe(info))
+      if (
+          info.type_spec.value_type is not tf.Tensor
+          or info.dtype != tf.float32
+          or shape.rank not in (None, 4)
+      ):
+        issues.append(
+            "input 'images' must be Tensor(float32, [batch, height, width, "
+            "channels]), but it is %s"
+            % _describe(info)
+        )
       elif image_size is None:
         try:
           get_expected_image_size(spec)
         except ValueError as e:
-          issues.append("no image size is given and get_expected_image_size() "
-                        "cannot tell it: %s" % e)
+          issues.append(
+              "no image size is given and get_expected_image_size() "
+              "cannot tell it: %s" % e
+          )
       else:
         dims = _dims(shape)
         if dims is not None and any(
-            d is not None and d != want for d, want in zip(dims[1:3], image_size)):
-          issues.append("image_size %s does not fit input 'images' of shape %s" %
-                        (list(image_size), dims))
+            d is not None and d != want
+            for d, want in zip(dims[1:3], image_size)
+        ):
+          issues.append(
+              "image_size %s does not fit input 'images' of shape %s"
+              % (list(image_size), dims)
+          )
     issues.extend(_embedding_output_issues(outputs))
   _raise_if_issues("usable as an image embedding", source, issues)
   return spec
@@ -175,7 +214,8 @@ def check_image_embedding_module(module_spec, image_size=None):
 def get_image_module_info(module_or_spec, required=False):
   """Returns the ImageModuleInfo attached to a Module or ModuleSpec, or None."""
   return module_or_spec.get_attached_message(
-      IMAGE_MODULE_INFO_KEY, protos.ImageModuleInfo, required=required)
+      IMAGE_MODULE_INFO_KEY, protos.ImageModuleInfo, required=required
+  )
 
 
 def get_expected_image_size(module_or_spec, signature=None, input_name=None):
@@ -206,15 +246,18 @@ def get_expected_image_size(module_or_spec, signature=None, input_name=None):
   signature = signature or "default"
   inputs = module_or_spec.get_input_info_dict(signature)
   if input_name not in inputs:
-    raise ValueError("Module is missing input %r in signature %r (it has %s)." %
-                     (input_name, signature, sorted(inputs)))
+    raise ValueError(
+        "Module is missing input %r in signature %r (it has %s)."
+        % (input_name, signature, sorted(inputs))
+    )
   shape = inputs[input_name].get_shape()
   dims = _dims(shape)
   if dims is None or len(dims) != 4 or not dims[1] or not dims[2]:
     raise ValueError(
         "Shape of module input %r is %s, expected [batch_size, height, width, "
         "num_channels] with known height and width (and no image_module_info "
-        "attachment gives them)." % (input_name, _shape_text(shape)))
+        "attachment gives them)." % (input_name, _shape_text(shape))
+    )
   return [dims[1], dims[2]]
 
 
@@ -317,7 +360,9 @@ class _HubColumn(fc_v1._DenseColumn, fc_v2.DenseColumn):  # pylint: disable=prot
 
   def get_dense_tensor(self, transformation_cache, state_manager):
     value = transformation_cache.get(self, state_manager)
-    if state_manager is not None and state_manager.has_resource(self, _RESOURCE_NAME):
+    if state_manager is not None and state_manager.has_resource(
+        self, _RESOURCE_NAME
+    ):
       module = state_manager.get_resource(self, _RESOURCE_NAME)
     else:
       module = self._module_for_graph(self._column_trainable())
@@ -328,7 +373,9 @@ class _HubColumn(fc_v1._DenseColumn, fc_v2.DenseColumn):  # pylint: disable=prot
   def _get_dense_tensor(self, inputs, weight_collections=None, trainable=None):
     del weight_collections  # The module's variables live in its own collections.
     value = inputs.get(self)
-    module = self._module_for_graph(self._column_trainable() and bool(trainable))
+    module = self._module_for_graph(
+        self._column_trainable() and bool(trainable)
+    )
     return self._embed(module, value)
 
   @abc.abstractmethod
@@ -340,8 +387,10 @@ class _HubColumn(fc_v1._DenseColumn, fc_v2.DenseColumn):  # pylint: disable=prot
   def get_config(self):
     if not isinstance(self.module_spec_path, (str, os.PathLike)):
       raise NotImplementedError(
-          "%s can produce a config only when created with a module directory path, "
-          "not a %s." % (type(self).__name__, type(self.module_spec_path).__name__))
+          "%s can produce a config only when created with a module directory"
+          " path, not a %s."
+          % (type(self).__name__, type(self.module_spec_path).__name__)
+      )
     config = dict(zip(self._fields, self))
     config["module_spec_path"] = os.fspath(self.module_spec_path)
     return config
@@ -370,8 +419,10 @@ def _track_trainable_variables(layer, module):
 
 class _TextEmbeddingColumn(
     _HubColumn,
-    collections.namedtuple("_TextEmbeddingColumn",
-                           ("key", "module_spec_path", "trainable"))):
+    collections.namedtuple(
+        "_TextEmbeddingColumn", ("key", "module_spec_path", "trainable")
+    ),
+):
   """A dense column embedding one string per example; see `text_embedding_column`."""
 
   def __new__(cls, key, module_spec_path, trainable=False):
@@ -387,30 +438,40 @@ class _TextEmbeddingColumn(
   def _embed(self, module, value):
     if isinstance(value, tf.SparseTensor):
       raise ValueError(
-          "Column %s expects a dense string feature %r (one text per example), got a "
-          "SparseTensor; use sparse_text_embedding_column for token lists." %
-          (self.name, _key_name(self.key)))
+          "Column %s expects a dense string feature %r (one text per example),"
+          " got a SparseTensor; use sparse_text_embedding_column for token"
+          " lists." % (self.name, _key_name(self.key))
+      )
     value = tf.convert_to_tensor(value)
     dims = _dims(value.shape) or []
     if any(d is not None and d != 1 for d in dims[1:]):
-      raise ValueError("Column %s expects one text per example, but feature %r has "
-                       "shape %s." % (self.name, _key_name(self.key), value.shape))
+      raise ValueError(
+          "Column %s expects one text per example, but feature %r has shape %s."
+          % (self.name, _key_name(self.key), value.shape)
+      )
     return module(tf.reshape(value, [-1]))
 
 
 class _SparseTextEmbeddingColumn(
     _HubColumn,
-    collections.namedtuple("_SparseTextEmbeddingColumn",
-                           ("key", "module_spec_path", "combiner", "default_value",
-                            "trainable"))):
+    collections.namedtuple(
+        "_SparseTextEmbeddingColumn",
+        ("key", "module_spec_path", "combiner", "default_value", "trainable"),
+    ),
+):
   """A dense column combining token embeddings; see `sparse_text_embedding_column`."""
 
-  def __new__(cls, key, module_spec_path, combiner, default_value, trainable=False):
+  def __new__(
+      cls, key, module_spec_path, combiner, default_value, trainable=False
+  ):
     spec = check_text_embedding_module(module_spec_path)
     if combiner not in _COMBINERS:
-      raise ValueError("combiner must be one of %s, got %r." % (list(_COMBINERS), combiner))
-    self = super().__new__(cls, key, module_spec_path, combiner, default_value,
-                           bool(trainable))
+      raise ValueError(
+          "combiner must be one of %s, got %r." % (list(_COMBINERS), combiner)
+      )
+    self = super().__new__(
+        cls, key, module_spec_path, combiner, default_value, bool(trainable)
+    )
     self._spec = spec
     return self
 
@@ -420,35 +481,45 @@ class _SparseTextEmbeddingColumn(
 
   def _embed(self, module, value):
     if not isinstance(value, tf.SparseTensor):
-      raise ValueError("Column %s expects a SparseTensor of string tokens for feature "
-                       "%r (e.g. parsed with tf.io.VarLenFeature), got %s." %
-                       (self.name, _key_name(self.key), type(value).__name__))
+      raise ValueError(
+          "Column %s expects a SparseTensor of string tokens for feature "
+          "%r (e.g. parsed with tf.io.VarLenFeature), got %s."
+          % (self.name, _key_name(self.key), type(value).__name__)
+      )
     if self.default_value is not None:
       value, _ = tf.sparse.fill_empty_rows(value, self.default_value)
     token_embeddings = module(value.values)
     positions = tf.SparseTensor(
         indices=value.indices,
         values=tf.range(tf.shape(value.values, out_type=tf.int64)[0]),
-        dense_shape=value.dense_shape)
+        dense_shape=value.dense_shape,
+    )
     # The safe variant keeps one row per example (zeros for an example without
     # tokens) where the plain lookup would drop trailing empty rows.
     return tf.nn.safe_embedding_lookup_sparse(
-        token_embeddings, positions, sparse_weights=None, combiner=self.combiner)
+        token_embeddings, positions, sparse_weights=None, combiner=self.combiner
+    )
 
 
 class _ImageEmbeddingColumn(
     _HubColumn,
-    collections.namedtuple("_ImageEmbeddingColumn",
-                           ("key", "module_spec_path", "image_size"))):
+    collections.namedtuple(
+        "_ImageEmbeddingColumn", ("key", "module_spec_path", "image_size")
+    ),
+):
   """A dense column embedding decoded images; see `image_embedding_column`."""
 
   def __new__(cls, key, module_spec_path, image_size=None):
     if image_size is not None:
       image_size = tuple(image_size)
       if len(image_size) != 2 or not all(
-          isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in image_size):
-        raise ValueError("image_size must be (height, width) with positive ints, got "
-                         "%r." % (image_size,))
+          isinstance(d, int) and not isinstance(d, bool) and d > 0
+          for d in image_size
+      ):
+        raise ValueError(
+            "image_size must be (height, width) with positive ints, got %r."
+            % (image_size,)
+        )
     spec = check_image_embedding_module(module_spec_path, image_size)
     self = super().__new__(cls, key, module_spec_path, image_size)
     self._spec = spec
@@ -491,8 +562,9 @@ def text_embedding_column(key, module_spec, trainable=False):
   return _TextEmbeddingColumn(key, module_spec, trainable)
 
 
-def sparse_text_embedding_column(key, module_spec, combiner, default_value,
-                                 trainable=False):
+def sparse_text_embedding_column(
+    key, module_spec, combiner, default_value, trainable=False
+):
   """A dense feature column combining the embeddings of a variable number of tokens.
 
   The module must be a text embedding (see `text_embedding_column`). It embeds
@@ -514,7 +586,9 @@ def sparse_text_embedding_column(key, module_spec, combiner, default_value,
   Raises:
     ValueError: if the module is not a text embedding or `combiner` is unknown.
   """
-  return _SparseTextEmbeddingColumn(key, module_spec, combiner, default_value, trainable)
+  return _SparseTextEmbeddingColumn(
+      key, module_spec, combiner, default_value, trainable
+  )
 
 
 def image_embedding_column(key, module_spec, image_size=None):

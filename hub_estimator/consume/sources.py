@@ -203,7 +203,8 @@ class ModuleSource(abc.ABC):
     if problems:
       raise gin_utils.config_error(
           'Features do not fit the module signature'
-          f' {self._signature!r} of {self.describe()}: ' + '; '.join(problems)
+          f' {self._signature!r} of {self.describe()}: '
+          + '; '.join(problems)
       )
 
   def instantiate(self, mode: str) -> Any:
@@ -291,12 +292,17 @@ class ModuleFnSource(ModuleSource):
       name: the module's variable scope in the model.
     """
     super().__init__(
-        trainable, export_name, signature, output_key, feature_keys,
-        train_tags, name,
+        trainable,
+        export_name,
+        signature,
+        output_key,
+        feature_keys,
+        train_tags,
+        name,
     )
     if not callable(module_fn):
       raise gin_utils.config_error(
-          f'ModuleFnSource.module_fn must be a module_fn (e.g. @mlp()); got'
+          'ModuleFnSource.module_fn must be a module_fn (e.g. @mlp()); got'
           f' {module_fn!r}.'
       )
     self._module_fn = module_fn
@@ -351,8 +357,13 @@ class PathSource(ModuleSource):
       name: the module's variable scope in the model.
     """
     super().__init__(
-        trainable, export_name, signature, output_key, feature_keys,
-        train_tags, name,
+        trainable,
+        export_name,
+        signature,
+        output_key,
+        feature_keys,
+        train_tags,
+        name,
     )
     self._path = path
 
@@ -369,11 +380,13 @@ class PathSource(ModuleSource):
     path = self.path()
     marker = os.path.join(path, 'tfhub_module.pb')
     if not tf.io.gfile.exists(marker):
-      what = 'does not exist' if not tf.io.gfile.exists(path) else (
-          'is not a TF1 Hub module (no tfhub_module.pb)')
+      what = (
+          'does not exist'
+          if not tf.io.gfile.exists(path)
+          else ('is not a TF1 Hub module (no tfhub_module.pb)')
+      )
       raise gin_utils.config_error(
-          f'{self._binding()}: {path} {what} (working directory'
-          f' {os.getcwd()}).'
+          f'{self._binding()}: {path} {what} (working directory {os.getcwd()}).'
       )
     try:
       return hub.load_module_spec(path)
@@ -421,8 +434,14 @@ class RunExportSource(PathSource):
       name: the module's variable scope in the model.
     """
     super().__init__(
-        None, trainable, export_name, signature, output_key, feature_keys,
-        train_tags, name,
+        None,
+        trainable,
+        export_name,
+        signature,
+        output_key,
+        feature_keys,
+        train_tags,
+        name,
     )
     self._model_dir = model_dir
     self._exporter_name = exporter_name

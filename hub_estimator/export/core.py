@@ -44,9 +44,13 @@ class ModulePlan:
     fallback_reason: why the general path is used (None on the fast path).
   """
 
-  def __init__(self, export_name: str, module: Any,
-               entries: Optional[Sequence[_CopyEntry]],
-               fallback_reason: Optional[str]):
+  def __init__(
+      self,
+      export_name: str,
+      module: Any,
+      entries: Optional[Sequence[_CopyEntry]],
+      fallback_reason: Optional[str],
+  ):
     self.export_name = export_name
     self.module = module
     self.entries = None if entries is None else tuple(entries)
@@ -66,7 +70,8 @@ class ModulePlan:
     if self._checked_checkpoint:
       return
     reader = tf.compat.v1.train.NewCheckpointReader(
-        tf.compat.as_str_any(checkpoint_path))
+        tf.compat.as_str_any(checkpoint_path)
+    )
     dtypes = reader.get_variable_to_dtype_map()
     shapes = reader.get_variable_to_shape_map()
     for entry in self.entries:
@@ -75,17 +80,29 @@ class ModulePlan:
             "Checkpoint %s has no variable %r, which module %r (variable %r) "
             "needs. Details: the module variables must be saved under their "
             "graph names by the estimator's checkpoints."
-            % (checkpoint_path, entry.checkpoint_key, self.export_name,
-               entry.module_key))
-      if (dtypes[entry.checkpoint_key] != entry.dtype
-          or (None not in entry.shape
-              and tuple(shapes[entry.checkpoint_key]) != entry.shape)):
+            % (
+                checkpoint_path,
+                entry.checkpoint_key,
+                self.export_name,
+                entry.module_key,
+            )
+        )
+      if dtypes[entry.checkpoint_key] != entry.dtype or (
+          None not in entry.shape
+          and tuple(shapes[entry.checkpoint_key]) != entry.shape
+      ):
         raise ValueError(
             "Checkpoint %s stores %r as %s%s but module %r expects %s%s."
-            % (checkpoint_path, entry.checkpoint_key,
-               dtypes[entry.checkpoint_key].name,
-               list(shapes[entry.checkpoint_key]), self.export_name,
-               entry.dtype.name, list(entry.shape)))
+            % (
+                checkpoint_path,
+                entry.checkpoint_key,
+                dtypes[entry.checkpoint_key].name,
+                list(shapes[entry.checkpoint_key]),
+                self.export_name,
+                entry.dtype.name,
+                list(entry.shape),
+            )
+        )
     self._checked_checkpoint = True
 
   def copy_variables(self, checkpoint_path: str, variables_prefix: str) -> None:
@@ -106,23 +123,36 @@ class ModulePlan:
             prefix=src,
             tensor_names=[e.checkpoint_key for e in self.entries],
             shape_and_slices=[e.slice_spec for e in self.entries],
-            dtypes=[e.dtype for e in self.entries])
+            dtypes=[e.dtype for e in self.entries],
+        )
         save = tf.raw_ops.SaveV2(
-            prefix=dst, tensor_names=[e.module_key for e in self.entries],
+            prefix=dst,
+            tensor_names=[e.module_key for e in self.entries],
             shape_and_slices=[e.slice_spec for e in self.entries],
-            tensors=tensors)
+            tensors=tensors,
+        )
       graph.finalize()
       self._copy = (graph, tf.compat.v1.Session(graph=graph), src, dst, save)
     _, session, src, dst, save = self._copy
-    session.run(save, feed_dict={src: tf.compat.as_str_any(checkpoint_path),
-                                 dst: variables_prefix})
+    session.run(
+        save,
+        feed_dict={
+            src: tf.compat.as_str_any(checkpoint_path),
+            dst: variables_prefix,
+        },
+    )
 
 
 class ExportPlan:
   """The registered modules of an estimator's PREDICT graph; how to export."""
 
-  def __init__(self, graph: tf.Graph, modules: Sequence[ModulePlan],
-               saver_fn: Callable[[], Any], session_config):
+  def __init__(
+      self,
+      graph: tf.Graph,
+      modules: Sequence[ModulePlan],
+      saver_fn: Callable[[], Any],
+      session_config,
+  ):
     self.graph = graph
     self.modules = list(modules)
     self._saver_fn = saver_fn
@@ -134,14 +164,16 @@ class ExportPlan:
     with self.graph.as_default():
       if self._saver is None:
         self._saver = self._saver_fn()
-      session = tf.compat.v1.Session(graph=self.graph,
-                                     config=self._session_config)
+      session = tf.compat.v1.Session(
+          graph=self.graph, config=self._session_config
+      )
       self._saver.restore(session, tf.compat.as_str_any(checkpoint_path))
     return session
 
 
-def _variable_entries(module: Any) -> Tuple[Optional[List[_CopyEntry]],
-                                            Optional[str]]:
+def _variable_entries(
+    module: Any,
+) -> Tuple[Optional[List[_CopyEntry]], Optional[str]]:
   """Returns (fast-path copy entries, None) or (None, reason for general path).
 
   A variable's checkpoint key in the estimator checkpoint is its graph name
@@ -158,21 +190,34 @@ def _variable_entries(module: Any) -> Tuple[Optional[List[_CopyEntry]],
         info = getattr(part, "_save_slice_info", None)
         if info is None:
           return None, "partition of %r has no slice info" % module_key
-        entries.append(_CopyEntry(
-            module_key=module_key, checkpoint_key=info.full_name,
-            slice_spec=info.spec, dtype=part.dtype.base_dtype,
-            shape=tuple(info.full_shape)))
+        entries.append(
+            _CopyEntry(
+                module_key=module_key,
+                checkpoint_key=info.full_name,
+                slice_spec=info.spec,
+                dtype=part.dtype.base_dtype,
+                shape=tuple(info.full_shape),
+            )
+        )
     else:
       shape = value.shape
-      entries.append(_CopyEntry(
-          module_key=module_key, checkpoint_key=value.op.name, slice_spec="",
-          dtype=value.dtype.base_dtype,
-          shape=tuple(shape.as_list()) if shape.rank is not None else (None,)))
+      entries.append(
+          _CopyEntry(
+              module_key=module_key,
+              checkpoint_key=value.op.name,
+              slice_spec="",
+              dtype=value.dtype.base_dtype,
+              shape=tuple(shape.as_list())
+              if shape.rank is not None
+              else (None,),
+          )
+      )
   return entries, None
 
 
-def build_plan(estimator: Any,
-               serving_input_fn: Callable[[], Any]) -> ExportPlan:
+def build_plan(
+    estimator: Any, serving_input_fn: Callable[[], Any]
+) -> ExportPlan:
   """Builds the PREDICT graph once and plans the export of its modules.
 
   Mirrors how tensorflow_hub's exporter builds the graph (global step, random
@@ -192,8 +237,12 @@ def build_plan(estimator: Any,
     tf.compat.v1.train.create_global_step(graph)
     tf.compat.v1.set_random_seed(estimator.config.tf_random_seed)
     receiver = serving_input_fn()
-    spec = estimator.model_fn(features=receiver.features, labels=None,
-                              mode=_PREDICT, config=estimator.config)
+    spec = estimator.model_fn(
+        features=receiver.features,
+        labels=None,
+        mode=_PREDICT,
+        config=estimator.config,
+    )
     scaffold = getattr(spec, "scaffold", None)
     custom_saver = scaffold.saver if scaffold is not None else None
   modules = []
@@ -204,8 +253,11 @@ def build_plan(estimator: Any,
       entries, reason = _variable_entries(module)
     modules.append(ModulePlan(export_name, module, entries, reason))
     if reason:
-      logging.info("Module %r will be exported by restoring a session (%s).",
-                   export_name, reason)
+      logging.info(
+          "Module %r will be exported by restoring a session (%s).",
+          export_name,
+          reason,
+      )
 
   def saver_fn():
     return custom_saver or tf.compat.v1.train.Saver(sharded=True)
@@ -214,8 +266,9 @@ def build_plan(estimator: Any,
   return ExportPlan(graph, modules, saver_fn, session_config)
 
 
-def write_modules(plan: ExportPlan, checkpoint_path: str,
-                  target_dir: str) -> List[str]:
+def write_modules(
+    plan: ExportPlan, checkpoint_path: str, target_dir: str
+) -> List[str]:
   """Writes every module of `plan`, with `checkpoint_path`'s values.
 
   Args:
@@ -234,9 +287,12 @@ def write_modules(plan: ExportPlan, checkpoint_path: str,
       if module_plan.uses_fast_path:
         module_plan.check_checkpoint(checkpoint_path)
         format_writer.write_module(
-            module_plan.module.spec, path,
+            module_plan.module.spec,
+            path,
             lambda prefix, mp=module_plan: mp.copy_variables(
-                checkpoint_path, tf.compat.as_str_any(prefix)))
+                checkpoint_path, tf.compat.as_str_any(prefix)
+            ),
+        )
       else:
         if session is None:
           session = plan.restore_session(checkpoint_path)
@@ -256,8 +312,9 @@ class PlanCache:
     self._plans = weakref.WeakKeyDictionary()
     self._lock = threading.Lock()
 
-  def get(self, estimator: Any,
-          serving_input_fn: Callable[[], Any]) -> ExportPlan:
+  def get(
+      self, estimator: Any, serving_input_fn: Callable[[], Any]
+  ) -> ExportPlan:
     """Returns the cached plan, building it on first use."""
     with self._lock:
       try:

@@ -44,16 +44,23 @@ class ModuleExporter(tf.estimator.Exporter, metaclass=abc.ABCMeta):
   the policy description recorded in the metadata (`policy`).
   """
 
-  def __init__(self, name: str, serving_input_fn: Callable[[], Any],
-               exports_to_keep: Optional[int], raise_on_failure: bool):
+  def __init__(
+      self,
+      name: str,
+      serving_input_fn: Callable[[], Any],
+      exports_to_keep: Optional[int],
+      raise_on_failure: bool,
+  ):
     cls = type(self).__name__
     if not isinstance(name, str) or not name:
-      raise ValueError("%s.name must be a non-empty string. Details: got %r"
-                       % (cls, name))
+      raise ValueError(
+          "%s.name must be a non-empty string. Details: got %r" % (cls, name)
+      )
     if not callable(serving_input_fn):
       raise ValueError(
           "%s.serving_input_fn must be a function with no arguments returning "
-          "a ServingInputReceiver. Details: got %r" % (cls, serving_input_fn))
+          "a ServingInputReceiver. Details: got %r" % (cls, serving_input_fn)
+      )
     problem = retention.find_exports_to_keep_error(exports_to_keep)
     if problem:
       raise ValueError("%s.%s" % (cls, problem))
@@ -79,8 +86,10 @@ class ModuleExporter(tf.estimator.Exporter, metaclass=abc.ABCMeta):
     Read from disk every time (never remembered), so a restarted process, or
     folders changed by hand, are seen as they are.
     """
-    return [_Published(v, provenance.read_metadata(v.path))
-            for v in writer.versions()]
+    return [
+        _Published(v, provenance.read_metadata(v.path))
+        for v in writer.versions()
+    ]
 
   # -- policy hooks ------------------------------------------------------------
 
@@ -88,20 +97,33 @@ class ModuleExporter(tf.estimator.Exporter, metaclass=abc.ABCMeta):
     """Raises ValueError if `eval_result` cannot be judged by this policy."""
 
   @abc.abstractmethod
-  def _decide(self, writer: writer_lib.ExportWriter, checkpoint_path: str,
-              eval_result, is_the_final_export) -> _Decision:
+  def _decide(
+      self,
+      writer: writer_lib.ExportWriter,
+      checkpoint_path: str,
+      eval_result,
+      is_the_final_export,
+  ) -> _Decision:
     """Whether this evaluation is exported (the policy's own rule)."""
 
-  def _to_delete(self, writer: writer_lib.ExportWriter
-                 ) -> List[writer_lib.Version]:
+  def _to_delete(
+      self, writer: writer_lib.ExportWriter
+  ) -> List[writer_lib.Version]:
     """The versions retention removes (after a publish); newest N by default."""
-    return retention.newest_to_delete(writer.versions(), self._exports_to_keep,
-                                      lambda v: v.version)
+    return retention.newest_to_delete(
+        writer.versions(), self._exports_to_keep, lambda v: v.version
+    )
 
   # -- the export -------------------------------------------------------------
 
-  def export(self, estimator, export_path, checkpoint_path=None,
-             eval_result=None, is_the_final_export=None):
+  def export(
+      self,
+      estimator,
+      export_path,
+      checkpoint_path=None,
+      eval_result=None,
+      is_the_final_export=None,
+  ):
     """Exports the registered modules if the policy says so.
 
     Args:
@@ -128,8 +150,9 @@ class ModuleExporter(tf.estimator.Exporter, metaclass=abc.ABCMeta):
     if checkpoint_path is None:
       checkpoint_path = estimator.latest_checkpoint()
     if checkpoint_path is None:
-      logging.warning("%s %r: no checkpoint to export yet; skipped.", cls,
-                      self._name)
+      logging.warning(
+          "%s %r: no checkpoint to export yet; skipped.", cls, self._name
+      )
       return None
     checkpoint_path = tf.compat.as_str_any(checkpoint_path)
     export_path = tf.compat.as_str_any(export_path)
@@ -137,18 +160,27 @@ class ModuleExporter(tf.estimator.Exporter, metaclass=abc.ABCMeta):
     writer = writer_lib.ExportWriter(export_path, time_fn=_now)
     # Before deciding, so leftovers of a crash go even if nothing is exported.
     writer.clean_stale_temp_dirs()
-    decision = self._decide(writer, checkpoint_path, eval_result,
-                            is_the_final_export)
+    decision = self._decide(
+        writer, checkpoint_path, eval_result, is_the_final_export
+    )
     if not decision.export:
-      logging.info("%s %r: not exporting %s: %s.", cls, self._name,
-                   checkpoint_path, decision.reason)
+      logging.info(
+          "%s %r: not exporting %s: %s.",
+          cls,
+          self._name,
+          checkpoint_path,
+          decision.reason,
+      )
       return None
     plan = core.PLANS.get(estimator, self._serving_input_fn)
     if not plan.modules:
       logging.warning(
           "%s %r found zero modules to export. Call "
           "hub_estimator.register_module_for_export(module, export_name) in "
-          "the model_fn (PREDICT mode included).", cls, self._name)
+          "the model_fn (PREDICT mode included).",
+          cls,
+          self._name,
+      )
       return None
 
     staging = None
@@ -160,48 +192,80 @@ class ModuleExporter(tf.estimator.Exporter, metaclass=abc.ABCMeta):
       if gin_text is not None:
         gin_file = provenance.write_gin_config(staging, gin_text)
         for module_dir in module_dirs:
-          provenance.attach_text(module_dir,
-                                 provenance.GIN_CONFIG_ATTACHMENT_KEY, gin_text)
+          provenance.attach_text(
+              module_dir, provenance.GIN_CONFIG_ATTACHMENT_KEY, gin_text
+          )
       metadata = provenance.make_metadata(
-          exporter_name=self._name, exporter_class=cls, policy=self.policy,
-          checkpoint_path=checkpoint_path, eval_result=eval_result,
+          exporter_name=self._name,
+          exporter_class=cls,
+          policy=self.policy,
+          checkpoint_path=checkpoint_path,
+          eval_result=eval_result,
           is_the_final_export=is_the_final_export,
-          modules=[m.export_name for m in plan.modules], created=_now(),
-          gin_config_file=gin_file, export_base_dir=export_path)
+          modules=[m.export_name for m in plan.modules],
+          created=_now(),
+          gin_config_file=gin_file,
+          export_base_dir=export_path,
+      )
       provenance.write_metadata(staging, metadata)
       published = writer.publish(staging)
       staging = None
     except Exception as e:  # pylint: disable=broad-except
       writer.discard(staging)
-      message = ("%s %r failed to export checkpoint %s into %s; nothing was "
-                 "published. Cause: %s: %s"
-                 % (cls, self._name, checkpoint_path, export_path,
-                    type(e).__name__, str(e).strip().splitlines()[0]
-                    if str(e).strip() else ""))
+      message = (
+          "%s %r failed to export checkpoint %s into %s; nothing was "
+          "published. Cause: %s: %s"
+          % (
+              cls,
+              self._name,
+              checkpoint_path,
+              export_path,
+              type(e).__name__,
+              str(e).strip().splitlines()[0] if str(e).strip() else "",
+          )
+      )
       if self._raise_on_failure:
         raise ExportError(message) from e
-      logging.error("%s. Training continues; the next evaluation will try "
-                    "again (set raise_on_failure=True to stop instead).",
-                    message)
+      logging.error(
+          "%s. Training continues; the next evaluation will try "
+          "again (set raise_on_failure=True to stop instead).",
+          message,
+      )
       return None
 
-    logging.info("%s %r exported %s (%s) to %s.", cls, self._name,
-                 checkpoint_path, decision.reason, published.path)
+    logging.info(
+        "%s %r exported %s (%s) to %s.",
+        cls,
+        self._name,
+        checkpoint_path,
+        decision.reason,
+        published.path,
+    )
     self._apply_retention(writer, published)
     return tf.compat.as_bytes(published.path)
 
-  def _apply_retention(self, writer: writer_lib.ExportWriter,
-                       new: writer_lib.Version) -> None:
+  def _apply_retention(
+      self, writer: writer_lib.ExportWriter, new: writer_lib.Version
+  ) -> None:
     try:
       for version in self._to_delete(writer):
         if version.path == new.path:
           continue  # Never delete what was just published.
         writer.remove_version(version)
-        logging.info("%s %r: removed old export %s.", type(self).__name__,
-                     self._name, version.path)
+        logging.info(
+            "%s %r: removed old export %s.",
+            type(self).__name__,
+            self._name,
+            version.path,
+        )
     except Exception as e:  # pylint: disable=broad-except
-      logging.warning("%s %r: could not apply retention in %s: %s",
-                      type(self).__name__, self._name, writer.base_dir, e)
+      logging.warning(
+          "%s %r: could not apply retention in %s: %s",
+          type(self).__name__,
+          self._name,
+          writer.base_dir,
+          e,
+      )
 
 
 def _now() -> float:
@@ -216,9 +280,13 @@ class LatestModuleExporter(ModuleExporter):
   arguments, layout (`export_path/<version>/<export_name>/`) and return value.
   """
 
-  def __init__(self, name: str, serving_input_fn: Callable[[], Any],
-               exports_to_keep: Optional[int] = 5,
-               raise_on_failure: bool = False):
+  def __init__(
+      self,
+      name: str,
+      serving_input_fn: Callable[[], Any],
+      exports_to_keep: Optional[int] = 5,
+      raise_on_failure: bool = False,
+  ):
     """Creates the exporter.
 
     Args:
@@ -247,10 +315,16 @@ class BestModuleExporter(ModuleExporter):
   not by age, and never removes the best one.
   """
 
-  def __init__(self, name: str, serving_input_fn: Callable[[], Any],
-               metric: str = "loss", mode: str = "min",
-               exports_to_keep: Optional[int] = 1, min_delta: float = 0.0,
-               raise_on_failure: bool = False):
+  def __init__(
+      self,
+      name: str,
+      serving_input_fn: Callable[[], Any],
+      metric: str = "loss",
+      mode: str = "min",
+      exports_to_keep: Optional[int] = 1,
+      min_delta: float = 0.0,
+      raise_on_failure: bool = False,
+  ):
     """Creates the exporter.
 
     Args:
@@ -268,40 +342,58 @@ class BestModuleExporter(ModuleExporter):
     """
     super().__init__(name, serving_input_fn, exports_to_keep, raise_on_failure)
     if not isinstance(metric, str) or not metric:
-      raise ValueError("BestModuleExporter.metric must be a non-empty string. "
-                       "Details: got %r" % (metric,))
+      raise ValueError(
+          "BestModuleExporter.metric must be a non-empty string. "
+          "Details: got %r" % (metric,)
+      )
     problem = retention.find_mode_error(mode)
     if problem:
       raise ValueError("BestModuleExporter." + problem)
-    if (isinstance(min_delta, bool) or not isinstance(min_delta, (int, float))
-        or not min_delta >= 0 or math.isinf(min_delta)):
-      raise ValueError("BestModuleExporter.min_delta must be a finite number "
-                       ">= 0. Details: got %r" % (min_delta,))
+    if (
+        isinstance(min_delta, bool)
+        or not isinstance(min_delta, (int, float))
+        or not min_delta >= 0
+        or math.isinf(min_delta)
+    ):
+      raise ValueError(
+          "BestModuleExporter.min_delta must be a finite number "
+          ">= 0. Details: got %r" % (min_delta,)
+      )
     self._metric = metric
     self._mode = mode
     self._min_delta = float(min_delta)
 
   @property
   def policy(self) -> Dict[str, Any]:
-    return {"exports_to_keep": self._exports_to_keep, "metric": self._metric,
-            "mode": self._mode, "min_delta": self._min_delta}
+    return {
+        "exports_to_keep": self._exports_to_keep,
+        "metric": self._metric,
+        "mode": self._mode,
+        "min_delta": self._min_delta,
+    }
 
   def _check_eval_result(self, eval_result) -> None:
     if not eval_result:
       raise ValueError(
           "BestModuleExporter %r needs the evaluation results to compare %r, "
           "but got %r. Use it in an EvalSpec's exporters."
-          % (self._name, self._metric, eval_result))
+          % (self._name, self._metric, eval_result)
+      )
     if self._metric not in eval_result:
       raise ValueError(
           "BestModuleExporter %r: metric %r is not in the evaluation results. "
           "Available metrics: %s. Set BestModuleExporter.metric to one of them."
-          % (self._name, self._metric,
-             ", ".join(sorted(str(k) for k in eval_result))))
+          % (
+              self._name,
+              self._metric,
+              ", ".join(sorted(str(k) for k in eval_result)),
+          )
+      )
     if provenance.metric_value(eval_result[self._metric]) is None:
       raise ValueError(
           "BestModuleExporter %r: metric %r must be a scalar number. Details: "
-          "got %r" % (self._name, self._metric, eval_result[self._metric]))
+          "got %r" % (self._name, self._metric, eval_result[self._metric])
+      )
 
   def _value(self, published: _Published) -> Optional[float]:
     if not published.metadata:
@@ -311,8 +403,9 @@ class BestModuleExporter(ModuleExporter):
       return None
     return provenance.metric_value(metrics[self._metric])
 
-  def _scored(self, history: List[_Published]
-              ) -> List[Tuple[_Published, float]]:
+  def _scored(
+      self, history: List[_Published]
+  ) -> List[Tuple[_Published, float]]:
     scored, unranked = [], []
     for published in history:
       value = self._value(published)
@@ -323,16 +416,23 @@ class BestModuleExporter(ModuleExporter):
     if unranked:
       logging.warning(
           "BestModuleExporter %r: ignoring (and keeping) versions without "
-          "metric %r in their %s: %s", self._name, self._metric,
-          provenance.METADATA_FILENAME, ", ".join(unranked))
+          "metric %r in their %s: %s",
+          self._name,
+          self._metric,
+          provenance.METADATA_FILENAME,
+          ", ".join(unranked),
+      )
     return scored
 
   def best_so_far(self, export_path) -> Optional[Tuple[float, str]]:
     """Returns (value, version path) of the best published version, or None."""
     writer = writer_lib.ExportWriter(tf.compat.as_str_any(export_path))
     ranked = retention.rank_best_first(
-        self._scored(self._history(writer)), self._mode, lambda s: s[1],
-        lambda s: s[0].version.version)
+        self._scored(self._history(writer)),
+        self._mode,
+        lambda s: s[1],
+        lambda s: s[0].version.version,
+    )
     if not ranked or math.isnan(ranked[0][1]):
       return None
     return ranked[0][1], ranked[0][0].version.path
@@ -343,22 +443,37 @@ class BestModuleExporter(ModuleExporter):
       return _Decision(False, "%s is NaN" % self._metric)
     best = self.best_so_far(writer.base_dir)
     if best is None:
-      return _Decision(True, "first evaluation with %s=%r" % (self._metric,
-                                                             value))
+      return _Decision(
+          True, "first evaluation with %s=%r" % (self._metric, value)
+      )
     best_value, best_path = best
     if retention.is_better(value, best_value, self._mode, self._min_delta):
-      return _Decision(True, "%s=%r beats the best so far %r"
-                       % (self._metric, value, best_value))
+      return _Decision(
+          True,
+          "%s=%r beats the best so far %r" % (self._metric, value, best_value),
+      )
     return _Decision(
-        False, "%s=%r does not beat the best so far %r (%s, mode=%s, "
-        "min_delta=%r)" % (self._metric, value, best_value, best_path,
-                           self._mode, self._min_delta))
+        False,
+        "%s=%r does not beat the best so far %r (%s, mode=%s, min_delta=%r)"
+        % (
+            self._metric,
+            value,
+            best_value,
+            best_path,
+            self._mode,
+            self._min_delta,
+        ),
+    )
 
   def _to_delete(self, writer):
     scored = self._scored(self._history(writer))
     doomed = retention.best_to_delete(
-        scored, self._exports_to_keep, self._mode, lambda s: s[1],
-        lambda s: s[0].version.version)
+        scored,
+        self._exports_to_keep,
+        self._mode,
+        lambda s: s[1],
+        lambda s: s[0].version.version,
+    )
     return [published.version for published, _ in doomed]
 
 
@@ -372,11 +487,15 @@ class PeriodicModuleExporter(ModuleExporter):
   period carries over restarts.
   """
 
-  def __init__(self, name: str, serving_input_fn: Callable[[], Any],
-               every_n_steps: Optional[int] = None,
-               every_n_secs: Optional[float] = None,
-               exports_to_keep: Optional[int] = None,
-               raise_on_failure: bool = False):
+  def __init__(
+      self,
+      name: str,
+      serving_input_fn: Callable[[], Any],
+      every_n_steps: Optional[int] = None,
+      every_n_secs: Optional[float] = None,
+      exports_to_keep: Optional[int] = None,
+      raise_on_failure: bool = False,
+  ):
     """Creates the exporter.
 
     Args:
@@ -394,29 +513,39 @@ class PeriodicModuleExporter(ModuleExporter):
     """
     super().__init__(name, serving_input_fn, exports_to_keep, raise_on_failure)
     if every_n_steps is None and every_n_secs is None:
-      raise ValueError("PeriodicModuleExporter needs every_n_steps or "
-                       "every_n_secs (or both). Details: both are None")
+      raise ValueError(
+          "PeriodicModuleExporter needs every_n_steps or "
+          "every_n_secs (or both). Details: both are None"
+      )
     if every_n_steps is not None and (
-        isinstance(every_n_steps, bool) or not isinstance(every_n_steps, int)
-        or every_n_steps <= 0):
-      raise ValueError("PeriodicModuleExporter.every_n_steps must be a "
-                       "positive integer or None. Details: got %r"
-                       % (every_n_steps,))
+        isinstance(every_n_steps, bool)
+        or not isinstance(every_n_steps, int)
+        or every_n_steps <= 0
+    ):
+      raise ValueError(
+          "PeriodicModuleExporter.every_n_steps must be a "
+          "positive integer or None. Details: got %r" % (every_n_steps,)
+      )
     if every_n_secs is not None and (
         isinstance(every_n_secs, bool)
-        or not isinstance(every_n_secs, (int, float)) or not every_n_secs > 0):
-      raise ValueError("PeriodicModuleExporter.every_n_secs must be a "
-                       "positive number or None. Details: got %r"
-                       % (every_n_secs,))
+        or not isinstance(every_n_secs, (int, float))
+        or not every_n_secs > 0
+    ):
+      raise ValueError(
+          "PeriodicModuleExporter.every_n_secs must be a "
+          "positive number or None. Details: got %r" % (every_n_secs,)
+      )
     self._every_n_steps = every_n_steps
     self._every_n_secs = every_n_secs
     self._created = _now()
 
   @property
   def policy(self) -> Dict[str, Any]:
-    return {"exports_to_keep": self._exports_to_keep,
-            "every_n_steps": self._every_n_steps,
-            "every_n_secs": self._every_n_secs}
+    return {
+        "exports_to_keep": self._exports_to_keep,
+        "every_n_steps": self._every_n_steps,
+        "every_n_secs": self._every_n_secs,
+    }
 
   def _last_export(self, writer) -> Optional[Dict[str, Any]]:
     for version in reversed(writer.versions()):
@@ -444,5 +573,8 @@ class PeriodicModuleExporter(ModuleExporter):
       elapsed = _now() - last_time
       if elapsed >= self._every_n_secs:
         return _Decision(True, "%.0f s since the last export" % elapsed)
-    return _Decision(False, "not due yet (every_n_steps=%r, every_n_secs=%r)"
-                     % (self._every_n_steps, self._every_n_secs))
+    return _Decision(
+        False,
+        "not due yet (every_n_steps=%r, every_n_secs=%r)"
+        % (self._every_n_steps, self._every_n_secs),
+    )

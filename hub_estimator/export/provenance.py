@@ -29,8 +29,15 @@ GIN_CONFIG_ATTACHMENT_KEY = "gin_operative_config"
 METADATA_FORMAT_VERSION = 1
 
 _ATTACHMENTS_COLLECTION = "hub_module_attachments"
-_PACKAGES = ("hub-estimator", "tensorflow", "tensorflow-estimator",
-             "gin-config", "absl-py", "numpy", "protobuf")
+_PACKAGES = (
+    "hub-estimator",
+    "tensorflow",
+    "tensorflow-estimator",
+    "gin-config",
+    "absl-py",
+    "numpy",
+    "protobuf",
+)
 _CHECKPOINT_STEP_RE = re.compile(r"-(\d+)$")
 
 
@@ -78,8 +85,9 @@ def metric_value(value: Any) -> Optional[float]:
   return float(value)
 
 
-def global_step_of(eval_result: Optional[Mapping[str, Any]],
-                   checkpoint_path: Optional[str]) -> Optional[int]:
+def global_step_of(
+    eval_result: Optional[Mapping[str, Any]], checkpoint_path: Optional[str]
+) -> Optional[int]:
   """Returns the global step from the eval results or the checkpoint name."""
   if eval_result and "global_step" in eval_result:
     step = metric_value(eval_result["global_step"])
@@ -96,6 +104,7 @@ def global_step_of(eval_result: Optional[Mapping[str, Any]],
 def package_versions() -> Dict[str, str]:
   """Returns the versions of Python and of the packages that shape an export."""
   from importlib import metadata  # pylint: disable=g-import-not-at-top
+
   versions = {"python": platform.python_version()}
   for name in _PACKAGES:
     try:
@@ -127,30 +136,46 @@ def operative_gin_config() -> Optional[str]:
 
 
 def _has_bindings(text: str) -> bool:
-  return any(line.strip() and not line.lstrip().startswith("#")
-             for line in text.splitlines())
+  return any(
+      line.strip() and not line.lstrip().startswith("#")
+      for line in text.splitlines()
+  )
 
 
-def make_metadata(*, exporter_name: str, exporter_class: str,
-                  policy: Mapping[str, Any], checkpoint_path: Optional[str],
-                  eval_result: Optional[Mapping[str, Any]],
-                  is_the_final_export: Optional[bool], modules,
-                  created: float, gin_config_file: Optional[str],
-                  export_base_dir: str) -> Dict[str, Any]:
+def make_metadata(
+    *,
+    exporter_name: str,
+    exporter_class: str,
+    policy: Mapping[str, Any],
+    checkpoint_path: Optional[str],
+    eval_result: Optional[Mapping[str, Any]],
+    is_the_final_export: Optional[bool],
+    modules,
+    created: float,
+    gin_config_file: Optional[str],
+    export_base_dir: str,
+) -> Dict[str, Any]:
   """Returns the export_metadata.json content of one version."""
   return json_safe({
       "format_version": METADATA_FORMAT_VERSION,
-      "exporter": {"name": exporter_name, "class": exporter_class,
-                   "policy": dict(policy)},
+      "exporter": {
+          "name": exporter_name,
+          "class": exporter_class,
+          "policy": dict(policy),
+      },
       "global_step": global_step_of(eval_result, checkpoint_path),
       "metrics": dict(eval_result or {}),
-      "checkpoint_path": (tf.compat.as_str_any(checkpoint_path)
-                          if checkpoint_path else None),
+      "checkpoint_path": (
+          tf.compat.as_str_any(checkpoint_path) if checkpoint_path else None
+      ),
       "is_the_final_export": bool(is_the_final_export),
       "modules": list(modules),
       "created_unix_time": created,
-      "created_utc": datetime.datetime.fromtimestamp(
-          created, datetime.timezone.utc).isoformat(),
+      "created_utc": (
+          datetime.datetime.fromtimestamp(
+              created, datetime.timezone.utc
+          ).isoformat()
+      ),
       "gin_config_file": gin_config_file,
       "export_base_dir": tf.compat.as_str_any(export_base_dir),
       "package_versions": package_versions(),
@@ -160,8 +185,9 @@ def make_metadata(*, exporter_name: str, exporter_class: str,
 def write_metadata(version_dir: str, metadata: Mapping[str, Any]) -> None:
   """Writes `metadata` as `version_dir/export_metadata.json`."""
   text = json.dumps(metadata, indent=2, sort_keys=True, allow_nan=False)
-  with tf.io.gfile.GFile(os.path.join(version_dir, METADATA_FILENAME),
-                         "w") as f:
+  with tf.io.gfile.GFile(
+      os.path.join(version_dir, METADATA_FILENAME), "w"
+  ) as f:
     f.write(text + "\n")
 
 
@@ -187,8 +213,9 @@ def read_metadata(version_dir: str) -> Optional[Dict[str, Any]]:
 
 def write_gin_config(version_dir: str, text: str) -> str:
   """Writes the operative gin config beside the metadata; returns its name."""
-  with tf.io.gfile.GFile(os.path.join(version_dir, GIN_CONFIG_FILENAME),
-                         "w") as f:
+  with tf.io.gfile.GFile(
+      os.path.join(version_dir, GIN_CONFIG_FILENAME), "w"
+  ) as f:
     f.write(text)
   return GIN_CONFIG_FILENAME
 
@@ -208,6 +235,7 @@ def attach_text(module_dir: str, key: str, text: str) -> None:
   # Imported lazily: the format layer is owned elsewhere and only the
   # attachment proto is needed here.
   from hub_estimator.format import protos  # pylint: disable=g-import-not-at-top
+
   path = os.path.join(module_dir, "saved_model.pb")
   saved_model = saved_model_pb2.SavedModel()
   with tf.io.gfile.GFile(path, "rb") as f:
@@ -221,8 +249,9 @@ def attach_text(module_dir: str, key: str, text: str) -> None:
       attachment.ParseFromString(raw)
       if attachment.key != key:
         kept.append(raw)
-    kept.append(protos.ModuleAttachment(key=key, value=value)
-                .SerializeToString())
+    kept.append(
+        protos.ModuleAttachment(key=key, value=value).SerializeToString()
+    )
     del entries.value[:]
     entries.value.extend(kept)
   with tf.io.gfile.GFile(path, "wb") as f:

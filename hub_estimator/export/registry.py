@@ -34,13 +34,16 @@ def register_module_for_export(module: Any, export_name: str) -> None:
     if used_name == export_name:
       raise ValueError(
           "There is already a module registered to be exported as %r"
-          % export_name)
-  tf.compat.v1.add_to_collection(EXPORT_MODULES_COLLECTION,
-                                 (export_name, module))
+          % export_name
+      )
+  tf.compat.v1.add_to_collection(
+      EXPORT_MODULES_COLLECTION, (export_name, module)
+  )
 
 
 def get_registered_modules(
-    graph: Optional[tf.Graph] = None) -> List[Tuple[str, Any]]:
+    graph: Optional[tf.Graph] = None,
+) -> List[Tuple[str, Any]]:
   """Returns the `(export_name, module)` pairs registered in `graph`.
 
   Args:
@@ -53,10 +56,11 @@ def get_registered_modules(
 def find_export_name_error(export_name: Any) -> Optional[str]:
   """Returns why `export_name` cannot name a module folder, or None."""
   if not isinstance(export_name, str) or not export_name:
-    return ("export_name must be a non-empty string. Details: got %r"
-            % (export_name,))
-  if ("/" in export_name or "\\" in export_name
-      or export_name in (".", "..")):
-    return ("export_name must be a plain folder name. Details: got %r"
-            % export_name)
+    return "export_name must be a non-empty string. Details: got %r" % (
+        export_name,
+    )
+  if "/" in export_name or "\\" in export_name or export_name in (".", ".."):
+    return (
+        "export_name must be a plain folder name. Details: got %r" % export_name
+    )
   return None

@@ -15,10 +15,15 @@ def find_exports_to_keep_error(exports_to_keep) -> Optional[str]:
   """Returns why `exports_to_keep` is invalid, or None if it is valid."""
   if exports_to_keep is None:
     return None
-  if (isinstance(exports_to_keep, bool) or not isinstance(exports_to_keep, int)
-      or exports_to_keep <= 0):
-    return ("exports_to_keep, if provided, must be a positive number. "
-            "Details: got %r" % (exports_to_keep,))
+  if (
+      isinstance(exports_to_keep, bool)
+      or not isinstance(exports_to_keep, int)
+      or exports_to_keep <= 0
+  ):
+    return (
+        "exports_to_keep, if provided, must be a positive number. "
+        "Details: got %r" % (exports_to_keep,)
+    )
   return None
 
 
@@ -29,8 +34,11 @@ def find_mode_error(mode) -> Optional[str]:
   return None
 
 
-def newest_to_delete(versions: Sequence[V], exports_to_keep: Optional[int],
-                     version_fn: Callable[[V], int]) -> List[V]:
+def newest_to_delete(
+    versions: Sequence[V],
+    exports_to_keep: Optional[int],
+    version_fn: Callable[[V], int],
+) -> List[V]:
   """Returns the versions beyond the `exports_to_keep` newest ones.
 
   Args:
@@ -41,11 +49,12 @@ def newest_to_delete(versions: Sequence[V], exports_to_keep: Optional[int],
   if exports_to_keep is None:
     return []
   ordered = sorted(versions, key=version_fn)
-  return ordered[:max(0, len(ordered) - exports_to_keep)]
+  return ordered[: max(0, len(ordered) - exports_to_keep)]
 
 
-def is_better(candidate: float, reference: float, mode: str,
-              min_delta: float = 0.0) -> bool:
+def is_better(
+    candidate: float, reference: float, mode: str, min_delta: float = 0.0
+) -> bool:
   """Whether `candidate` beats `reference` by more than `min_delta`.
 
   Comparison is strict: a tie never beats. NaN never beats anything.
@@ -59,24 +68,33 @@ def is_better(candidate: float, reference: float, mode: str,
   return candidate > reference + min_delta
 
 
-def rank_best_first(scored: Sequence[V], mode: str,
-                    value_fn: Callable[[V], float],
-                    version_fn: Callable[[V], int]) -> List[V]:
+def rank_best_first(
+    scored: Sequence[V],
+    mode: str,
+    value_fn: Callable[[V], float],
+    version_fn: Callable[[V], int],
+) -> List[V]:
   """Sorts `scored` best first; between equal values the newer version wins.
 
   NaN values sort last.
   """
+
   def key(item):
     value = value_fn(item)
     if math.isnan(value):
       return (1, 0.0, -version_fn(item))
     return (0, value if mode == "min" else -value, -version_fn(item))
+
   return sorted(scored, key=key)
 
 
-def best_to_delete(scored: Sequence[V], exports_to_keep: Optional[int],
-                   mode: str, value_fn: Callable[[V], float],
-                   version_fn: Callable[[V], int]) -> List[V]:
+def best_to_delete(
+    scored: Sequence[V],
+    exports_to_keep: Optional[int],
+    mode: str,
+    value_fn: Callable[[V], float],
+    version_fn: Callable[[V], int],
+) -> List[V]:
   """Returns the scored versions outside the true top `exports_to_keep`.
 
   The best version is never returned (exports_to_keep is at least 1).
@@ -91,4 +109,4 @@ def best_to_delete(scored: Sequence[V], exports_to_keep: Optional[int],
   if exports_to_keep is None:
     return []
   ranked = rank_best_first(scored, mode, value_fn, version_fn)
-  return ranked[max(1, exports_to_keep):]
+  return ranked[max(1, exports_to_keep) :]

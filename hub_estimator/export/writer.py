@@ -29,6 +29,7 @@ _MAX_PUBLISH_ATTEMPTS = 100
 
 class Version(NamedTuple):
   """A published export version: its integer name and its path."""
+
   version: int
   path: str
 
@@ -71,8 +72,11 @@ class ExportWriter:
 
   def versions(self) -> List[Version]:
     """Returns the published versions, oldest first."""
-    found = [Version(int(name), os.path.join(self._base_dir, name))
-             for name in self._list() if is_version_name(name)]
+    found = [
+        Version(int(name), os.path.join(self._base_dir, name))
+        for name in self._list()
+        if is_version_name(name)
+    ]
     return sorted(found)
 
   def clean_stale_temp_dirs(self) -> List[str]:
@@ -95,11 +99,16 @@ class ExportWriter:
       except tf.errors.NotFoundError:
         continue  # Removed meanwhile: nothing left to clean.
       except (tf.errors.OpError, OSError) as e:
-        logging.warning("Could not remove stale export staging folder %s: %s",
-                        path, e)
+        logging.warning(
+            "Could not remove stale export staging folder %s: %s", path, e
+        )
     if removed:
-      logging.info("Removed %d stale export staging folder(s) left by an "
-                   "interrupted export: %s", len(removed), ", ".join(removed))
+      logging.info(
+          "Removed %d stale export staging folder(s) left by an "
+          "interrupted export: %s",
+          len(removed),
+          ", ".join(removed),
+      )
     return removed
 
   def new_staging_dir(self) -> str:
@@ -136,8 +145,11 @@ class ExportWriter:
           tf.io.gfile.rename(staging_dir, target, overwrite=False)
           return Version(version, target)
         except tf.errors.AlreadyExistsError:
-          logging.info("Version %d appeared meanwhile under %s; trying the next.",
-                       version, self._base_dir)
+          logging.info(
+              "Version %d appeared meanwhile under %s; trying the next.",
+              version,
+              self._base_dir,
+          )
         except OSError:
           # POSIX rename fails on a non-empty existing target folder.
           if not tf.io.gfile.exists(target):
@@ -146,7 +158,8 @@ class ExportWriter:
     raise RuntimeError(
         "Could not find a free version name under %s after %d attempts; is "
         "another process exporting into the same folder?"
-        % (self._base_dir, _MAX_PUBLISH_ATTEMPTS))
+        % (self._base_dir, _MAX_PUBLISH_ATTEMPTS)
+    )
 
   def discard(self, staging_dir: Optional[str]) -> None:
     """Deletes a staging folder, logging (not raising) on failure."""
@@ -156,8 +169,12 @@ class ExportWriter:
       if tf.io.gfile.exists(staging_dir):
         tf.io.gfile.rmtree(staging_dir)
     except (tf.errors.OpError, OSError) as e:
-      logging.warning("Could not remove export staging folder %s (it will be "
-                      "removed by the next export): %s", staging_dir, e)
+      logging.warning(
+          "Could not remove export staging folder %s (it will be "
+          "removed by the next export): %s",
+          staging_dir,
+          e,
+      )
 
   def remove_version(self, version: Version) -> None:
     """Unpublishes `version` atomically, then deletes its files.
@@ -165,9 +182,11 @@ class ExportWriter:
     Raises:
       tf.errors.OpError, OSError: if the version cannot be unpublished.
     """
-    doomed = os.path.join(self._base_dir,
-                          "%s%d-deleted-%s" % (TEMP_PREFIX, version.version,
-                                               uuid.uuid4().hex[:8]))
+    doomed = os.path.join(
+        self._base_dir,
+        "%s%d-deleted-%s"
+        % (TEMP_PREFIX, version.version, uuid.uuid4().hex[:8]),
+    )
     try:
       tf.io.gfile.rename(version.path, doomed, overwrite=False)
     except tf.errors.NotFoundError:

@@ -7,10 +7,16 @@ from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow.python.framework import op_def_registry
 
 _GraphKeys = tf.compat.v1.GraphKeys
-_CONTROL_FLOW_V1_COLLECTIONS = (_GraphKeys.COND_CONTEXT, _GraphKeys.WHILE_CONTEXT)
+_CONTROL_FLOW_V1_COLLECTIONS = (
+    _GraphKeys.COND_CONTEXT,
+    _GraphKeys.WHILE_CONTEXT,
+)
 PLACEHOLDER_OPS = ("Placeholder", "PlaceholderV2")
-_VARIABLE_COLLECTIONS = (_GraphKeys.GLOBAL_VARIABLES, _GraphKeys.TRAINABLE_VARIABLES,
-                         _GraphKeys.MODEL_VARIABLES)
+_VARIABLE_COLLECTIONS = (
+    _GraphKeys.GLOBAL_VARIABLES,
+    _GraphKeys.TRAINABLE_VARIABLES,
+    _GraphKeys.MODEL_VARIABLES,
+)
 
 
 def is_state_op(op_type):
@@ -30,21 +36,35 @@ class GraphIndex:
   def __init__(self, meta_graph):
     self.meta_graph = meta_graph
     self.nodes = {node.name: node for node in meta_graph.graph_def.node}
-    self._inputs = {name: [op_name(i) for i in node.input]
-                    for name, node in self.nodes.items()}
+    self._inputs = {
+        name: [op_name(i) for i in node.input]
+        for name, node in self.nodes.items()
+    }
     used_ops = {node.op for node in meta_graph.graph_def.node}
-    used_ops.update(node.op for function in meta_graph.graph_def.library.function
-                    for node in function.node_def)
-    self.missing_ops = sorted(op for op in used_ops if op_def_registry.get(op) is None)
-    self.state_ops = [name for name, node in self.nodes.items()
-                      if is_state_op(node.op)]
-    function_names = {f.signature.name for f in meta_graph.graph_def.library.function}
-    self.missing_ops = [op for op in self.missing_ops if op not in function_names]
+    used_ops.update(
+        node.op
+        for function in meta_graph.graph_def.library.function
+        for node in function.node_def
+    )
+    self.missing_ops = sorted(
+        op for op in used_ops if op_def_registry.get(op) is None
+    )
+    self.state_ops = [
+        name for name, node in self.nodes.items() if is_state_op(node.op)
+    ]
+    function_names = {
+        f.signature.name for f in meta_graph.graph_def.library.function
+    }
+    self.missing_ops = [
+        op for op in self.missing_ops if op not in function_names
+    ]
     for name in self.state_ops:
       op_def = op_def_registry.get(self.nodes[name].op)
       if len(op_def.output_arg) != 1:
-        raise ValueError("Stateful op %s has %d outputs, expected 1." %
-                         (name, len(op_def.output_arg)))
+        raise ValueError(
+            "Stateful op %s has %d outputs, expected 1."
+            % (name, len(op_def.output_arg))
+        )
     # (collection key, serialized def, names of its own ops, names it refers to)
     self._contexts = []
     for key in _CONTROL_FLOW_V1_COLLECTIONS:
@@ -80,15 +100,21 @@ class GraphIndex:
         for input_name in inputs:
           self._consumers.setdefault(input_name, []).append(name)
     blocked = set()
-    pending = [name for name, node in self.nodes.items()
-               if node.op in PLACEHOLDER_OPS and name not in stops]
+    pending = [
+        name
+        for name, node in self.nodes.items()
+        if node.op in PLACEHOLDER_OPS and name not in stops
+    ]
     while pending:
       name = pending.pop()
       if name in blocked:
         continue
       blocked.add(name)
-      pending.extend(c for c in self._consumers.get(name, ())
-                     if c not in stops and c not in blocked)
+      pending.extend(
+          c
+          for c in self._consumers.get(name, ())
+          if c not in stops and c not in blocked
+      )
     return blocked
 
   def closure_with_contexts(self, seeds, stops=()):
@@ -142,16 +168,22 @@ class GraphIndex:
     """
     if trainable in self._state_meta_graphs:
       return self._state_meta_graphs[trainable]
-    keys = [_GraphKeys.GLOBAL_VARIABLES, _GraphKeys.MODEL_VARIABLES,
-            _GraphKeys.TABLE_INITIALIZERS, _GraphKeys.ASSET_FILEPATHS]
+    keys = [
+        _GraphKeys.GLOBAL_VARIABLES,
+        _GraphKeys.MODEL_VARIABLES,
+        _GraphKeys.TABLE_INITIALIZERS,
+        _GraphKeys.ASSET_FILEPATHS,
+    ]
     keys += list(_CONTROL_FLOW_V1_COLLECTIONS)
     if trainable:
       keys += [_GraphKeys.TRAINABLE_VARIABLES, _GraphKeys.REGULARIZATION_LOSSES]
     seeds = list(self.state_ops)
     for variable_def in self.variable_defs():
-      seeds += [op_name(variable_def.variable_name),
-                op_name(variable_def.initializer_name),
-                op_name(variable_def.snapshot_name)]
+      seeds += [
+          op_name(variable_def.variable_name),
+          op_name(variable_def.initializer_name),
+          op_name(variable_def.snapshot_name),
+      ]
       if variable_def.initial_value_name:
         seeds.append(op_name(variable_def.initial_value_name))
     for key in keys:
@@ -162,8 +194,14 @@ class GraphIndex:
     self._state_meta_graphs[trainable] = meta_graph
     return meta_graph
 
-  def subgraph(self, keep, collection_keys, kept_contexts=(), dropped=(),
-               placeholders=None):
+  def subgraph(
+      self,
+      keep,
+      collection_keys,
+      kept_contexts=(),
+      dropped=(),
+      placeholders=None,
+  ):
     """Returns a MetaGraphDef with the nodes in `keep` and the named collections.
 
     Args:
@@ -203,7 +241,7 @@ class GraphIndex:
       if "_class" not in node.attr:
         continue
       groups = list(node.attr["_class"].list.s)
-      targets = [g[len(b"loc:@"):].decode("utf-8") for g in groups]
+      targets = [g[len(b"loc:@") :].decode("utf-8") for g in groups]
       refs = [t for t in targets if t in replaced]
       if refs:
         colocation_refs[node.name] = refs
@@ -216,7 +254,10 @@ class GraphIndex:
       key, value, _, _ = self._contexts[index]
       result.collection_def[key].bytes_list.value.append(value)
     for key in collection_keys:
-      if key not in source.collection_def or key in _CONTROL_FLOW_V1_COLLECTIONS:
+      if (
+          key not in source.collection_def
+          or key in _CONTROL_FLOW_V1_COLLECTIONS
+      ):
         continue
       collection = source.collection_def[key]
       kind = collection.WhichOneof("kind")
@@ -255,11 +296,19 @@ def _context_op_names(key, serialized):
     if isinstance(context, control_flow_pb2.CondContextDef):
       tensor_names = [context.pred_name, context.pivot_name]
     else:
-      tensor_names = [context.pivot_name, context.pivot_for_pred_name,
-                      context.pivot_for_body_name, context.maximum_iterations_name]
-      tensor_names += list(context.loop_exit_names) + list(context.loop_enter_names)
+      tensor_names = [
+          context.pivot_name,
+          context.pivot_for_pred_name,
+          context.pivot_for_body_name,
+          context.maximum_iterations_name,
+      ]
+      tensor_names += list(context.loop_exit_names) + list(
+          context.loop_enter_names
+      )
     external = context.values_def.external_values
-    own.update(op_name(n) for n in context.values_def.values if n not in external)
+    own.update(
+        op_name(n) for n in context.values_def.values if n not in external
+    )
     tensor_names += list(context.values_def.values) + list(external.values())
     names.update(op_name(n) for n in tensor_names if n)
     for nested in context.nested_contexts:

@@ -24,15 +24,20 @@ def as_module_spec(spec):
     return spec
   if isinstance(spec, (str, bytes, os.PathLike)):
     return spec_lib.load_module_spec(spec)
-  raise ValueError("Unknown module spec type: %s (expected a ModuleSpec or a module "
-                   "directory path)." % tensor_info_lib.type_name(spec))
+  raise ValueError(
+      "Unknown module spec type: %s (expected a ModuleSpec or a module "
+      "directory path)."
+      % tensor_info_lib.type_name(spec)
+  )
 
 
 def _prefix_shared_names(graph_def, scope):
   for node in graph_def.node:
     shared_name = node.attr.get("shared_name")
     if shared_name is not None and shared_name.s:
-      node.attr["shared_name"].s = ("%s/" % scope).encode("utf-8") + shared_name.s
+      node.attr["shared_name"].s = ("%s/" % scope).encode(
+          "utf-8"
+      ) + shared_name.s
 
 
 class Module:
@@ -58,24 +63,38 @@ class Module:
     """
     if tf.executing_eagerly():
       raise RuntimeError(
-          "hub_estimator.Module needs graph mode (TF1): call it inside "
-          "`with tf.Graph().as_default():` or after tf.compat.v1.disable_eager_execution().")
+          "hub_estimator.Module needs graph mode (TF1): call it inside `with"
+          " tf.Graph().as_default():` or after"
+          " tf.compat.v1.disable_eager_execution()."
+      )
     self._spec = as_module_spec(spec)
     self._tags = set(tags or [])
     if self._tags not in self._spec.get_tags():
-      raise ValueError("No such graph variant: tags=%s in module %s; available: %s." %
-                       (sorted(self._tags), self._spec.source,
-                        [sorted(t) for t in self._spec.get_tags()]))
+      raise ValueError(
+          "No such graph variant: tags=%s in module %s; available: %s."
+          % (
+              sorted(self._tags),
+              self._spec.source,
+              [sorted(t) for t in self._spec.get_tags()],
+          )
+      )
     self._trainable = trainable
     self._graph = tf.compat.v1.get_default_graph()
     self._index = self._spec.graph_index(self._tags)
     if self._index.missing_ops:
       raise tf.errors.NotFoundError(
-          None, None, "Module %s uses ops that this TensorFlow does not have: %s. Load "
-          "the library that registers them (tf.load_op_library) or use the TensorFlow "
-          "version the module was made with (%s)." %
-          (self._spec.source, self._index.missing_ops,
-           self._index.meta_graph.meta_info_def.tensorflow_version or "unknown"))
+          None,
+          None,
+          "Module %s uses ops that this TensorFlow does not have: %s. Load the"
+          " library that registers them (tf.load_op_library) or use the"
+          " TensorFlow version the module was made with (%s)."
+          % (
+              self._spec.source,
+              self._index.missing_ops,
+              self._index.meta_graph.meta_info_def.tensorflow_version
+              or "unknown",
+          ),
+      )
     self._scope = self._claim_state_scope(name)
     self._name = self._scope.split("/")[-1]
     self._signature_infos = {}
@@ -91,24 +110,32 @@ class Module:
     """
     parent = tf.compat.v1.get_variable_scope().name
     with self._graph.name_scope(parent + "/" if parent else None):
-      with tf.compat.v1.variable_scope(None, default_name=name,
-                                       auxiliary_name_scope=False) as variable_scope:
+      with tf.compat.v1.variable_scope(
+          None, default_name=name, auxiliary_name_scope=False
+      ) as variable_scope:
         scope = variable_scope.name
       name_scope = self._graph.unique_name(name, mark_as_used=True)
     if name_scope != scope:
-      raise RuntimeError("variable_scope %s/ was unused but the corresponding "
-                         "name_scope was already taken." % scope)
+      raise RuntimeError(
+          "variable_scope %s/ was unused but the corresponding "
+          "name_scope was already taken." % scope
+      )
     return scope
 
   def _create_state(self):
-    state_meta_graph = spec_lib.copy_meta_graph(self._index.state_meta_graph(self._trainable))
+    state_meta_graph = spec_lib.copy_meta_graph(
+        self._index.state_meta_graph(self._trainable)
+    )
     _prefix_shared_names(state_meta_graph.graph_def, self._scope)
     with tf.control_dependencies(None), self._graph.name_scope(None):
       meta_graph_lib.import_scoped_meta_graph_with_return_elements(
-          state_meta_graph, import_scope=self._scope + "/")
+          state_meta_graph, import_scope=self._scope + "/"
+      )
       prefix = self._scope + "/"
       for name in self._index.state_ops:
-        self._state_tensors[name] = self._graph.get_tensor_by_name(prefix + name + ":0")
+        self._state_tensors[name] = self._graph.get_tensor_by_name(
+            prefix + name + ":0"
+        )
       variables = tf.compat.v1.global_variables(prefix)
       for variable in variables:
         if not hasattr(variable, "_distribute_strategy"):
@@ -123,31 +150,39 @@ class Module:
     checkpoint = self._spec.checkpoint_prefix
     if not tf.io.gfile.exists(checkpoint + ".index"):
       raise saved_model_io.ModuleFormatError(
-          "Module %s is missing its variables: %s.index does not exist." %
-          (self._spec.source, checkpoint))
+          "Module %s is missing its variables: %s.index does not exist."
+          % (self._spec.source, checkpoint)
+      )
     missing_shards = _missing_data_shards(checkpoint)
     if missing_shards:
       raise saved_model_io.ModuleFormatError(
-          "Module %s is missing variable data: %s." %
-          (self._spec.source, ", ".join(missing_shards)))
+          "Module %s is missing variable data: %s."
+          % (self._spec.source, ", ".join(missing_shards))
+      )
     try:
       stored = dict(tf.train.list_variables(checkpoint))
     except (tf.errors.OpError, ValueError) as e:
       raise saved_model_io.ModuleFormatError(
-          "Cannot read the variables of module %s from %s: %s" %
-          (self._spec.source, checkpoint, e)) from None
+          "Cannot read the variables of module %s from %s: %s"
+          % (self._spec.source, checkpoint, e)
+      ) from None
     problems = []
     for key, value in sorted(self._variable_map.items()):
       expected = _full_shape(value)
       if key not in stored:
         problems.append("%s is missing" % key)
       elif list(stored[key]) != expected:
-        problems.append("%s has shape %s, expected %s" % (key, stored[key], expected))
+        problems.append(
+            "%s has shape %s, expected %s" % (key, stored[key], expected)
+        )
     if problems:
       raise saved_model_io.ModuleFormatError(
-          "Variables checkpoint %s of module %s does not fit its graph: %s." %
-          (checkpoint, self._spec.source, "; ".join(problems)))
-    tf.compat.v1.train.init_from_checkpoint(checkpoint, dict(self._variable_map))
+          "Variables checkpoint %s of module %s does not fit its graph: %s."
+          % (checkpoint, self._spec.source, "; ".join(problems))
+      )
+    tf.compat.v1.train.init_from_checkpoint(
+        checkpoint, dict(self._variable_map)
+    )
 
   @property
   def spec(self):
@@ -186,8 +221,9 @@ class Module:
 
   def get_attached_message(self, key, message_type, required=False):
     """The message attached under `key` to this instance's graph variant, or None."""
-    return self._spec.get_attached_message(key, message_type, tags=self._tags,
-                                           required=required)
+    return self._spec.get_attached_message(
+        key, message_type, tags=self._tags, required=required
+    )
 
   def _is_placeholder_with_default(self, tensor_name):
     node = self._index.nodes.get(graph_index_lib.op_name(tensor_name))
@@ -198,9 +234,12 @@ class Module:
       signature_def = self._spec.get_signature_def(signature, self._tags)
       inputs = tensor_info_lib.parse_tensor_info_map(signature_def.inputs)
       outputs = tensor_info_lib.parse_tensor_info_map(signature_def.outputs)
-      optional = [key for key, info in inputs.items()
-                  if not info.is_composite and self._is_placeholder_with_default(
-                      info.tensor_info.name)]
+      optional = [
+          key
+          for key, info in inputs.items()
+          if not info.is_composite
+          and self._is_placeholder_with_default(info.tensor_info.name)
+      ]
       self._signature_infos[signature] = (inputs, outputs, optional)
     return self._signature_infos[signature]
 
@@ -225,20 +264,28 @@ class Module:
     if _sentinel is not None:
       raise ValueError("Pass signature and as_dict by keyword.")
     if tf.compat.v1.get_default_graph() is not self._graph:
-      raise RuntimeError("Module must be applied in the graph it was instantiated for.")
+      raise RuntimeError(
+          "Module must be applied in the graph it was instantiated for."
+      )
     signature = signature or "default"
     input_infos, output_infos, optional = self._signature_info(signature)
-    values = tensor_info_lib.pack_inputs(inputs, input_infos, signature, optional)
+    values = tensor_info_lib.pack_inputs(
+        inputs, input_infos, signature, optional
+    )
     tensor_info_lib.check_input_keys(values, input_infos, optional, signature)
     feed = {}
     for key, value in values.items():
-      value = tensor_info_lib.convert_input(key, value, input_infos[key], signature)
+      value = tensor_info_lib.convert_input(
+          key, value, input_infos[key], signature
+      )
       values[key] = value
       components = tf.nest.flatten(value, expand_composites=True)
       feed.update(zip(input_infos[key].component_names(), components))
     if not as_dict and "default" not in output_infos:
-      raise TypeError("There is no output named 'default' in signature %r (outputs: %s). "
-                      "Use as_dict=True." % (signature, sorted(output_infos)))
+      raise TypeError(
+          "There is no output named 'default' in signature %r (outputs: %s). "
+          "Use as_dict=True." % (signature, sorted(output_infos))
+      )
     outputs = self._apply(signature, feed, output_infos)
     return outputs if as_dict else outputs["default"]
 
@@ -246,35 +293,56 @@ class Module:
     index = self._index
     feed_ops = {}
     for tensor_name in feed:
-      feed_ops.setdefault(graph_index_lib.op_name(tensor_name), []).append(tensor_name)
+      feed_ops.setdefault(graph_index_lib.op_name(tensor_name), []).append(
+          tensor_name
+      )
     stops = set(self._index.state_ops)
     for name, tensor_names in feed_ops.items():
       node = index.nodes.get(name)
-      if node is not None and (node.op in graph_index_lib.PLACEHOLDER_OPS or
-                               tensor_names == [name + ":0"] and _has_one_output(node)):
+      if node is not None and (
+          node.op in graph_index_lib.PLACEHOLDER_OPS
+          or tensor_names == [name + ":0"]
+          and _has_one_output(node)
+      ):
         stops.add(name)
-    seeds = [graph_index_lib.op_name(n) for info in output_infos.values()
-             for n in info.component_names()]
+    seeds = [
+        graph_index_lib.op_name(n)
+        for info in output_infos.values()
+        for n in info.component_names()
+    ]
     runnable_update_ops = []
     if self._trainable:
       runnable_update_ops = self._runnable_update_ops(stops)
       seeds += runnable_update_ops
-    keep, kept_contexts, context_names = index.closure_with_contexts(seeds, stops)
+    keep, kept_contexts, context_names = index.closure_with_contexts(
+        seeds, stops
+    )
     # Fed nodes a kept control-flow context names stay, as placeholders.
     placeholders = {}
     for name in stops & keep & context_names:
-      placeholders[name] = (tf.dtypes.resource.as_datatype_enum if name in self._state_tensors
-                            else feed[feed_ops[name][0]].dtype.as_datatype_enum)
+      placeholders[name] = (
+          tf.dtypes.resource.as_datatype_enum
+          if name in self._state_tensors
+          else feed[feed_ops[name][0]].dtype.as_datatype_enum
+      )
     dropped = (stops & keep) - set(placeholders)
     apply_meta_graph, colocation_refs = index.subgraph(
-        keep, _APPLY_COLLECTIONS, kept_contexts, dropped, placeholders)
+        keep, _APPLY_COLLECTIONS, kept_contexts, dropped, placeholders
+    )
     if runnable_update_ops:
-      apply_meta_graph.collection_def[_GraphKeys.UPDATE_OPS].node_list.value.extend(
-          n for n in index.node_list(_GraphKeys.UPDATE_OPS)
-          if graph_index_lib.op_name(n) in runnable_update_ops)
+      apply_meta_graph.collection_def[
+          _GraphKeys.UPDATE_OPS
+      ].node_list.value.extend(
+          n
+          for n in index.node_list(_GraphKeys.UPDATE_OPS)
+          if graph_index_lib.op_name(n) in runnable_update_ops
+      )
 
-    referenced = {graph_index_lib.op_name(i) for node in apply_meta_graph.graph_def.node
-                  for i in node.input}
+    referenced = {
+        graph_index_lib.op_name(i)
+        for node in apply_meta_graph.graph_def.node
+        for i in node.input
+    }
     input_map = {}
     for tensor_name, tensor in feed.items():
       if graph_index_lib.op_name(tensor_name) in referenced:
@@ -282,8 +350,10 @@ class Module:
     for name in (dropped | set(placeholders)) & referenced:
       if name in self._state_tensors:
         input_map[name + ":0"] = self._state_tensors[name]
-    groups_by_name = {graph_index_lib.op_name(tensor_name): tensor.op.colocation_groups()
-                      for tensor_name, tensor in input_map.items()}
+    groups_by_name = {
+        graph_index_lib.op_name(tensor_name): tensor.op.colocation_groups()
+        for tensor_name, tensor in input_map.items()
+    }
     context = self._graph._get_control_flow_context()  # pylint: disable=protected-access
     if context is not None:
       input_map = {k: context.AddValue(v) for k, v in input_map.items()}
@@ -293,8 +363,11 @@ class Module:
       _prefix_shared_names(apply_meta_graph.graph_def, scope.rstrip("/"))
       with self._graph.name_scope(None):  # `scope` is absolute already
         meta_graph_lib.import_scoped_meta_graph_with_return_elements(
-            apply_meta_graph, import_scope=scope, input_map=input_map)
-    _colocate_with_fed_tensors(self._graph, scope, colocation_refs, groups_by_name)
+            apply_meta_graph, import_scope=scope, input_map=input_map
+        )
+    _colocate_with_fed_tensors(
+        self._graph, scope, colocation_refs, groups_by_name
+    )
 
     def get_tensor(tensor_name):
       if tensor_name in feed:
@@ -306,17 +379,23 @@ class Module:
   def _runnable_update_ops(self, stops):
     """Update ops of the variant whose inputs this call can provide."""
     blocked = self._index.blocked_by_unfed_placeholders(stops)
-    names = (graph_index_lib.op_name(n)
-             for n in self._index.node_list(_GraphKeys.UPDATE_OPS))
+    names = (
+        graph_index_lib.op_name(n)
+        for n in self._index.node_list(_GraphKeys.UPDATE_OPS)
+    )
     return [name for name in names if name not in blocked]
 
   def _write_variables(self, session, prefix):
     """Writes this instance's variable values from `session` as a checkpoint at `prefix`."""
     entries = _checkpoint_entries(self._variable_map)
     values = session.run([variable for _, _, variable in entries])
-    writer.write_checkpoint(prefix, [
-        (key, slice_spec, variable.dtype.base_dtype, value)
-        for (key, slice_spec, variable), value in zip(entries, values)])
+    writer.write_checkpoint(
+        prefix,
+        [
+            (key, slice_spec, variable.dtype.base_dtype, value)
+            for (key, slice_spec, variable), value in zip(entries, values)
+        ],
+    )
 
   def export(self, path, session):
     """Writes the module, with this instance's variable values, to `path`.
@@ -330,11 +409,15 @@ class Module:
         this instance lives in.
     """
     if tf.compat.v1.get_default_graph() is not self._graph:
-      raise RuntimeError("default graph differs from the graph where the module was "
-                         "instantiated.")
+      raise RuntimeError(
+          "default graph differs from the graph where the module was "
+          "instantiated."
+      )
     if session.graph is not self._graph:
-      raise RuntimeError("session graph differs from the graph where the module was "
-                         "instantiated.")
+      raise RuntimeError(
+          "session graph differs from the graph where the module was "
+          "instantiated."
+      )
     write_variables_fn = None
     if self._variable_map:
       write_variables_fn = lambda prefix: self._write_variables(session, prefix)
@@ -343,9 +426,12 @@ class Module:
 
 def _has_one_output(node):
   op_def = op_def_registry.get(node.op)
-  return (op_def is not None and len(op_def.output_arg) == 1 and
-          not op_def.output_arg[0].number_attr and
-          not op_def.output_arg[0].type_list_attr)
+  return (
+      op_def is not None
+      and len(op_def.output_arg) == 1
+      and not op_def.output_arg[0].number_attr
+      and not op_def.output_arg[0].type_list_attr
+  )
 
 
 def _missing_data_shards(checkpoint):
@@ -354,7 +440,9 @@ def _missing_data_shards(checkpoint):
   if not shards:
     return [checkpoint + ".data-00000-of-00001"]
   total = int(shards[0].rsplit("-of-", 1)[1])
-  expected = ["%s.data-%05d-of-%05d" % (checkpoint, i, total) for i in range(total)]
+  expected = [
+      "%s.data-%05d-of-%05d" % (checkpoint, i, total) for i in range(total)
+  ]
   present = set(shards)
   return [name for name in expected if name not in present]
 
@@ -366,17 +454,21 @@ def _variable_map(variables, prefix):
   for variable in variables:
     slice_info = getattr(variable, "_save_slice_info", None)
     if slice_info is not None:
-      key = slice_info.full_name[len(prefix):]
+      key = slice_info.full_name[len(prefix) :]
       partitioned.setdefault(key, []).append(variable)
     else:
-      singles[variable.op.name[len(prefix):]] = variable
+      singles[variable.op.name[len(prefix) :]] = variable
   for key, parts in partitioned.items():
     offsets = [part._save_slice_info.var_offset for part in parts]  # pylint: disable=protected-access
     first = [offset[0] for offset in offsets]
     if len(set(first)) != len(first) or any(any(o[1:]) for o in offsets):
-      raise RuntimeError("Variable map contains duplicate offset 0 for variable [%s]: "
-                         "only partitioning along axis 0 is supported." % key)
-    partitioned[key] = [part for _, part in sorted(zip(first, parts), key=lambda p: p[0])]
+      raise RuntimeError(
+          "Variable map contains duplicate offset 0 for variable [%s]: "
+          "only partitioning along axis 0 is supported." % key
+      )
+    partitioned[key] = [
+        part for _, part in sorted(zip(first, parts), key=lambda p: p[0])
+    ]
   singles.update(partitioned)
   return singles
 
@@ -415,11 +507,17 @@ def _colocate_with_fed_tensors(graph, scope, colocation_refs, groups_by_name):
     if not groups:
       continue
     groups = sorted(set(groups))
-    op._set_attr("_class", attr_value_pb2.AttrValue(  # pylint: disable=protected-access
-        list=attr_value_pb2.AttrValue.ListValue(s=groups)))
+    op._set_attr(
+        "_class",
+        attr_value_pb2.AttrValue(  # pylint: disable=protected-access
+            list=attr_value_pb2.AttrValue.ListValue(s=groups)
+        ),
+    )
     if not op.device:
       for group in groups:
-        other = graph.get_operation_by_name(group.decode("utf-8")[len("loc:@"):])
+        other = graph.get_operation_by_name(
+            group.decode("utf-8")[len("loc:@") :]
+        )
         if other.device:
           op._set_device(other.device)  # pylint: disable=protected-access
           break
@@ -454,8 +552,10 @@ def eval_function_for_module(spec, tags=None):
       def run(inputs=None, _sentinel=None, signature=None, as_dict=None):  # pylint: disable=invalid-name
         signature = signature or "default"
         if signature not in signatures:
-          raise ValueError("Signature %r is missing; available: %s." %
-                           (signature, sorted(signatures)))
+          raise ValueError(
+              "Signature %r is missing; available: %s."
+              % (signature, sorted(signatures))
+          )
         placeholders, outputs = signatures[signature]
         values = tensor_info_lib.pack_inputs(inputs, placeholders, signature)
         tensor_info_lib.check_input_keys(values, placeholders, (), signature)
@@ -464,12 +564,18 @@ def eval_function_for_module(spec, tags=None):
           placeholder = placeholders[key]
           if isinstance(placeholder, tf.RaggedTensor):
             components = [value.flat_values] + list(value.nested_row_splits)
-            feed_dict.update(zip(tf.nest.flatten(placeholder, expand_composites=True),
-                                 components))
+            feed_dict.update(
+                zip(
+                    tf.nest.flatten(placeholder, expand_composites=True),
+                    components,
+                )
+            )
           else:
             feed_dict[placeholder] = value
         if not as_dict and "default" not in outputs:
-          raise TypeError("There is no output named 'default'. Use as_dict=True.")
+          raise TypeError(
+              "There is no output named 'default'. Use as_dict=True."
+          )
         fetches = outputs if as_dict else outputs["default"]
         return session.run(fetches, feed_dict=feed_dict)
 
@@ -482,6 +588,10 @@ def _placeholder_for(info, name):
   if spec.value_type is tf.SparseTensor:
     return tf.compat.v1.sparse_placeholder(spec.dtype, spec.shape, name=name)
   if spec.value_type is tf.RaggedTensor:
-    return tf.compat.v1.ragged.placeholder(spec.dtype, spec.ragged_rank,
-                                          spec.shape[spec.ragged_rank + 1:], name=name)
+    return tf.compat.v1.ragged.placeholder(
+        spec.dtype,
+        spec.ragged_rank,
+        spec.shape[spec.ragged_rank + 1 :],
+        name=name,
+    )
   return tf.compat.v1.placeholder(spec.dtype, spec.shape, name=name)

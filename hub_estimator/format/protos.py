@@ -14,34 +14,62 @@ _FIELD = descriptor_pb2.FieldDescriptorProto
 
 def _build_file():
   file_proto = descriptor_pb2.FileDescriptorProto(
-      name="hub_estimator/format.proto", package="hub_estimator", syntax="proto3")
+      name="hub_estimator/format.proto",
+      package="hub_estimator",
+      syntax="proto3",
+  )
 
   module_def = file_proto.message_type.add(name="ModuleDef")
   fmt = module_def.enum_type.add(name="Format")
   fmt.value.add(name="FORMAT_UNSPECIFIED", number=0)
   fmt.value.add(name="FORMAT_V3", number=3)
-  module_def.field.add(name="format", number=1, label=_FIELD.LABEL_OPTIONAL,
-                       type=_FIELD.TYPE_ENUM,
-                       type_name=".hub_estimator.ModuleDef.Format")
-  module_def.field.add(name="required_features", number=2,
-                       label=_FIELD.LABEL_REPEATED, type=_FIELD.TYPE_STRING)
+  module_def.field.add(
+      name="format",
+      number=1,
+      label=_FIELD.LABEL_OPTIONAL,
+      type=_FIELD.TYPE_ENUM,
+      type_name=".hub_estimator.ModuleDef.Format",
+  )
+  module_def.field.add(
+      name="required_features",
+      number=2,
+      label=_FIELD.LABEL_REPEATED,
+      type=_FIELD.TYPE_STRING,
+  )
 
   attachment = file_proto.message_type.add(name="ModuleAttachment")
-  attachment.field.add(name="key", number=1, label=_FIELD.LABEL_OPTIONAL,
-                       type=_FIELD.TYPE_STRING)
-  attachment.field.add(name="value", number=2, label=_FIELD.LABEL_OPTIONAL,
-                       type=_FIELD.TYPE_BYTES)
+  attachment.field.add(
+      name="key", number=1, label=_FIELD.LABEL_OPTIONAL, type=_FIELD.TYPE_STRING
+  )
+  attachment.field.add(
+      name="value",
+      number=2,
+      label=_FIELD.LABEL_OPTIONAL,
+      type=_FIELD.TYPE_BYTES,
+  )
 
   image_info = file_proto.message_type.add(name="ImageModuleInfo")
   input_size = image_info.nested_type.add(name="InputSize")
-  input_size.field.add(name="height", number=1, label=_FIELD.LABEL_OPTIONAL,
-                       type=_FIELD.TYPE_INT32)
-  input_size.field.add(name="width", number=2, label=_FIELD.LABEL_OPTIONAL,
-                       type=_FIELD.TYPE_INT32)
+  input_size.field.add(
+      name="height",
+      number=1,
+      label=_FIELD.LABEL_OPTIONAL,
+      type=_FIELD.TYPE_INT32,
+  )
+  input_size.field.add(
+      name="width",
+      number=2,
+      label=_FIELD.LABEL_OPTIONAL,
+      type=_FIELD.TYPE_INT32,
+  )
   input_size.reserved_range.add(start=3, end=4)
-  image_info.field.add(name="default_image_size", number=1,
-                       label=_FIELD.LABEL_OPTIONAL, type=_FIELD.TYPE_MESSAGE,
-                       type_name=".hub_estimator.ImageModuleInfo.InputSize")
+  image_info.field.add(
+      name="default_image_size",
+      number=1,
+      label=_FIELD.LABEL_OPTIONAL,
+      type=_FIELD.TYPE_MESSAGE,
+      type_name=".hub_estimator.ImageModuleInfo.InputSize",
+  )
   return file_proto
 
 

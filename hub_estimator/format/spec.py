@@ -55,30 +55,39 @@ def add_signature(name=None, inputs=None, outputs=None):
   for kind, values in (("input", inputs), ("output", outputs)):
     for key, value in sorted(values.items()):
       if not isinstance(value, tensor_info_lib.SUPPORTED_TYPES):
-        problems.append("  * %s %r has type %s" % (kind, key, tensor_info_lib.type_name(value)))
+        problems.append(
+            "  * %s %r has type %s"
+            % (kind, key, tensor_info_lib.type_name(value))
+        )
   if problems:
     raise ValueError(
         "The inputs and outputs declared in add_signature() for signature %r "
-        "must be Tensor, SparseTensor or RaggedTensor values.\n%s" %
-        (name, "\n".join(problems)))
+        "must be Tensor, SparseTensor or RaggedTensor values.\n%s"
+        % (name, "\n".join(problems))
+    )
   for key, value in sorted(inputs.items()):
     for component in tf.nest.flatten(value, expand_composites=True):
       groups = component.op.colocation_groups()
       if groups != [("loc:@" + component.op.name).encode("utf-8")]:
         raise ValueError(
-            "A tensor %s used as input %r of signature %r must not be subject to "
-            "a tf.colocate_with(y) constraint (its colocation groups are %s)." %
-            (component.name, key, name, groups))
+            "A tensor %s used as input %r of signature %r must not be subject"
+            " to a tf.colocate_with(y) constraint (its colocation groups are"
+            " %s)." % (component.name, key, name, groups)
+        )
   multivalued = [
       "%s=%r" % (key, component.name)
       for key, value in sorted(inputs.items())
       for component in tf.nest.flatten(value, expand_composites=True)
-      if len(component.op.outputs) > 1]
+      if len(component.op.outputs) > 1
+  ]
   if multivalued:
     logging.warning(
-        "Signature %r has inputs that come from ops with several outputs (%s); "
-        "applying the module may then fail to rewrite colocation constraints. Prefer "
-        "placeholders as signature inputs.", name, ", ".join(multivalued))
+        "Signature %r has inputs that come from ops with several outputs (%s);"
+        " applying the module may then fail to rewrite colocation constraints."
+        " Prefer placeholders as signature inputs.",
+        name,
+        ", ".join(multivalued),
+    )
   graph = tf.compat.v1.get_default_graph()
   graph.add_to_collection(_SIGNATURES_KEY, (name, inputs, outputs))
 
@@ -103,8 +112,10 @@ def attach_message(key, message):
     ValueError: if `key` is malformed.
   """
   if not _ATTACHMENT_KEY_PATTERN.match(key or ""):
-    raise ValueError("attach_message() called with malformed key %r: expected "
-                     "a letter followed by letters, digits or '_'." % key)
+    raise ValueError(
+        "attach_message() called with malformed key %r: expected "
+        "a letter followed by letters, digits or '_'." % key
+    )
   graph = tf.compat.v1.get_default_graph()
   graph.add_to_collection(_ATTACHMENTS_KEY, (key, message.SerializeToString()))
 
@@ -114,19 +125,23 @@ def _state_op_colocation_error(graph, tags_text):
     if not graph_index_lib.is_state_op(op.type):
       continue
     for group in op.colocation_groups():
-      other_name = group.decode("utf-8")[len("loc:@"):]
+      other_name = group.decode("utf-8")[len("loc:@") :]
       if other_name == op.name:
         continue
       other = graph.get_operation_by_name(other_name)
       if not graph_index_lib.is_state_op(other.type):
-        return ("A state-holding node %s of a module's graph (e.g., a Variable op) "
-                "must not be subject to a tf.colocate_with(y) constraint unless y "
-                "is also a state-holding node (y = %s)%s." %
-                (op.name, other_name, tags_text))
+        return (
+            "A state-holding node %s of a module's graph (e.g., a Variable op) "
+            "must not be subject to a tf.colocate_with(y) constraint unless y "
+            "is also a state-holding node (y = %s)%s."
+            % (op.name, other_name, tags_text)
+        )
   return None
 
 
-def _meta_graph_from_module_fn(module_fn, tags, kwargs, drop_collections, tags_text):
+def _meta_graph_from_module_fn(
+    module_fn, tags, kwargs, drop_collections, tags_text
+):
   graph = tf.Graph()
   with graph.as_default():
     with tf.compat.v1.variable_scope("", use_resource=True):
@@ -137,8 +152,10 @@ def _meta_graph_from_module_fn(module_fn, tags, kwargs, drop_collections, tags_t
     for name, inputs, outputs in graph.get_collection(_SIGNATURES_KEY):
       signatures[name] = (inputs, outputs)
     if not signatures:
-      raise ValueError("No signatures present%s: call add_signature(...) at least "
-                       "once in the module_fn." % tags_text)
+      raise ValueError(
+          "No signatures present%s: call add_signature(...) at least "
+          "once in the module_fn." % tags_text
+      )
     attachments = {}
     for key, value in graph.get_collection(_ATTACHMENTS_KEY):
       attachments[key] = value
@@ -146,19 +163,25 @@ def _meta_graph_from_module_fn(module_fn, tags, kwargs, drop_collections, tags_t
     if error:
       raise ValueError(error)
     meta_graph = tf.compat.v1.train.export_meta_graph(
-        graph=graph, strip_default_attrs=True, clear_devices=False)
+        graph=graph, strip_default_attrs=True, clear_devices=False
+    )
   meta_graph.meta_info_def.tags[:] = sorted(tags)
   for name, (inputs, outputs) in signatures.items():
     signature_def = meta_graph.signature_def[name]
     for key, value in inputs.items():
-      signature_def.inputs[key].CopyFrom(tensor_info_lib.build_tensor_info(value))
+      signature_def.inputs[key].CopyFrom(
+          tensor_info_lib.build_tensor_info(value)
+      )
     for key, value in outputs.items():
-      signature_def.outputs[key].CopyFrom(tensor_info_lib.build_tensor_info(value))
+      signature_def.outputs[key].CopyFrom(
+          tensor_info_lib.build_tensor_info(value)
+      )
   if attachments:
     bytes_list = meta_graph.collection_def[ATTACHMENTS_COLLECTION].bytes_list
     for key, value in attachments.items():
       bytes_list.value.append(
-          protos.ModuleAttachment(key=key, value=value).SerializeToString())
+          protos.ModuleAttachment(key=key, value=value).SerializeToString()
+      )
   return meta_graph
 
 
@@ -187,12 +210,18 @@ def create_module_spec(module_fn, tags_and_args=None, drop_collections=None):
   drop_collections = list(drop_collections or [])
   saved_model = saved_model_pb2.SavedModel()
   for tags, kwargs in tags_and_args:
-    tags_text = " in the graph for tags %s" % sorted(tags) if reported_tags else ""
-    meta_graph = _meta_graph_from_module_fn(module_fn, set(tags or ()), kwargs or {},
-                                            drop_collections, tags_text)
+    tags_text = (
+        " in the graph for tags %s" % sorted(tags) if reported_tags else ""
+    )
+    meta_graph = _meta_graph_from_module_fn(
+        module_fn, set(tags or ()), kwargs or {}, drop_collections, tags_text
+    )
     saved_model.meta_graphs.add().CopyFrom(meta_graph)
-  return ModuleSpec(saved_model, checkpoint_prefix=None, source="module_fn %s" %
-                    getattr(module_fn, "__name__", module_fn))
+  return ModuleSpec(
+      saved_model,
+      checkpoint_prefix=None,
+      source="module_fn %s" % getattr(module_fn, "__name__", module_fn),
+  )
 
 
 def load_module_spec(path):
@@ -211,14 +240,19 @@ def load_module_spec(path):
   if isinstance(path, (bytes, os.PathLike)):
     path = tf.compat.as_str_any(os.fspath(path))
   if not isinstance(path, str):
-    raise ValueError("load_module_spec() expects a module directory path, got %s." %
-                     tensor_info_lib.type_name(path))
+    raise ValueError(
+        "load_module_spec() expects a module directory path, got %s."
+        % tensor_info_lib.type_name(path)
+    )
   if "://" not in path:
     path = os.path.abspath(path)  # graphs keep asset and checkpoint paths
   saved_model_io.read_module_def(path)
   saved_model = saved_model_io.read_saved_model(path)
-  return ModuleSpec(saved_model, checkpoint_prefix=saved_model_io.variables_prefix(path),
-                    source=path)
+  return ModuleSpec(
+      saved_model,
+      checkpoint_prefix=saved_model_io.variables_prefix(path),
+      source=path,
+  )
 
 
 def _tags_key(tags):
@@ -236,18 +270,30 @@ class ModuleSpec:
     for meta_graph in saved_model.meta_graphs:
       key = frozenset(meta_graph.meta_info_def.tags)
       if key in self._meta_graphs:
-        raise ValueError("Tags %s used repeatedly in %s." % (sorted(key), source))
+        raise ValueError(
+            "Tags %s used repeatedly in %s." % (sorted(key), source)
+        )
       self._meta_graphs[key] = meta_graph
-      unsupported = sorted(set(meta_graph.collection_def) - SUPPORTED_COLLECTIONS)
+      unsupported = sorted(
+          set(meta_graph.collection_def) - SUPPORTED_COLLECTIONS
+      )
       if unsupported:
         raise ValueError(
             "Unsupported collections in graph%s of %s: %s\nUse "
-            "create_module_spec(..., drop_collections=[...]) as appropriate." %
-            (" for tags %s" % sorted(key) if key else "", source, unsupported))
-      if ATTACHMENTS_COLLECTION in meta_graph.collection_def and \
-          meta_graph.collection_def[ATTACHMENTS_COLLECTION].WhichOneof("kind") != "bytes_list":
-        raise ValueError("Collection %r of %s must be a bytes_list." %
-                         (ATTACHMENTS_COLLECTION, source))
+            "create_module_spec(..., drop_collections=[...]) as appropriate."
+            % (" for tags %s" % sorted(key) if key else "", source, unsupported)
+        )
+      if (
+          ATTACHMENTS_COLLECTION in meta_graph.collection_def
+          and meta_graph.collection_def[ATTACHMENTS_COLLECTION].WhichOneof(
+              "kind"
+          )
+          != "bytes_list"
+      ):
+        raise ValueError(
+            "Collection %r of %s must be a bytes_list."
+            % (ATTACHMENTS_COLLECTION, source)
+        )
     self._graph_indexes = {}
 
   @property
@@ -278,8 +324,10 @@ class ModuleSpec:
     key = _tags_key(tags)
     meta_graph = self._meta_graphs.get(key)
     if meta_graph is None:
-      raise KeyError("Module %s has no graph variant with tags %s; available: %s." %
-                     (self._source, sorted(key), [sorted(t) for t in self.get_tags()]))
+      raise KeyError(
+          "Module %s has no graph variant with tags %s; available: %s."
+          % (self._source, sorted(key), [sorted(t) for t in self.get_tags()])
+      )
     return meta_graph
 
   def get_signature_names(self, tags=None):
@@ -295,20 +343,29 @@ class ModuleSpec:
     signature = signature or "default"
     meta_graph = self.get_meta_graph(tags)
     if signature not in meta_graph.signature_def:
-      raise ValueError("Signature %r is missing from module %s (tags %s); available "
-                       "signatures: %s." % (signature, self._source, sorted(_tags_key(tags)),
-                                            sorted(meta_graph.signature_def)))
+      raise ValueError(
+          "Signature %r is missing from module %s (tags %s); available "
+          "signatures: %s."
+          % (
+              signature,
+              self._source,
+              sorted(_tags_key(tags)),
+              sorted(meta_graph.signature_def),
+          )
+      )
     return meta_graph.signature_def[signature]
 
   def get_input_info_dict(self, signature=None, tags=None):
     """Returns a dict of ParsedTensorInfo describing the signature's inputs."""
     return tensor_info_lib.parse_tensor_info_map(
-        self.get_signature_def(signature, tags).inputs)
+        self.get_signature_def(signature, tags).inputs
+    )
 
   def get_output_info_dict(self, signature=None, tags=None):
     """Returns a dict of ParsedTensorInfo describing the signature's outputs."""
     return tensor_info_lib.parse_tensor_info_map(
-        self.get_signature_def(signature, tags).outputs)
+        self.get_signature_def(signature, tags).outputs
+    )
 
   def get_attached_message(self, key, message_type, tags=None, required=False):
     """Returns the message attached under `key` to the variant with `tags`.
@@ -324,20 +381,26 @@ class ModuleSpec:
     """
     meta_graph = self.get_meta_graph(tags)
     if ATTACHMENTS_COLLECTION in meta_graph.collection_def:
-      for serialized in meta_graph.collection_def[ATTACHMENTS_COLLECTION].bytes_list.value:
+      for serialized in meta_graph.collection_def[
+          ATTACHMENTS_COLLECTION
+      ].bytes_list.value:
         attachment = protos.ModuleAttachment.FromString(serialized)
         if attachment.key == key:
           return message_type.FromString(attachment.value)
     if required:
-      raise KeyError("No attached message for key %r in graph version %s of module %s." %
-                     (key, sorted(_tags_key(tags)), self._source))
+      raise KeyError(
+          "No attached message for key %r in graph version %s of module %s."
+          % (key, sorted(_tags_key(tags)), self._source)
+      )
     return None
 
   def graph_index(self, tags=None):
     """Returns the (cached) GraphIndex of a variant, used to prune imports."""
     key = _tags_key(tags)
     if key not in self._graph_indexes:
-      self._graph_indexes[key] = graph_index_lib.GraphIndex(self.get_meta_graph(key))
+      self._graph_indexes[key] = graph_index_lib.GraphIndex(
+          self.get_meta_graph(key)
+      )
     return self._graph_indexes[key]
 
   def export(self, path, checkpoint_path=None, name_transform_fn=None):
@@ -355,11 +418,14 @@ class ModuleSpec:
     if not checkpoint_path:
       raise ValueError("Missing mandatory `checkpoint_path` parameter.")
     from hub_estimator.format import module as module_lib  # pylint: disable=g-import-not-at-top
+
     name_transform_fn = name_transform_fn or (lambda name: name)
     with tf.Graph().as_default():
       module = module_lib.Module(self)
-      assignment = {name_transform_fn(name): variable
-                    for name, variable in module.variable_map.items()}
+      assignment = {
+          name_transform_fn(name): variable
+          for name, variable in module.variable_map.items()
+      }
       if assignment:
         tf.compat.v1.train.init_from_checkpoint(checkpoint_path, assignment)
       with tf.compat.v1.Session() as session:
@@ -367,8 +433,10 @@ class ModuleSpec:
         module.export(path, session)
 
   def __repr__(self):
-    return "<hub_estimator.ModuleSpec %s tags=%s>" % (self._source,
-                                                      [sorted(t) for t in self.get_tags()])
+    return "<hub_estimator.ModuleSpec %s tags=%s>" % (
+        self._source,
+        [sorted(t) for t in self.get_tags()],
+    )
 
 
 def copy_meta_graph(meta_graph):

@@ -28,7 +28,9 @@ class ParsedTensorInfo:
     if encoding == "composite_tensor":
       self._type_spec = nested_structure_coder.decode_proto(
           struct_pb2.StructuredValue(
-              type_spec_value=tensor_info.composite_tensor.type_spec))
+              type_spec_value=tensor_info.composite_tensor.type_spec
+          )
+      )
     else:
       dtype = tf.as_dtype(tensor_info.dtype)
       shape = tf.TensorShape(tensor_info.tensor_shape)
@@ -73,9 +75,11 @@ class ParsedTensorInfo:
     if self._encoding == "name":
       return [info.name]
     if self._encoding == "coo_sparse":
-      return [info.coo_sparse.indices_tensor_name,
-              info.coo_sparse.values_tensor_name,
-              info.coo_sparse.dense_shape_tensor_name]
+      return [
+          info.coo_sparse.indices_tensor_name,
+          info.coo_sparse.values_tensor_name,
+          info.coo_sparse.dense_shape_tensor_name,
+      ]
     return [c.name for c in info.composite_tensor.components]
 
   def build(self, get_tensor):
@@ -85,14 +89,18 @@ class ParsedTensorInfo:
       return components[0]
     if self._encoding == "coo_sparse":
       return tf.SparseTensor(*components)
-    return tf.nest.pack_sequence_as(self._type_spec, components,
-                                    expand_composites=True)
+    return tf.nest.pack_sequence_as(
+        self._type_spec, components, expand_composites=True
+    )
 
   def __repr__(self):
     if self._encoding == "composite_tensor":
       return "<hub.ParsedTensorInfo type_spec=%s>" % self._type_spec
     return "<hub.ParsedTensorInfo shape=%s dtype=%s is_sparse=%s>" % (
-        self.get_shape(), self.dtype.name, self.is_sparse)
+        self.get_shape(),
+        self.dtype.name,
+        self.is_sparse,
+    )
 
 
 def parse_tensor_info_map(protomap):
@@ -126,12 +134,14 @@ def pack_inputs(inputs, input_info, signature, optional_keys=()):
       inputs = {required[0]: inputs}
     elif not input_info:
       raise TypeError(
-          "Signature %r expects no inputs, but a %s was given." %
-          (signature, type_name(inputs)))
+          "Signature %r expects no inputs, but a %s was given."
+          % (signature, type_name(inputs))
+      )
     else:
       raise TypeError(
-          "Signature %r expects multiple inputs %s. Use a dict." %
-          (signature, sorted(input_info)))
+          "Signature %r expects multiple inputs %s. Use a dict."
+          % (signature, sorted(input_info))
+      )
   return dict(inputs)
 
 
@@ -142,9 +152,15 @@ def check_input_keys(inputs, input_info, optional_keys, signature):
   if missing or extra:
     raise TypeError(
         "Cannot convert dict_inputs for signature %r: missing %s, extra given "
-        "%s. The signature expects %s%s." %
-        (signature, missing, extra, sorted(input_info),
-         " (optional: %s)" % sorted(optional_keys) if optional_keys else ""))
+        "%s. The signature expects %s%s."
+        % (
+            signature,
+            missing,
+            extra,
+            sorted(input_info),
+            " (optional: %s)" % sorted(optional_keys) if optional_keys else "",
+        )
+    )
 
 
 def convert_input(key, value, info, signature):
@@ -155,27 +171,41 @@ def convert_input(key, value, info, signature):
   """
   if isinstance(value, tf.compat.v1.SparseTensorValue):
     raise TypeError(
-        "Input %r of signature %r is a SparseTensorValue; pass a tf.SparseTensor "
-        "instead." % (key, signature))
+        "Input %r of signature %r is a SparseTensorValue; pass a"
+        " tf.SparseTensor instead." % (key, signature)
+    )
   if not isinstance(value, (tf.SparseTensor, tf.RaggedTensor)):
-    expected_dtype = info.dtype if info.type_spec.value_type is tf.Tensor else None
+    expected_dtype = (
+        info.dtype if info.type_spec.value_type is tf.Tensor else None
+    )
     try:
       value = tf.convert_to_tensor(value, dtype_hint=expected_dtype)
     except (TypeError, ValueError) as e:
       raise TypeError(
-          "Can't convert input %r of signature %r to a tensor of %s: %s" %
-          (key, signature, info.type_spec, e)) from None
-  if info.type_spec.value_type is tf.Tensor and isinstance(value, tf.Tensor) \
-      and value.dtype != info.dtype:
+          "Can't convert input %r of signature %r to a tensor of %s: %s"
+          % (key, signature, info.type_spec, e)
+      ) from None
+  if (
+      info.type_spec.value_type is tf.Tensor
+      and isinstance(value, tf.Tensor)
+      and value.dtype != info.dtype
+  ):
     raise TypeError(
         "Can't convert input %r of signature %r: got dtype %s, expected %s "
-        "(spec %s)." % (key, signature, value.dtype.name, info.dtype.name,
-                        info.type_spec))
+        "(spec %s)."
+        % (key, signature, value.dtype.name, info.dtype.name, info.type_spec)
+    )
   got_spec = tf.type_spec_from_value(value)
   if not info.type_spec.is_compatible_with(got_spec):
     raise TypeError(
-        "Can't convert input %r of signature %r: got %s, expected %s." %
-        (key, signature, _describe_spec(got_spec), _describe_spec(info.type_spec)))
+        "Can't convert input %r of signature %r: got %s, expected %s."
+        % (
+            key,
+            signature,
+            _describe_spec(got_spec),
+            _describe_spec(info.type_spec),
+        )
+    )
   return value
 
 

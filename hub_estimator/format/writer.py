@@ -8,10 +8,16 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow.python.lib.io import file_io
 
 from hub_estimator.format import protos
-from hub_estimator.format.saved_model_io import (ASSET_FILEPATHS_KEY, ASSET_PLACEHOLDER_VALUE,
-                                                 ASSETS_DIRNAME, MODULE_DEF_FILENAME,
-                                                 SAVED_MODEL_ASSETS_KEY, SAVED_MODEL_FILENAME,
-                                                 VARIABLES_DIRNAME, variables_prefix)
+from hub_estimator.format.saved_model_io import (
+    ASSET_FILEPATHS_KEY,
+    ASSET_PLACEHOLDER_VALUE,
+    ASSETS_DIRNAME,
+    MODULE_DEF_FILENAME,
+    SAVED_MODEL_ASSETS_KEY,
+    SAVED_MODEL_FILENAME,
+    VARIABLES_DIRNAME,
+    variables_prefix,
+)
 
 
 def _asset_nodes(meta_graph):
@@ -20,10 +26,14 @@ def _asset_nodes(meta_graph):
     return []
   nodes = {node.name: node for node in meta_graph.graph_def.node}
   result = []
-  for tensor_name in meta_graph.collection_def[ASSET_FILEPATHS_KEY].node_list.value:
+  for tensor_name in meta_graph.collection_def[
+      ASSET_FILEPATHS_KEY
+  ].node_list.value:
     if not tensor_name.endswith(":0"):
-      raise ValueError("Asset tensor %r must be the first output of a constant." %
-                       tensor_name)
+      raise ValueError(
+          "Asset tensor %r must be the first output of a constant."
+          % tensor_name
+      )
     node = nodes.get(tensor_name[:-2])
     if node is None or node.op != "Const":
       raise TypeError("Asset node must be of type constant: %r." % tensor_name)
@@ -53,21 +63,30 @@ def _export_assets(meta_graphs, assets_dir):
         used_names.add(name)
         destination_by_source[source] = name
       node.attr["value"].tensor.string_val[:] = [ASSET_PLACEHOLDER_VALUE]
-      asset_defs.append(meta_graph_pb2.AssetFileDef(
-          tensor_info=meta_graph_pb2.TensorInfo(name=tensor_name),
-          filename=destination_by_source[source]))
+      asset_defs.append(
+          meta_graph_pb2.AssetFileDef(
+              tensor_info=meta_graph_pb2.TensorInfo(name=tensor_name),
+              filename=destination_by_source[source],
+          )
+      )
     if asset_defs:
       collection = meta_graph.collection_def[SAVED_MODEL_ASSETS_KEY].any_list
       for asset_def in sorted(asset_defs, key=lambda a: a.tensor_info.name):
         collection.value.add().Pack(asset_def)
   tf.io.gfile.makedirs(assets_dir)
-  for source, name in sorted(destination_by_source.items(), key=lambda kv: kv[1]):
+  for source, name in sorted(
+      destination_by_source.items(), key=lambda kv: kv[1]
+  ):
     source_path = source.decode("utf-8")
     if not tf.io.gfile.exists(source_path):
       raise tf.errors.NotFoundError(
-          None, None, "Asset file %r of the module does not exist (anymore)." %
-          source_path)
-    tf.io.gfile.copy(source_path, os.path.join(assets_dir, name), overwrite=False)
+          None,
+          None,
+          "Asset file %r of the module does not exist (anymore)." % source_path,
+      )
+    tf.io.gfile.copy(
+        source_path, os.path.join(assets_dir, name), overwrite=False
+    )
 
 
 def write_module(spec, path, write_variables_fn):
@@ -87,20 +106,26 @@ def write_module(spec, path, write_variables_fn):
   path = tf.compat.as_str_any(path)
   if tf.io.gfile.exists(os.path.join(path, MODULE_DEF_FILENAME)):
     raise tf.errors.AlreadyExistsError(
-        None, None, "A module already exists at %r." % path)
-  saved_model = saved_model_pb2.SavedModel.FromString(spec.saved_model.SerializeToString())
+        None, None, "A module already exists at %r." % path
+    )
+  saved_model = saved_model_pb2.SavedModel.FromString(
+      spec.saved_model.SerializeToString()
+  )
   tf.io.gfile.makedirs(path)
   _export_assets(saved_model.meta_graphs, os.path.join(path, ASSETS_DIRNAME))
   tf.io.gfile.makedirs(os.path.join(path, VARIABLES_DIRNAME))
   if write_variables_fn is not None:
     write_variables_fn(variables_prefix(path))
   file_io.atomic_write_string_to_file(
-      os.path.join(path, SAVED_MODEL_FILENAME), saved_model.SerializeToString(),
-      overwrite=True)
+      os.path.join(path, SAVED_MODEL_FILENAME),
+      saved_model.SerializeToString(),
+      overwrite=True,
+  )
   file_io.atomic_write_string_to_file(
       os.path.join(path, MODULE_DEF_FILENAME),
       protos.ModuleDef(format=protos.FORMAT_V3).SerializeToString(),
-      overwrite=False)
+      overwrite=False,
+  )
 
 
 def write_checkpoint(prefix, entries):
@@ -114,12 +139,20 @@ def write_checkpoint(prefix, entries):
       whole tensor or a partition's "full_shape offset,length:..." spec.
   """
   with tf.Graph().as_default():
-    placeholders = [tf.compat.v1.placeholder(dtype, name="value_%d" % i)
-                    for i, (_, _, dtype, _) in enumerate(entries)]
-    save = tf.raw_ops.SaveV2(prefix=prefix,
-                             tensor_names=[key for key, _, _, _ in entries],
-                             shape_and_slices=[spec for _, spec, _, _ in entries],
-                             tensors=placeholders)
+    placeholders = [
+        tf.compat.v1.placeholder(dtype, name="value_%d" % i)
+        for i, (_, _, dtype, _) in enumerate(entries)
+    ]
+    save = tf.raw_ops.SaveV2(
+        prefix=prefix,
+        tensor_names=[key for key, _, _, _ in entries],
+        shape_and_slices=[spec for _, spec, _, _ in entries],
+        tensors=placeholders,
+    )
     with tf.compat.v1.Session() as session:
-      session.run(save, feed_dict={p: value for p, (_, _, _, value)
-                                   in zip(placeholders, entries)})
+      session.run(
+          save,
+          feed_dict={
+              p: value for p, (_, _, _, value) in zip(placeholders, entries)
+          },
+      )

@@ -78,8 +78,10 @@ class ClassificationHead(Head):
   def _labels(self, labels):
     labels = tf.convert_to_tensor(labels)
     shape = labels.shape
-    if not labels.dtype.is_integer or shape.rank not in (None, 1, 2) or (
-        shape.rank == 2 and shape[1] not in (None, 1)
+    if (
+        not labels.dtype.is_integer
+        or shape.rank not in (None, 1, 2)
+        or (shape.rank == 2 and shape[1] not in (None, 1))
     ):
       raise ValueError(
           'ClassificationHead needs integer class ids of shape [batch] or'
@@ -155,7 +157,7 @@ class MultiLabelHead(Head):
     shape = labels.shape
     if shape.rank not in (None, 2) or shape[-1] not in (None, self._num_labels):
       raise ValueError(
-          f'MultiLabelHead needs multi-hot labels of shape [batch,'
+          'MultiLabelHead needs multi-hot labels of shape [batch,'
           f' {self._num_labels}]; got labels {_describe(labels)}.'
       )
     return tf.cast(labels, tf.float32)
@@ -207,8 +209,10 @@ class RegressionHead(Head):
     labels = tf.convert_to_tensor(labels)
     shape = labels.shape
     dim = self._label_dimension
-    if shape.rank not in (None, 1, 2) or (shape.rank == 1 and dim != 1) or (
-        shape.rank == 2 and shape[1] not in (None, dim)
+    if (
+        shape.rank not in (None, 1, 2)
+        or (shape.rank == 1 and dim != 1)
+        or (shape.rank == 2 and shape[1] not in (None, dim))
     ):
       raise ValueError(
           f'RegressionHead needs labels of shape [batch, {dim}]'

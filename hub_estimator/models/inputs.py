@@ -204,6 +204,7 @@ def csv_input(
           f'csv_input.packed_features[{name!r}] names unknown columns'
           f' {missing}; columns are {column_names}.'
       )
+
   def parse(*fields):
     row = dict(zip(column_names, fields))
     label = row.pop(label_key) if label_key is not None else None
@@ -334,8 +335,8 @@ def _digit_labels(target: np.ndarray, task: str) -> np.ndarray:
   tasks = {
       'digit': lambda t: t.astype(np.int64),
       'parity': lambda t: (t % 2).astype(np.int64),
-      'attributes': lambda t: np.stack([t % 2 == 0, t >= 5], 1).astype(
-          np.float32
+      'attributes': (
+          lambda t: np.stack([t % 2 == 0, t >= 5], 1).astype(np.float32)
       ),
       'value': lambda t: (t.astype(np.float32) / 9.0)[:, None],
   }
@@ -425,24 +426,73 @@ def digits_input(
 # common filler words and a few words outside the vocabulary.
 TOPIC_WORDS = (
     (
-        'goal', 'match', 'team', 'score', 'player', 'coach', 'league',
-        'ball', 'referee', 'stadium', 'season', 'tournament',
+        'goal',
+        'match',
+        'team',
+        'score',
+        'player',
+        'coach',
+        'league',
+        'ball',
+        'referee',
+        'stadium',
+        'season',
+        'tournament',
     ),
     (
-        'bread', 'cheese', 'soup', 'recipe', 'oven', 'spice', 'dinner',
-        'salad', 'butter', 'kitchen', 'flavor', 'dessert',
+        'bread',
+        'cheese',
+        'soup',
+        'recipe',
+        'oven',
+        'spice',
+        'dinner',
+        'salad',
+        'butter',
+        'kitchen',
+        'flavor',
+        'dessert',
     ),
     (
-        'rain', 'cloud', 'storm', 'sunny', 'wind', 'forecast', 'snow',
-        'thunder', 'humid', 'breeze', 'fog', 'temperature',
+        'rain',
+        'cloud',
+        'storm',
+        'sunny',
+        'wind',
+        'forecast',
+        'snow',
+        'thunder',
+        'humid',
+        'breeze',
+        'fog',
+        'temperature',
     ),
     (
-        'guitar', 'song', 'melody', 'drum', 'concert', 'album', 'piano',
-        'lyrics', 'band', 'chorus', 'rhythm', 'violin',
+        'guitar',
+        'song',
+        'melody',
+        'drum',
+        'concert',
+        'album',
+        'piano',
+        'lyrics',
+        'band',
+        'chorus',
+        'rhythm',
+        'violin',
     ),
 )
 FILLER_WORDS = (
-    'the', 'a', 'and', 'of', 'today', 'very', 'with', 'new', 'big', 'was',
+    'the',
+    'a',
+    'and',
+    'of',
+    'today',
+    'very',
+    'with',
+    'new',
+    'big',
+    'was',
 )
 TOPIC_NAMES = ('sports', 'food', 'weather', 'music')
 
@@ -453,9 +503,7 @@ def topics_vocab_file() -> str:
   return os.path.join(_DATA_DIR, 'topics_vocab.txt')
 
 
-def make_topics(
-    num_examples: int, seed: int
-) -> Tuple[np.ndarray, np.ndarray]:
+def make_topics(num_examples: int, seed: int) -> Tuple[np.ndarray, np.ndarray]:
   """Generates the synthetic topics text data set.
 
   Args:

@@ -45,24 +45,36 @@ def read_embedding_file(path):
   with tf.io.gfile.GFile(path) as f:
     for line_number, line in enumerate(f, start=1):
       fields = line.rstrip("\n").rstrip(" ").split(" ")
-      if line_number == 1 and len(fields) == 2 and all(x.isdigit() for x in fields):
+      if (
+          line_number == 1
+          and len(fields) == 2
+          and all(x.isdigit() for x in fields)
+      ):
         continue
       if not line.strip():
         continue
       token, values = fields[0], fields[1:]
       if rows and len(values) != len(rows[0]):
-        raise ValueError("%s:%d: token %r has %d values, expected %d like the lines "
-                         "before." % (path, line_number, token, len(values), len(rows[0])))
+        raise ValueError(
+            "%s:%d: token %r has %d values, expected %d like the lines before."
+            % (path, line_number, token, len(values), len(rows[0]))
+        )
       if not values:
-        raise ValueError("%s:%d: token %r has no vector." % (path, line_number, token))
+        raise ValueError(
+            "%s:%d: token %r has no vector." % (path, line_number, token)
+        )
       if token in seen:
-        raise ValueError("%s:%d: token %r already appeared on line %d." %
-                         (path, line_number, token, seen[token]))
+        raise ValueError(
+            "%s:%d: token %r already appeared on line %d."
+            % (path, line_number, token, seen[token])
+        )
       try:
         rows.append([float(v) for v in values])
       except ValueError:
-        raise ValueError("%s:%d: the vector of token %r is not all numbers." %
-                         (path, line_number, token)) from None
+        raise ValueError(
+            "%s:%d: the vector of token %r is not all numbers."
+            % (path, line_number, token)
+        ) from None
       seen[token] = line_number
       tokens.append(token)
   if not tokens:
@@ -70,8 +82,13 @@ def read_embedding_file(path):
   return tokens, np.asarray(rows, dtype=np.float32)
 
 
-def export_text_embedding(embedding_file, export_path, num_oov_buckets=10,
-                          combiner="sqrtn", lowercase=False):
+def export_text_embedding(
+    embedding_file,
+    export_path,
+    num_oov_buckets=10,
+    combiner="sqrtn",
+    lowercase=False,
+):
   """Writes a text-embedding module holding the vectors of `embedding_file`.
 
   Args:
@@ -98,14 +115,21 @@ def export_text_embedding(embedding_file, export_path, num_oov_buckets=10,
     with open(vocab_file, "w", encoding="utf-8") as f:
       f.writelines(token + "\n" for token in tokens)
     module_fn = module_fns.text_embedding(
-        vocab_file=vocab_file, embedding_dim=vectors.shape[1],
-        num_oov_buckets=num_oov_buckets, combiner=combiner, lowercase=lowercase)
-    spec = spec_lib.create_module_spec(module_fn, list(module_fns.TAGS_AND_ARGS))
+        vocab_file=vocab_file,
+        embedding_dim=vectors.shape[1],
+        num_oov_buckets=num_oov_buckets,
+        combiner=combiner,
+        lowercase=lowercase,
+    )
+    spec = spec_lib.create_module_spec(
+        module_fn, list(module_fns.TAGS_AND_ARGS)
+    )
     try:
       with tf.Graph().as_default():
         module = module_lib.Module(spec)
         values = np.concatenate(
-            [vectors, np.zeros([num_oov_buckets, vectors.shape[1]], np.float32)])
+            [vectors, np.zeros([num_oov_buckets, vectors.shape[1]], np.float32)]
+        )
         feed = tf.compat.v1.placeholder(tf.float32, values.shape)
         assign = module.variable_map["embeddings"].assign(feed)
         with tf.compat.v1.Session() as session:
@@ -126,8 +150,13 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError("Unexpected arguments: %s" % argv[1:])
   try:
-    path = export_text_embedding(FLAGS.embedding_file, FLAGS.export_path,
-                                 FLAGS.num_oov_buckets, FLAGS.combiner, FLAGS.lowercase)
+    path = export_text_embedding(
+        FLAGS.embedding_file,
+        FLAGS.export_path,
+        FLAGS.num_oov_buckets,
+        FLAGS.combiner,
+        FLAGS.lowercase,
+    )
   except ValueError as e:
     sys.exit("export_text_embedding: %s" % e)
   print("Exported %s" % path)
@@ -136,9 +165,17 @@ def main(argv):
 if __name__ == "__main__":
   flags.DEFINE_string("embedding_file", None, "Word vectors in text format.")
   flags.DEFINE_string("export_path", None, "Module directory to create.")
-  flags.DEFINE_integer("num_oov_buckets", 10, "Hash buckets for unknown tokens.")
-  flags.DEFINE_enum("combiner", "sqrtn", ["mean", "sqrtn", "sum"],
-                    "How token vectors combine into a sentence vector.")
-  flags.DEFINE_bool("lowercase", False, "Lowercase sentences before the lookup.")
+  flags.DEFINE_integer(
+      "num_oov_buckets", 10, "Hash buckets for unknown tokens."
+  )
+  flags.DEFINE_enum(
+      "combiner",
+      "sqrtn",
+      ["mean", "sqrtn", "sum"],
+      "How token vectors combine into a sentence vector.",
+  )
+  flags.DEFINE_bool(
+      "lowercase", False, "Lowercase sentences before the lookup."
+  )
   flags.mark_flags_as_required(["embedding_file", "export_path"])
   app.run(main)

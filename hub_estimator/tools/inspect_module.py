@@ -37,7 +37,9 @@ def describe(path):
     collections = spec.get_meta_graph(tags).collection_def
     attachments = collections.get(spec_lib.ATTACHMENTS_COLLECTION)
     if attachments is not None:
-      lines.append("    attached messages: %d" % len(attachments.bytes_list.value))
+      lines.append(
+          "    attached messages: %d" % len(attachments.bytes_list.value)
+      )
   prefix = saved_model_io.variables_prefix(path)
   if tf.io.gfile.exists(prefix + ".index"):
     variables = tf.train.list_variables(prefix)
@@ -52,7 +54,11 @@ def describe(path):
   else:
     lines.append("  no variables")
   assets_dir = os.path.join(path, saved_model_io.ASSETS_DIRNAME)
-  assets = sorted(tf.io.gfile.listdir(assets_dir)) if tf.io.gfile.isdir(assets_dir) else []
+  assets = (
+      sorted(tf.io.gfile.listdir(assets_dir))
+      if tf.io.gfile.isdir(assets_dir)
+      else []
+  )
   lines.append("  assets: %s" % (", ".join(assets) if assets else "none"))
   return "\n".join(lines)
 
