@@ -305,6 +305,49 @@ class ModuleCallTest(tf.test.TestCase):
       self.assertAllClose(_run(module([1.0, 2.0])), [2.0, 4.0])
       self.assertAllClose(_run(module({"x": [1.0], "rate": 5.0})), [5.0])
 
+  def test_input_info_tells_defaults(self):
+    def module_fn():
+      x = tf.compat.v1.placeholder(tf.float32, [None], name="x")
+      rate = tf.compat.v1.placeholder_with_default(2.5, [], name="rate")
+      scale = tf.compat.v1.placeholder_with_default(
+          tf.constant([1, 2], tf.int64), [2], name="scale"
+      )
+      computed = tf.compat.v1.placeholder_with_default(
+          tf.reduce_sum(tf.ones([3])), [], name="computed"
+      )
+      hub.add_signature(
+          inputs={"x": x, "rate": rate, "scale": scale, "computed": computed},
+          outputs=x * rate * computed,
+      )
+
+    spec = hub.create_module_spec(module_fn)
+    path = os.path.join(self.get_temp_dir(), "defaults")
+    with tf.Graph().as_default():
+      module = hub.Module(spec)
+      with tf.compat.v1.Session() as session:
+        module.export(path, session)
+    for loaded in (spec, hub.load_module_spec(path)):
+      info = loaded.get_input_info_dict()
+      self.assertFalse(info["x"].has_default)
+      self.assertIsNone(info["x"].default_value)
+      self.assertTrue(info["rate"].has_default)
+      self.assertEqual(info["rate"].default_value.dtype, np.float32)
+      self.assertEqual(info["rate"].default_value, 2.5)
+      self.assertIn("default=2.5", repr(info["rate"]))
+      self.assertAllEqual(info["scale"].default_value, [1, 2])
+      self.assertEqual(info["scale"].default_value.dtype, np.int64)
+      # A default computed in the graph: optional, but no constant value.
+      self.assertTrue(info["computed"].has_default)
+      self.assertIsNone(info["computed"].default_value)
+    with tf.Graph().as_default():
+      module = hub.Module(path)
+      self.assertTrue(module.get_input_info_dict()["rate"].has_default)
+      self.assertAllClose(_run(module([1.0, 2.0])), [7.5, 15.0])
+      with self.assertRaisesRegex(
+          TypeError, r"missing \['x'\].*\(optional: \['computed', 'rate'"
+      ):
+        module({"rate": 1.0})
+
   def test_bad_inputs_name_the_problem(self):
     def module_fn():
       x = tf.compat.v1.placeholder(tf.float32, [None, 3], name="x")

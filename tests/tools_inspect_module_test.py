@@ -14,6 +14,10 @@ def _module_fn():
   x = tf.compat.v1.placeholder(tf.float32, [None, 3], name="x")
   v = tf.compat.v1.get_variable("weights", [3, 2])
   hub.add_signature(inputs=x, outputs={"default": tf.matmul(x, v)})
+  rate = tf.compat.v1.placeholder_with_default(0.25, [], name="rate")
+  hub.add_signature(
+      "scaled", inputs={"x": x, "rate": rate}, outputs=tf.matmul(x, v) * rate
+  )
 
 
 class InspectModuleTest(tf.test.TestCase):
@@ -28,7 +32,10 @@ class InspectModuleTest(tf.test.TestCase):
     text = inspect_module.describe(path)
     self.assertIn("graph variant tags=[]", text)
     self.assertIn("signature 'default'", text)
-    self.assertRegex(text, r"input  default +float32 \(None, 3\)")
+    self.assertRegex(text, r"input  default +float32 \(None, 3\)\n")
+    self.assertRegex(
+        text, r"input  rate +float32 \(\) \(optional, default 0.25\)"
+    )
     self.assertRegex(text, r"variable weights +\[3, 2\]")
     self.assertIn("1 variables, 6 weights", text)
     missing = os.path.join(self.get_temp_dir(), "missing")

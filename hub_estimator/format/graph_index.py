@@ -74,6 +74,34 @@ class GraphIndex:
     self._state_meta_graphs = {}
     self._consumers = None
 
+  def input_defaults(self, input_infos):
+    """Returns the defaults of the signature inputs that callers may leave out.
+
+    An input has a default when its tensor is the output of a
+    `PlaceholderWithDefault` node (made by `placeholder_with_default`).
+
+    Args:
+      input_infos: map from input key to TensorInfo proto (a SignatureDef's
+        `inputs`).
+
+    Returns:
+      A dict from the key of each input with a default to its value: a numpy
+      array when the default is a constant of the graph, else None.
+    """
+    defaults = {}
+    for key, info in input_infos.items():
+      if info.WhichOneof("encoding") != "name":
+        continue
+      node = self.nodes.get(op_name(info.name))
+      if node is None or node.op != "PlaceholderWithDefault":
+        continue
+      source = self.nodes.get(op_name(node.input[0])) if node.input else None
+      value = None
+      if source is not None and source.op == "Const":
+        value = tf.make_ndarray(source.attr["value"].tensor)
+      defaults[key] = value
+    return defaults
+
   def closure(self, seeds, stops=()):
     """Returns the names of `seeds` and every node they depend on, not crossing `stops`."""
     stops = set(stops)

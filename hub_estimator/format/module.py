@@ -225,21 +225,11 @@ class Module:
         key, message_type, tags=self._tags, required=required
     )
 
-  def _is_placeholder_with_default(self, tensor_name):
-    node = self._index.nodes.get(graph_index_lib.op_name(tensor_name))
-    return node is not None and node.op == "PlaceholderWithDefault"
-
   def _signature_info(self, signature):
     if signature not in self._signature_infos:
-      signature_def = self._spec.get_signature_def(signature, self._tags)
-      inputs = tensor_info_lib.parse_tensor_info_map(signature_def.inputs)
-      outputs = tensor_info_lib.parse_tensor_info_map(signature_def.outputs)
-      optional = [
-          key
-          for key, info in inputs.items()
-          if not info.is_composite
-          and self._is_placeholder_with_default(info.tensor_info.name)
-      ]
+      inputs = self._spec.get_input_info_dict(signature, self._tags)
+      outputs = self._spec.get_output_info_dict(signature, self._tags)
+      optional = [key for key, info in inputs.items() if info.has_default]
       self._signature_infos[signature] = (inputs, outputs, optional)
     return self._signature_infos[signature]
 

@@ -356,9 +356,14 @@ class ModuleSpec:
     return meta_graph.signature_def[signature]
 
   def get_input_info_dict(self, signature=None, tags=None):
-    """Returns a dict of ParsedTensorInfo describing the signature's inputs."""
+    """Returns a dict of ParsedTensorInfo describing the signature's inputs.
+
+    Inputs made with `placeholder_with_default` have `has_default` set and
+    their constant default in `default_value`.
+    """
+    inputs = self.get_signature_def(signature, tags).inputs
     return tensor_info_lib.parse_tensor_info_map(
-        self.get_signature_def(signature, tags).inputs
+        inputs, self.graph_index(tags).input_defaults(inputs)
     )
 
   def get_output_info_dict(self, signature=None, tags=None):

@@ -18,11 +18,29 @@ def build_tensor_info(value):
   return utils_impl.build_tensor_info_internal(value)
 
 
-class ParsedTensorInfo:
-  """What a signature declares for one input or output: type spec, dtype and shape."""
+_NO_DEFAULT = object()
 
-  def __init__(self, tensor_info):
+
+class ParsedTensorInfo:
+  """What a signature declares for one input or output: type spec, dtype and shape.
+
+  For an input made with `tf.compat.v1.placeholder_with_default` it also tells
+  that callers may leave the input out (`has_default`) and, when the default
+  is a constant of the module graph, its value (`default_value`).
+  """
+
+  def __init__(self, tensor_info, default=_NO_DEFAULT):
+    """Parses `tensor_info`.
+
+    Args:
+      tensor_info: a TensorInfo proto.
+      default: for an input with a default, the default's value as a numpy
+        array, or None when the default is computed in the graph (not a
+        constant); left out for values without a default.
+    """
     self._tensor_info = tensor_info
+    self._has_default = default is not _NO_DEFAULT
+    self._default_value = None if default is _NO_DEFAULT else default
     encoding = tensor_info.WhichOneof("encoding")
     self._encoding = encoding
     if encoding == "composite_tensor":
@@ -56,6 +74,20 @@ class ParsedTensorInfo:
   @property
   def is_sparse(self):
     return self._encoding == "coo_sparse"
+
+  @property
+  def has_default(self):
+    """True for an input that callers may leave out (a placeholder_with_default)."""
+    return self._has_default
+
+  @property
+  def default_value(self):
+    """The default of an input as a numpy array of `dtype` and the input's shape.
+
+    None when the input has no default (`has_default` is false) or when its
+    default is computed in the module graph rather than a constant.
+    """
+    return self._default_value
 
   @property
   def is_composite(self):
@@ -96,16 +128,40 @@ class ParsedTensorInfo:
   def __repr__(self):
     if self._encoding == "composite_tensor":
       return "<hub.ParsedTensorInfo type_spec=%s>" % self._type_spec
-    return "<hub.ParsedTensorInfo shape=%s dtype=%s is_sparse=%s>" % (
+    default = ""
+    if self._has_default:
+      default = " default=%s" % describe_default(self)
+    return "<hub.ParsedTensorInfo shape=%s dtype=%s is_sparse=%s%s>" % (
         self.get_shape(),
         self.dtype.name,
         self.is_sparse,
+        default,
     )
 
 
-def parse_tensor_info_map(protomap):
-  """Returns a dict of ParsedTensorInfo for a map of TensorInfo protos."""
-  return {key: ParsedTensorInfo(info) for key, info in protomap.items()}
+def describe_default(info):
+  """Returns the default of an input as short text ("computed" if not constant)."""
+  value = info.default_value
+  if value is None:
+    return "computed"
+  if getattr(value, "ndim", 0) == 0:
+    return repr(value.item() if hasattr(value, "item") else value)
+  return "%s %s" % (value.dtype.name, list(value.shape))
+
+
+def parse_tensor_info_map(protomap, defaults=None):
+  """Returns a dict of ParsedTensorInfo for a map of TensorInfo protos.
+
+  Args:
+    protomap: map from key to TensorInfo proto.
+    defaults: dict from key to the default value (numpy array, or None when
+      computed) of the inputs that have one; None means no input has one.
+  """
+  defaults = defaults or {}
+  return {
+      key: ParsedTensorInfo(info, defaults.get(key, _NO_DEFAULT))
+      for key, info in protomap.items()
+  }
 
 
 def pack_inputs(inputs, input_info, signature, optional_keys=()):

@@ -10,12 +10,16 @@ import tensorflow as tf
 
 from hub_estimator.format import saved_model_io
 from hub_estimator.format import spec as spec_lib
+from hub_estimator.format import tensor_info as tensor_info_lib
 
 
 def _format_info(info):
   if info.is_composite:
     return str(info.type_spec)
-  return "%s %s" % (info.dtype.name, info.get_shape())
+  text = "%s %s" % (info.dtype.name, info.get_shape())
+  if info.has_default:
+    text += " (optional, default %s)" % tensor_info_lib.describe_default(info)
+  return text
 
 
 def describe(path):
