@@ -305,6 +305,54 @@ class ModuleCallTest(tf.test.TestCase):
       self.assertAllClose(_run(module([1.0, 2.0])), [2.0, 4.0])
       self.assertAllClose(_run(module({"x": [1.0], "rate": 5.0})), [5.0])
 
+  def test_call_variant_applies_another_variant_to_the_same_state(self):
+    spec = hub.create_module_spec(
+        _batch_norm_fn,
+        [({"train"}, {"training": True}), (set(), {"training": False})],
+    )
+    with tf.Graph().as_default():
+      module = hub.Module(spec, trainable=True, tags={"train"})
+      x = np.array([[1.0], [3.0]], np.float32)
+      trained = module(x)
+      updates = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS)
+      inferred = module.call_variant(set(), x)
+      self.assertLen(updates, 2)
+      self.assertLen(
+          tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS), 2
+      )
+      self.assertLen(tf.compat.v1.global_variables(), 2)  # No new state.
+      with tf.compat.v1.Session() as session:
+        session.run(tf.compat.v1.global_variables_initializer())
+        # Moving statistics (0, 1) before any update; batch ones (2, 1).
+        self.assertAllClose(session.run(inferred), x)
+        self.assertAllClose(session.run(trained), [[-1.0], [1.0]])
+        session.run(updates)  # Momentum 0: moving = batch statistics.
+        self.assertAllClose(session.run(inferred), [[-1.0], [1.0]])
+      with self.assertRaisesRegex(
+          ValueError, r"No such graph variant.*\['x'\]"
+      ):
+        module.call_variant({"x"}, x)
+
+  def test_call_variant_needs_the_same_state(self):
+    def module_fn(extra):
+      x = tf.compat.v1.placeholder(tf.float32, [None], name="x")
+      out = x * tf.compat.v1.get_variable("v", [])
+      if extra:
+        out *= tf.compat.v1.get_variable("w", [])
+      hub.add_signature(inputs=x, outputs=out)
+
+    spec = hub.create_module_spec(
+        module_fn, [({"lean"}, {"extra": False}), (set(), {"extra": True})]
+    )
+    with tf.Graph().as_default():
+      module = hub.Module(spec, tags={"lean"})
+      with self.assertRaisesRegex(
+          ValueError,
+          r"tags=\[\] of module .* cannot run on the state of an instance"
+          r" made with tags=\['lean'\]: w is missing",
+      ):
+        module.call_variant(set(), [1.0])
+
   def test_input_info_tells_defaults(self):
     def module_fn():
       x = tf.compat.v1.placeholder(tf.float32, [None], name="x")

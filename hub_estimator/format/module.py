@@ -225,13 +225,87 @@ class Module:
         key, message_type, tags=self._tags, required=required
     )
 
-  def _signature_info(self, signature):
-    if signature not in self._signature_infos:
-      inputs = self._spec.get_input_info_dict(signature, self._tags)
-      outputs = self._spec.get_output_info_dict(signature, self._tags)
+  def _signature_info(self, signature, tags):
+    key = (signature, frozenset(tags))
+    if key not in self._signature_infos:
+      inputs = self._spec.get_input_info_dict(signature, tags)
+      outputs = self._spec.get_output_info_dict(signature, tags)
       optional = [key for key, info in inputs.items() if info.has_default]
-      self._signature_infos[signature] = (inputs, outputs, optional)
-    return self._signature_infos[signature]
+      self._signature_infos[key] = (inputs, outputs, optional)
+    return self._signature_infos[key]
+
+  def _variant_index(self, tags):
+    """The GraphIndex of variant `tags`, checked to run on this instance's state.
+
+    Raises:
+      ValueError: no such variant, or its state ops differ from the instance's.
+    """
+    tags = set(tags or ())
+    if tags == self._tags:
+      return self._index
+    if tags not in self._spec.get_tags():
+      raise ValueError(
+          "No such graph variant: tags=%s in module %s; available: %s."
+          % (
+              sorted(tags),
+              self._spec.source,
+              [sorted(t) for t in self._spec.get_tags()],
+          )
+      )
+    index = self._spec.graph_index(tags)
+    problems = ["uses ops missing here: %s" % op for op in index.missing_ops]
+    for name in sorted(index.state_ops):
+      mine = self._index.nodes.get(name)
+      theirs = index.nodes[name]
+      if mine is None or name not in self._state_tensors:
+        problems.append("%s is missing" % name)
+        continue
+      for attr in ("dtype", "shape"):
+        if mine.op != theirs.op or mine.attr.get(attr) != theirs.attr.get(attr):
+          problems.append("%s differs (op or %s)" % (name, attr))
+          break
+    if problems:
+      raise ValueError(
+          "Graph variant tags=%s of module %s cannot run on the state of an"
+          " instance made with tags=%s: %s."
+          % (
+              sorted(tags),
+              self._spec.source,
+              sorted(self._tags),
+              "; ".join(problems),
+          )
+      )
+    return index
+
+  def call_variant(self, tags, inputs=None, signature=None, as_dict=None):
+    """Applies a signature of another graph variant to this instance's state.
+
+    E.g. an instance made with `tags={"train"}` and `trainable=True` applies
+    its default (inference) variant with `call_variant(set(), x)`: the same
+    variables, read with the inference graph (no dropout, batch-norm moving
+    statistics, no UPDATE_OPS). This call adds no REGULARIZATION_LOSSES (the
+    instance did, once, when made). Trainability of the instance still
+    decides whether UPDATE_OPS of variant `tags` join the consumer graph.
+
+    Args:
+      tags: the graph variant whose signature to apply; None or an empty set
+        means the variant without tags.
+      inputs: as for `__call__`.
+      signature: as for `__call__`.
+      as_dict: as for `__call__`.
+
+    Returns:
+      As `__call__`.
+
+    Raises:
+      ValueError: no such variant, or it needs state (variables, tables) that
+        the instance does not have, of the same op, dtype and shape; and as
+        `__call__` does.
+      RuntimeError, TypeError: as `__call__` does.
+    """
+    return self._call(
+        self._variant_index(tags), set(tags or ()), inputs, signature, as_dict
+    )
 
   def __call__(self, inputs=None, _sentinel=None, signature=None, as_dict=None):  # pylint: disable=invalid-name
     """Applies a signature of the module.
@@ -253,12 +327,15 @@ class Module:
     """
     if _sentinel is not None:
       raise ValueError("Pass signature and as_dict by keyword.")
+    return self._call(self._index, self._tags, inputs, signature, as_dict)
+
+  def _call(self, index, tags, inputs, signature, as_dict):
     if tf.compat.v1.get_default_graph() is not self._graph:
       raise RuntimeError(
           "Module must be applied in the graph it was instantiated for."
       )
     signature = signature or "default"
-    input_infos, output_infos, optional = self._signature_info(signature)
+    input_infos, output_infos, optional = self._signature_info(signature, tags)
     values = tensor_info_lib.pack_inputs(
         inputs, input_infos, signature, optional
     )
@@ -276,17 +353,16 @@ class Module:
           "There is no output named 'default' in signature %r (outputs: %s). "
           "Use as_dict=True." % (signature, sorted(output_infos))
       )
-    outputs = self._apply(signature, feed, output_infos)
+    outputs = self._apply(index, signature, feed, output_infos)
     return outputs if as_dict else outputs["default"]
 
-  def _apply(self, signature, feed, output_infos):
-    index = self._index
+  def _apply(self, index, signature, feed, output_infos):
     feed_ops = {}
     for tensor_name in feed:
       feed_ops.setdefault(graph_index_lib.op_name(tensor_name), []).append(
           tensor_name
       )
-    stops = set(self._index.state_ops)
+    stops = set(index.state_ops)
     for name, tensor_names in feed_ops.items():
       node = index.nodes.get(name)
       if node is not None and (
@@ -302,7 +378,7 @@ class Module:
     ]
     runnable_update_ops = []
     if self._trainable:
-      runnable_update_ops = self._runnable_update_ops(stops)
+      runnable_update_ops = _runnable_update_ops(index, stops)
       seeds += runnable_update_ops
     keep, kept_contexts, context_names = index.closure_with_contexts(
         seeds, stops
@@ -366,15 +442,6 @@ class Module:
 
     return {key: info.build(get_tensor) for key, info in output_infos.items()}
 
-  def _runnable_update_ops(self, stops):
-    """Update ops of the variant whose inputs this call can provide."""
-    blocked = self._index.blocked_by_unfed_placeholders(stops)
-    names = (
-        graph_index_lib.op_name(n)
-        for n in self._index.node_list(_GraphKeys.UPDATE_OPS)
-    )
-    return [name for name in names if name not in blocked]
-
   def _write_variables(self, session, prefix):
     """Writes this instance's variable values from `session` as a checkpoint at `prefix`."""
     entries = _checkpoint_entries(self._variable_map)
@@ -412,6 +479,15 @@ class Module:
     if self._variable_map:
       write_variables_fn = lambda prefix: self._write_variables(session, prefix)
     writer.write_module(self._spec, path, write_variables_fn)
+
+
+def _runnable_update_ops(index, stops):
+  """Update ops of the variant whose inputs a call feeding `stops` can provide."""
+  blocked = index.blocked_by_unfed_placeholders(stops)
+  names = (
+      graph_index_lib.op_name(n) for n in index.node_list(_GraphKeys.UPDATE_OPS)
+  )
+  return [name for name in names if name not in blocked]
 
 
 def _has_one_output(node):

@@ -144,8 +144,8 @@ def describe_default(info):
   value = info.default_value
   if value is None:
     return "computed"
-  if getattr(value, "ndim", 0) == 0:
-    return repr(value.item() if hasattr(value, "item") else value)
+  if value.ndim == 0:
+    return str(value)
   return "%s %s" % (value.dtype.name, list(value.shape))
 
 
