@@ -309,7 +309,11 @@ class Experiment:
   def train_hooks(self, config: tf.estimator.RunConfig) -> List[Any]:
     """Progress logging everywhere; the operative gin config on the chief."""
     hooks = [
-        progress.ProgressHook(self.settings.log_every_n_steps, self.train_steps)
+        progress.ProgressHook(
+            self.settings.log_every_n_steps,
+            self.train_steps,
+            loss_collection=model_fn_lib.TOTAL_LOSS_COLLECTION,
+        )
     ]
     if config.is_chief:
       hooks.append(gin.tf.GinConfigSaverHook(self.model_dir))

@@ -10,7 +10,6 @@ from absl import logging
 import tensorflow as tf
 
 from hub_estimator import export as export_lib
-from hub_estimator.models import model_fn as model_fn_lib
 
 _v1 = tf.compat.v1
 EVAL_REPORTER_NAME = 'eval_report'
@@ -122,20 +121,23 @@ def list_exports(model_dir: str) -> Dict[str, List[str]]:
 class ProgressHook(tf.estimator.SessionRunHook):
   """Logs step, loss and steps/sec every N steps while training."""
 
-  def __init__(self, every_n_steps: int, max_steps: int):
+  def __init__(self, every_n_steps: int, max_steps: int, loss_collection: str):
     """Creates the hook.
 
     Args:
       every_n_steps: log every this many global steps.
       max_steps: the training target, shown as `step/max_steps`.
+      loss_collection: the graph collection whose first tensor is the loss
+        shown (a float32 scalar); the line shows `n/a` when it is empty.
     """
     self._every_n_steps = every_n_steps
     self._max_steps = max_steps
+    self._loss_collection = loss_collection
     self._fetches = None
     self._last = None
 
   def begin(self):
-    losses = _v1.get_collection(model_fn_lib.TOTAL_LOSS_COLLECTION)
+    losses = _v1.get_collection(self._loss_collection)
     self._fetches = {'step': _v1.train.get_global_step()}
     if losses:
       self._fetches['loss'] = losses[0]

@@ -420,7 +420,7 @@ class ExportEndToEndTest(tf.test.TestCase):
     plan = core.PLANS.get(estimator, serving_input_fn)
     self.assertTrue(plan.modules[0].uses_fast_path)
     self.assertEqual(
-        [e.slice_spec for e in plan.modules[0].entries],
+        [e.slice_spec for e in plan.modules[0].copy.entries],
         ["6 3 0,3:0,3", "6 3 3,3:0,3"],
     )
     expected = tf.train.load_variable(checkpoint, "module/table")
@@ -459,16 +459,16 @@ def _child_main(command, model_dir):
         flip_labels=True,
     )
   elif command == "kill_mid_export":
-    from hub_estimator.export import core  # pylint: disable=g-import-not-at-top
+    from hub_estimator.format import writer  # pylint: disable=g-import-not-at-top
 
-    copy = core.ModulePlan.copy_variables
+    copy = writer.CheckpointCopy.write
 
     def copy_then_hang(self, checkpoint_path, prefix):
       copy(self, checkpoint_path, prefix)
       print("VARIABLES_WRITTEN", flush=True)
       time.sleep(600)
 
-    core.ModulePlan.copy_variables = copy_then_hang
+    writer.CheckpointCopy.write = copy_then_hang
     export.LatestModuleExporter("latest", _serving_input_fn).export(
         _estimator(model_dir), os.path.join(model_dir, "export", "latest")
     )

@@ -18,10 +18,11 @@ from typing import Any, Mapping, Optional, Sequence
 import gin
 import tensorflow as tf
 
-import hub_estimator as hub
-from hub_estimator import export as export_lib
 from hub_estimator import gin_utils
-from hub_estimator.models import module_fns
+from hub_estimator.export import registry
+from hub_estimator.format import module as module_lib
+from hub_estimator.format import spec as spec_lib
+from hub_estimator.format import tags as tags_lib
 
 _TRAIN = tf.estimator.ModeKeys.TRAIN
 
@@ -98,8 +99,8 @@ class ModuleSource(abc.ABC):
     if self._train_tags is not None:
       return set(self._train_tags)
     available = self.module_spec().get_tags()
-    if self._trainable and frozenset({'train'}) in available:
-      return {'train'}
+    if self._trainable and tags_lib.TRAIN in available:
+      return set(tags_lib.TRAIN)
     return set()
 
   def check(self) -> None:
@@ -209,14 +210,14 @@ class ModuleSource(abc.ABC):
 
   def instantiate(self, mode: str) -> Any:
     """Creates the module in the current graph and registers it for export."""
-    module = hub.Module(
+    module = module_lib.Module(
         self.module_spec(),
         trainable=self._trainable,
         tags=self.tags(mode),
         name=self._name,
     )
     if self._export_name is not None:
-      export_lib.register_module_for_export(module, self._export_name)
+      registry.register_module_for_export(module, self._export_name)
     return module
 
   def apply(self, module: Any, features: Any) -> tf.Tensor:
@@ -269,7 +270,7 @@ class ModuleFnSource(ModuleSource):
       output_key: str = 'default',
       feature_keys: Optional[Mapping[str, str]] = None,
       train_tags: Optional[Sequence[str]] = None,
-      tags_and_args=module_fns.TAGS_AND_ARGS,
+      tags_and_args=tags_lib.TRAIN_AND_DEFAULT,
       drop_collections: Optional[Sequence[str]] = None,
       name: str = 'module',
   ):
@@ -315,7 +316,7 @@ class ModuleFnSource(ModuleSource):
 
   def _build_spec(self):
     try:
-      return hub.create_module_spec(
+      return spec_lib.create_module_spec(
           self._module_fn,
           tags_and_args=self._tags_and_args,
           drop_collections=self._drop_collections,
@@ -389,7 +390,7 @@ class PathSource(ModuleSource):
           f'{self._binding()}: {path} {what} (working directory {os.getcwd()}).'
       )
     try:
-      return hub.load_module_spec(path)
+      return spec_lib.load_module_spec(path)
     except Exception as e:  # pylint: disable=broad-except
       raise gin_utils.config_error(
           f'{self._binding()}: cannot load the module at {path}: {e}'

@@ -4,9 +4,9 @@ The PREDICT graph is built once per (estimator, serving_input_fn) to discover
 the registered modules; the result (each module's spec and the map from its
 checkpoint keys to module-relative keys) is cached and shared by all exporters.
 Each export then copies the tensors straight from the estimator checkpoint
-into the module checkpoint with one RestoreV2 -> SaveV2 graph (a cached
-session) and writes the module's definition files, without a session on the
-model graph. Modules the fast path cannot handle (a custom scaffold saver,
+into the module checkpoint (`format.writer.CheckpointCopy`: one RestoreV2 ->
+SaveV2 graph in a cached session) and writes the module's definition files,
+without a session on the model graph. Modules the fast path cannot handle (a custom scaffold saver,
 modules from another library) are exported the general way: restore the
 checkpoint into the discovery graph and `module.export(...)`.
 """
@@ -14,7 +14,7 @@ checkpoint into the discovery graph and `module.export(...)`.
 import os
 import threading
 import weakref
-from typing import Any, Callable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from absl import logging
 import tensorflow as tf
@@ -25,22 +25,14 @@ from hub_estimator.format import writer as format_writer
 _PREDICT = tf.estimator.ModeKeys.PREDICT
 
 
-class _CopyEntry(NamedTuple):
-  module_key: str
-  checkpoint_key: str
-  slice_spec: str  # "" for a whole tensor, else a partition's slice spec.
-  dtype: tf.DType
-  shape: Tuple[Optional[int], ...]  # Full shape.
-
-
 class ModulePlan:
   """How to export one registered module.
 
   Attributes:
     export_name: the module's folder name inside a version.
     module: the module instance in the discovery graph.
-    entries: the tensors to copy for the fast path, or None for the general
-      path.
+    copy: the checkpoint-to-module copy of the fast path, or None for the
+      general path.
     fallback_reason: why the general path is used (None on the fast path).
   """
 
@@ -48,99 +40,21 @@ class ModulePlan:
       self,
       export_name: str,
       module: Any,
-      entries: Optional[Sequence[_CopyEntry]],
+      entries: Optional[Sequence[format_writer.VariableEntry]],
       fallback_reason: Optional[str],
   ):
     self.export_name = export_name
     self.module = module
-    self.entries = None if entries is None else tuple(entries)
+    self.copy = (
+        None
+        if entries is None
+        else format_writer.CheckpointCopy(entries, "module %r" % export_name)
+    )
     self.fallback_reason = fallback_reason
-    self._copy = None  # (graph, session, src placeholder, dst placeholder, op)
-    self._checked_checkpoint = False
 
   @property
   def uses_fast_path(self) -> bool:
-    return self.entries is not None
-
-  def check_checkpoint(self, checkpoint_path: str) -> None:
-    """Raises ValueError naming any module variable missing in the checkpoint.
-
-    Checked once per plan: later checkpoints of a run have the same keys.
-    """
-    if self._checked_checkpoint:
-      return
-    reader = tf.compat.v1.train.NewCheckpointReader(
-        tf.compat.as_str_any(checkpoint_path)
-    )
-    dtypes = reader.get_variable_to_dtype_map()
-    shapes = reader.get_variable_to_shape_map()
-    for entry in self.entries:
-      if entry.checkpoint_key not in dtypes:
-        raise ValueError(
-            "Checkpoint %s has no variable %r, which module %r (variable %r) "
-            "needs. Details: the module variables must be saved under their "
-            "graph names by the estimator's checkpoints."
-            % (
-                checkpoint_path,
-                entry.checkpoint_key,
-                self.export_name,
-                entry.module_key,
-            )
-        )
-      if dtypes[entry.checkpoint_key] != entry.dtype or (
-          None not in entry.shape
-          and tuple(shapes[entry.checkpoint_key]) != entry.shape
-      ):
-        raise ValueError(
-            "Checkpoint %s stores %r as %s%s but module %r expects %s%s."
-            % (
-                checkpoint_path,
-                entry.checkpoint_key,
-                dtypes[entry.checkpoint_key].name,
-                list(shapes[entry.checkpoint_key]),
-                self.export_name,
-                entry.dtype.name,
-                list(entry.shape),
-            )
-        )
-    self._checked_checkpoint = True
-
-  def copy_variables(self, checkpoint_path: str, variables_prefix: str) -> None:
-    """Writes the module checkpoint at `variables_prefix` from the estimator's.
-
-    One RestoreV2 -> SaveV2 run in a cached session: the tensors go from the
-    estimator checkpoint to the module checkpoint under module-relative keys.
-    """
-    tf.io.gfile.makedirs(os.path.dirname(variables_prefix))
-    if not self.entries:
-      return  # No variables: an empty variables/ folder, as tensorflow_hub.
-    if self._copy is None:
-      graph = tf.Graph()
-      with graph.as_default():
-        src = tf.compat.v1.placeholder(tf.string, [], name="checkpoint_prefix")
-        dst = tf.compat.v1.placeholder(tf.string, [], name="module_prefix")
-        tensors = tf.raw_ops.RestoreV2(
-            prefix=src,
-            tensor_names=[e.checkpoint_key for e in self.entries],
-            shape_and_slices=[e.slice_spec for e in self.entries],
-            dtypes=[e.dtype for e in self.entries],
-        )
-        save = tf.raw_ops.SaveV2(
-            prefix=dst,
-            tensor_names=[e.module_key for e in self.entries],
-            shape_and_slices=[e.slice_spec for e in self.entries],
-            tensors=tensors,
-        )
-      graph.finalize()
-      self._copy = (graph, tf.compat.v1.Session(graph=graph), src, dst, save)
-    _, session, src, dst, save = self._copy
-    session.run(
-        save,
-        feed_dict={
-            src: tf.compat.as_str_any(checkpoint_path),
-            dst: variables_prefix,
-        },
-    )
+    return self.copy is not None
 
 
 class ExportPlan:
@@ -173,7 +87,7 @@ class ExportPlan:
 
 def _variable_entries(
     module: Any,
-) -> Tuple[Optional[List[_CopyEntry]], Optional[str]]:
+) -> Tuple[Optional[List[format_writer.VariableEntry]], Optional[str]]:
   """Returns (fast-path copy entries, None) or (None, reason for general path).
 
   A variable's checkpoint key in the estimator checkpoint is its graph name
@@ -191,7 +105,7 @@ def _variable_entries(
         if info is None:
           return None, "partition of %r has no slice info" % module_key
         entries.append(
-            _CopyEntry(
+            format_writer.VariableEntry(
                 module_key=module_key,
                 checkpoint_key=info.full_name,
                 slice_spec=info.spec,
@@ -202,7 +116,7 @@ def _variable_entries(
     else:
       shape = value.shape
       entries.append(
-          _CopyEntry(
+          format_writer.VariableEntry(
               module_key=module_key,
               checkpoint_key=value.op.name,
               slice_spec="",
@@ -285,13 +199,8 @@ def write_modules(
     for module_plan in plan.modules:
       path = os.path.join(target_dir, module_plan.export_name)
       if module_plan.uses_fast_path:
-        module_plan.check_checkpoint(checkpoint_path)
-        format_writer.write_module(
-            module_plan.module.spec,
-            path,
-            lambda prefix, mp=module_plan: mp.copy_variables(
-                checkpoint_path, tf.compat.as_str_any(prefix)
-            ),
+        module_plan.copy.write_module(
+            module_plan.module.spec, path, checkpoint_path
         )
       else:
         if session is None:

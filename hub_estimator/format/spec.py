@@ -12,6 +12,7 @@ from hub_estimator.format import graph_index as graph_index_lib
 from hub_estimator.format import protos
 from hub_estimator.format import saved_model_io
 from hub_estimator.format import tensor_info as tensor_info_lib
+from hub_estimator.format import writer
 
 _SIGNATURES_KEY = ("__hub_estimator_signatures",)
 _ATTACHMENTS_KEY = ("__hub_estimator_attachments",)
@@ -411,6 +412,9 @@ class ModuleSpec:
   def export(self, path, checkpoint_path=None, name_transform_fn=None):
     """Writes this module to `path` with weights taken from a checkpoint.
 
+    The variables of the default graph variant are copied straight from the
+    checkpoint (no graph of the module is built or run).
+
     Args:
       path: the module directory to create.
       checkpoint_path: checkpoint holding the module's variables.
@@ -418,30 +422,61 @@ class ModuleSpec:
         None means the names are equal.
 
     Raises:
-      ValueError: if `checkpoint_path` is missing or lacks a variable.
+      ValueError: if `checkpoint_path` is missing or lacks a variable (or
+        stores it with another dtype or shape).
+      KeyError: if the module has no default graph variant.
     """
     if not checkpoint_path:
       raise ValueError("Missing mandatory `checkpoint_path` parameter.")
-    from hub_estimator.format import module as module_lib  # pylint: disable=g-import-not-at-top
-
     name_transform_fn = name_transform_fn or (lambda name: name)
-    with tf.Graph().as_default():
-      module = module_lib.Module(self)
-      assignment = {
-          name_transform_fn(name): variable
-          for name, variable in module.variable_map.items()
-      }
-      if assignment:
-        tf.compat.v1.train.init_from_checkpoint(checkpoint_path, assignment)
-      with tf.compat.v1.Session() as session:
-        session.run(tf.compat.v1.global_variables_initializer())
-        module.export(path, session)
+    entries = [
+        entry._replace(checkpoint_key=name_transform_fn(entry.module_key))
+        for entry in _variable_entries(self.graph_index())
+    ]
+    copy = writer.CheckpointCopy(entries, "module %s" % self._source)
+    try:
+      copy.write_module(self, path, checkpoint_path)
+    finally:
+      copy.close()
 
   def __repr__(self):
     return "<hub_estimator.ModuleSpec %s tags=%s>" % (
         self._source,
         [sorted(t) for t in self.get_tags()],
     )
+
+
+def _variable_entries(index):
+  """The VariableEntry of every variable (or partition) of a graph variant.
+
+  Keys are module-relative names (a partitioned variable's full name), as in
+  `Module.variable_map` and the module's `variables/` checkpoint.
+  """
+  entries = []
+  for variable_def in index.variable_defs():
+    node = index.nodes[graph_index_lib.op_name(variable_def.variable_name)]
+    dtype = tf.as_dtype(node.attr["dtype"].type).base_dtype
+    shape = tf.TensorShape(node.attr["shape"].shape)
+    shape = tuple(shape.as_list()) if shape.rank is not None else (None,)
+    slice_info = variable_def.save_slice_info_def
+    if slice_info.full_name:
+      key = slice_info.full_name
+      full_shape = tuple(slice_info.full_shape)
+      slice_spec = "%s %s" % (
+          " ".join("%d" % d for d in slice_info.full_shape),
+          ":".join(
+              "%d,%d" % (offset, size)
+              for offset, size in zip(
+                  slice_info.var_offset, slice_info.var_shape
+              )
+          ),
+      )
+    else:
+      key, full_shape, slice_spec = node.name, shape, ""
+    entries.append(
+        writer.VariableEntry(key, key, slice_spec, dtype, full_shape)
+    )
+  return sorted(entries, key=lambda e: (e.module_key, e.slice_spec))
 
 
 def copy_meta_graph(meta_graph):

@@ -1,6 +1,12 @@
-"""Writing a module directory: assets first, then variables, saved_model.pb, tfhub_module.pb."""
+"""Writing a module directory: assets first, then variables, saved_model.pb, tfhub_module.pb.
+
+Also the one copy of variable values from a checkpoint into a module's
+`variables/` (`CheckpointCopy`), used by `ModuleSpec.export` and by the
+exporters' export core.
+"""
 
 import os
+from typing import NamedTuple, Optional, Sequence, Tuple
 
 import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2
@@ -156,3 +162,141 @@ def write_checkpoint(prefix, entries):
               p: value for p, (_, _, _, value) in zip(placeholders, entries)
           },
       )
+
+
+class VariableEntry(NamedTuple):
+  """One tensor (or partition) to copy from a checkpoint into a module.
+
+  Attributes:
+    module_key: its key in the module's checkpoint (the module-relative
+      variable name; a partitioned variable's full name).
+    checkpoint_key: its key in the source checkpoint.
+    slice_spec: "" for a whole tensor, else the partition's slice spec
+      ("full_shape offset,length:...", as `tf.Variable.SaveSliceInfo.spec`).
+    dtype: the base dtype.
+    shape: the full shape (None entries where unknown).
+  """
+
+  module_key: str
+  checkpoint_key: str
+  slice_spec: str
+  dtype: tf.DType
+  shape: Tuple[Optional[int], ...]
+
+
+class CheckpointCopy:
+  """Copies fixed `entries` from checkpoints into module checkpoints.
+
+  One RestoreV2 -> SaveV2 run in a cached session of its own graph: the
+  tensors go straight from the source checkpoint to the module checkpoint
+  under their module keys, without a session on a model graph.
+  """
+
+  def __init__(self, entries: Sequence[VariableEntry], what: str):
+    """Creates the copy.
+
+    Args:
+      entries: the tensors to copy.
+      what: names the module in error messages, e.g. "module 'embedding'".
+    """
+    self._entries = tuple(entries)
+    self._what = what
+    self._checked = False
+    self._copy = None  # (session, source placeholder, target placeholder, op)
+
+  @property
+  def entries(self) -> Tuple[VariableEntry, ...]:
+    return self._entries
+
+  def check(self, checkpoint_path: str) -> None:
+    """Raises ValueError naming a variable missing or different in a checkpoint.
+
+    Checked once per `CheckpointCopy`: the later checkpoints of one run have
+    the same keys, dtypes and shapes.
+    """
+    if self._checked:
+      return
+    checkpoint_path = tf.compat.as_str_any(checkpoint_path)
+    reader = tf.compat.v1.train.NewCheckpointReader(checkpoint_path)
+    dtypes = reader.get_variable_to_dtype_map()
+    shapes = reader.get_variable_to_shape_map()
+    for entry in self._entries:
+      if entry.checkpoint_key not in dtypes:
+        raise ValueError(
+            "Variable %r, which %s needs (as %r), is not found in checkpoint"
+            " %s. Details: the module variables must be saved under these"
+            " keys (the graph names, for an estimator's checkpoints)."
+            % (
+                entry.checkpoint_key,
+                self._what,
+                entry.module_key,
+                checkpoint_path,
+            )
+        )
+      if dtypes[entry.checkpoint_key] != entry.dtype or (
+          None not in entry.shape
+          and tuple(shapes[entry.checkpoint_key]) != entry.shape
+      ):
+        raise ValueError(
+            "Checkpoint %s stores %r as %s%s but %s expects %s%s."
+            % (
+                checkpoint_path,
+                entry.checkpoint_key,
+                dtypes[entry.checkpoint_key].name,
+                list(shapes[entry.checkpoint_key]),
+                self._what,
+                entry.dtype.name,
+                list(entry.shape),
+            )
+        )
+    self._checked = True
+
+  def write(self, checkpoint_path: str, variables_prefix: str) -> None:
+    """Writes the module checkpoint at `variables_prefix` from a checkpoint."""
+    variables_prefix = tf.compat.as_str_any(variables_prefix)
+    tf.io.gfile.makedirs(os.path.dirname(variables_prefix))
+    if not self._entries:
+      return  # No variables: an empty variables/ folder, as tensorflow_hub.
+    if self._copy is None:
+      graph = tf.Graph()
+      with graph.as_default():
+        source = tf.compat.v1.placeholder(tf.string, [], name="checkpoint")
+        target = tf.compat.v1.placeholder(tf.string, [], name="module")
+        tensors = tf.raw_ops.RestoreV2(
+            prefix=source,
+            tensor_names=[e.checkpoint_key for e in self._entries],
+            shape_and_slices=[e.slice_spec for e in self._entries],
+            dtypes=[e.dtype for e in self._entries],
+        )
+        save = tf.raw_ops.SaveV2(
+            prefix=target,
+            tensor_names=[e.module_key for e in self._entries],
+            shape_and_slices=[e.slice_spec for e in self._entries],
+            tensors=tensors,
+        )
+      graph.finalize()
+      self._copy = (tf.compat.v1.Session(graph=graph), source, target, save)
+    session, source, target, save = self._copy
+    session.run(
+        save,
+        feed_dict={
+            source: tf.compat.as_str_any(checkpoint_path),
+            target: variables_prefix,
+        },
+    )
+
+  def write_module(self, spec, path, checkpoint_path: str) -> None:
+    """Checks the checkpoint, then writes `spec` to `path` with its values.
+
+    Raises:
+      ValueError: the checkpoint lacks a variable or stores it differently.
+      tf.errors.AlreadyExistsError: `path` already holds a module.
+    """
+    self.check(checkpoint_path)
+    write_module(spec, path, lambda prefix: self.write(checkpoint_path, prefix))
+
+  def close(self) -> None:
+    """Releases the cached session."""
+    if self._copy is not None:
+      self._copy[0].close()
+      self._copy = None

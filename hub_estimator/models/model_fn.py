@@ -17,7 +17,8 @@ from hub_estimator.models import optimizers
 _v1 = tf.compat.v1
 _ModeKeys = tf.estimator.ModeKeys
 
-# The training hooks of hub_estimator.experiment read the total loss here.
+# The progress lines read the total loss here (experiment passes this key to
+# progress.ProgressHook).
 TOTAL_LOSS_COLLECTION = 'hub_estimator_total_loss'
 
 

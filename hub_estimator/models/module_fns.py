@@ -24,17 +24,16 @@ from typing import Callable, Optional, Sequence, Tuple
 import gin
 import tensorflow as tf
 
-import hub_estimator as hub
+from hub_estimator.format import protos
+from hub_estimator.format import spec as spec_lib
+from hub_estimator.format import tags
 
 _v1 = tf.compat.v1
 
 ModuleFn = Callable[..., None]
 
 # The graph variants every module publishes, for create_module_spec.
-TAGS_AND_ARGS = (
-    ({'train'}, {'is_training': True}),
-    (set(), {'is_training': False}),
-)
+TAGS_AND_ARGS = tags.TRAIN_AND_DEFAULT
 
 _ACTIVATIONS = {
     'relu': tf.nn.relu,
@@ -106,8 +105,8 @@ class _Hparams:
 
   def add_signatures(self, inputs, output):
     """Adds the default, hparams and with_hparams signatures."""
-    hub.add_signature('default', inputs, {'default': output})
-    hub.add_signature(
+    spec_lib.add_signature('default', inputs, {'default': output})
+    spec_lib.add_signature(
         'hparams',
         None,
         {
@@ -117,7 +116,7 @@ class _Hparams:
     )
     inputs = dict(inputs) if isinstance(inputs, dict) else {'default': inputs}
     inputs.update(self.inputs())
-    hub.add_signature('with_hparams', inputs, {'default': output})
+    spec_lib.add_signature('with_hparams', inputs, {'default': output})
 
 
 def dense(x, units, name, regularizer=None):
@@ -315,10 +314,10 @@ def small_cnn(
     net = _dropout(net, is_training, hparams.dropout_rate)
     net = act(dense(net, dense_units, 'dense', regularizer))
     hparams.add_signatures({'images': images}, net)
-    info = hub.ImageModuleInfo()
+    info = protos.ImageModuleInfo()
     info.default_image_size.height = int(image_shape[0])
     info.default_image_size.width = int(image_shape[1])
-    hub.attach_message('image_module_info', info)
+    spec_lib.attach_message('image_module_info', info)
 
   return module_fn
 
