@@ -1,15 +1,21 @@
 """Parses gin files and bindings the same way for every entry point and test."""
 
+import glob
 import os
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 from absl import logging
 import gin
 import tensorflow as tf
 
-# The repository root: `include 'gin/...'` and `--gin_file=gin/...` resolve
-# against it whatever the working directory.
+# The repository root, in a checkout: its top-level gin/ folder holds the
+# shipped configs.
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# In an installed package, the copy of that gin/ folder the wheel carries
+# (pyproject.toml packages it as hub_estimator/configs/gin).
+PACKAGED_CONFIG_ROOT = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), 'configs'
+)
 
 CONFIG_FILENAME = 'config.gin'
 
@@ -31,6 +37,28 @@ def add_search_path(path: str) -> None:
   if path not in _added_search_paths:
     gin.add_config_file_search_path(path)
     _added_search_paths.add(path)
+
+
+def shipped_config_root() -> Optional[str]:
+  """Returns the folder whose `gin/` subfolder holds the shipped configs.
+
+  Returns:
+    `PACKAGED_CONFIG_ROOT` in an installed package, else `REPO_ROOT` in a
+    checkout (or an editable install); None if neither has a `gin/` folder.
+  """
+  for root in (PACKAGED_CONFIG_ROOT, REPO_ROOT):
+    if os.path.isdir(os.path.join(root, 'gin')):
+      return root
+  return None
+
+
+def list_shipped_configs() -> List[str]:
+  """Returns the shipped gin files as `gin/...` names (for --gin_file), sorted."""
+  root = shipped_config_root()
+  if root is None:
+    return []
+  paths = glob.glob(os.path.join(root, 'gin', '**', '*.gin'), recursive=True)
+  return sorted(os.path.relpath(p, root).replace(os.sep, '/') for p in paths)
 
 
 def describe_sources() -> str:
@@ -57,15 +85,18 @@ def parse(
 ) -> None:
   """Parses gin files then bindings (later ones win), rejecting unknown keys.
 
-  The repository root is always on the search path, so files and their
-  `include` lines may be written relative to it (`gin/runs/default.gin`).
+  A relative file name, given here or on an `include` line, resolves against
+  the working directory first, then the shipped configs (see
+  `shipped_config_root`), then `search_paths`: `gin/runs/default.gin` works
+  from any working directory, and a `gin/` folder of your own in the working
+  directory wins over the shipped one.
 
   Args:
     gin_files: config files, parsed in order.
     gin_bindings: binding strings such as `"TRAIN_STEPS=50"`, parsed after the
       files.
-    search_paths: extra directories to resolve gin files against; None means
-      only the repository root (and the working directory, gin's default).
+    search_paths: extra directories to resolve gin files against, after the
+      working directory and the shipped configs.
     finalize: whether to finalize (lock) the config, which also reports
       `%gin.REQUIRED` macros that were never overridden.
 
@@ -76,11 +107,16 @@ def parse(
   """
   _last_sources['files'] = tuple(gin_files)
   _last_sources['bindings'] = tuple(gin_bindings)
-  add_search_path(REPO_ROOT)
+  shipped_root = shipped_config_root()
+  if shipped_root is not None:
+    add_search_path(shipped_root)
   for path in search_paths or ():
     add_search_path(path)
   if not gin_files:
-    raise config_error('No gin file given: pass at least one --gin_file.')
+    raise config_error(
+        'No gin file given: pass at least one --gin_file (--list_configs'
+        ' lists the shipped ones).'
+    )
   try:
     gin.parse_config_files_and_bindings(
         list(gin_files),
@@ -103,6 +139,13 @@ def parse(
           f'Required gin macro {macro} is not set. Pass'
           f' --gin_param="{macro}=..." or bind it in a gin file. Details:'
           f' {message}'
+      )
+    elif message.startswith('Unable to open file'):
+      message += (
+          ' Relative names resolve against the working directory'
+          f' ({os.getcwd()}), then the shipped configs'
+          f' ({shipped_root or "none found"});'
+          ' `python -m trainers.train --list_configs` lists those.'
       )
     raise config_error(f'Bad gin configuration: {message}') from e
   logging.info('Parsed %s', describe_sources())

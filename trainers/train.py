@@ -5,7 +5,8 @@ r"""Trains a gin-configured experiment and leaves hub modules behind.
 
 --gin_file repeats (later files win); --gin_param (alias --gin_bindings)
 repeats and is applied after the files. Gin files and their includes resolve
-against the repository root whatever the working directory.
+against the working directory first, then the configs shipped with the
+package (the repository's gin/ folder); --list_configs prints those.
 """
 
 import sys
@@ -21,12 +22,28 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   flag_values = flags.FLAGS
+  if flag_values.list_configs:
+    print(_shipped_configs_text())
+    return
   try:
-    gin_utils.parse(flag_values.gin_file, flag_values.gin_param)
+    gin_utils.parse(flag_values.gin_file or [], flag_values.gin_param)
     experiment.quiet_tensorflow_logs()
     experiment.run()
   except gin_utils.ConfigError as e:
     sys.exit(f'trainers.train: configuration error, nothing trained.\n{e}')
+
+
+def _shipped_configs_text() -> str:
+  """The --list_configs output: where the shipped configs are, then each."""
+  root = gin_utils.shipped_config_root()
+  if root is None:
+    return 'No shipped gin configs found (the installed package lacks them).'
+  lines = [
+      f'Shipped gin configs (in {root}); pass one as'
+      ' --gin_file=gin/experiments/NAME.gin:'
+  ]
+  lines += [f'  {name}' for name in gin_utils.list_shipped_configs()]
+  return '\n'.join(lines)
 
 
 def define_flags():
@@ -38,7 +55,11 @@ def define_flags():
       'gin_param', [], 'Gin binding such as "TRAIN_STEPS=50"; repeatable.'
   )
   flags.DEFINE_alias('gin_bindings', 'gin_param')
-  flags.mark_flag_as_required('gin_file')
+  flags.DEFINE_bool(
+      'list_configs',
+      False,
+      'Print the gin configs shipped with the package and exit.',
+  )
 
 
 if __name__ == '__main__':
