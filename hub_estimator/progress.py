@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import shlex
 import time
 from typing import Any, Dict, List, Mapping, Optional
 
@@ -46,7 +47,7 @@ class RunResult:
     return self.evaluations[-1] if self.evaluations else {}
 
   def summary(self) -> str:
-    """A few lines for a person: metrics, best metric, export folders."""
+    """Lines for a person: metrics, exports, config.gin, tensorboard command."""
     lines = [
         f'Run finished at global step {self.global_step}'
         f' ({self.wall_time_secs:.1f} s in this process); model_dir'
@@ -70,6 +71,12 @@ class RunResult:
         )
     else:
       lines.append('Exports: none')
+    config = os.path.join(self.model_dir, 'config.gin')
+    if tf.io.gfile.exists(config):
+      lines.append(f'Gin config of the run: {config}')
+    lines.append(
+        f'To look at it: tensorboard --logdir {shlex.quote(self.model_dir)}'
+    )
     return '\n'.join(lines)
 
 
