@@ -1,50 +1,265 @@
 """`python -m hub_estimator.tools.export_text_embedding`: word vectors to a text-embedding module."""
 
+import gzip
 import os
 import subprocess
 import sys
 import tempfile
+from unittest import mock
 
+from absl.testing import parameterized
 import numpy as np
 import tensorflow as tf
 import tensorflow_hub as tfhub
 
 import hub_estimator as hub
 from hub_estimator.tools import export_text_embedding
+from hub_estimator.tools import vectors
+
+_TOKENS = ["the", "Émile", "cat", "dog", "naïve", "bird"]
+_VECTORS = np.array(
+    [
+        [0.5, -1.25, 3.0],
+        [1.0, 0.0, -0.125],
+        [2.5, 1.5, 0.75],
+        [-3.0, 0.25, 1e-3],
+        [0.0, 4.0, -2.0],
+        [7.5, -0.5, 0.0625],
+    ],
+    np.float32,
+)
 
 
-class ExportTextEmbeddingTest(tf.test.TestCase):
+def _text_lines(tokens, values, trailing=""):
+  return "".join(
+      "%s %s%s\n" % (t, " ".join(repr(float(x)) for x in v), trailing)
+      for t, v in zip(tokens, values)
+  )
+
+
+def _binary(tokens, values, newline=True):
+  data = b"%d %d\n" % values.shape
+  for token, vector in zip(tokens, values):
+    data += token.encode("utf-8") + b" " + vector.astype("<f4").tobytes()
+    data += b"\n" if newline else b""
+  return data
+
+
+_CONTENTS = {
+    "word2vec_text": ("6 3\n" + _text_lines(_TOKENS, _VECTORS)).encode("utf-8"),
+    # fastText's .vec: a header, and a space ends every line.
+    "fasttext": (
+        ("6 3\n" + _text_lines(_TOKENS, _VECTORS, trailing=" ")).encode("utf-8")
+    ),
+    "glove": _text_lines(_TOKENS, _VECTORS).encode("utf-8"),
+    # word2vec's C tool ends each vector with a newline; gensim does not.
+    "word2vec_binary": _binary(_TOKENS, _VECTORS),
+    "word2vec_binary_gensim": _binary(_TOKENS, _VECTORS, newline=False),
+}
+
+
+def _run_ours(path, sentences):
+  with hub.eval_function_for_module(path) as embed:
+    return embed(sentences)
+
+
+def _run_tfhub(path, sentences):
+  with tf.Graph().as_default():
+    out = tfhub.Module(path)(tf.constant(sentences))
+    with tf.compat.v1.Session() as session:
+      session.run([
+          tf.compat.v1.global_variables_initializer(),
+          tf.compat.v1.tables_initializer(),
+      ])
+      return session.run(out)
+
+
+def _run_hub_load(path, sentences):
+  loaded = tfhub.load(path)
+  return loaded.signatures["default"](default=tf.constant(sentences))[
+      "default"
+  ].numpy()
+
+
+class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
 
   def setUp(self):
     super().setUp()
     self.root = tempfile.mkdtemp(dir=self.get_temp_dir())
 
-  def _write(self, name, text):
+  def _write(self, name, content, compress=False):
     path = os.path.join(self.root, name)
-    with open(path, "w") as f:
-      f.write(text)
+    if isinstance(content, str):
+      content = content.encode("utf-8")
+    with (gzip.open if compress else open)(path, "wb") as f:
+      f.write(content)
     return path
 
-  def test_module_embeds_sentences_in_both_libraries(self):
-    vectors = self._write("vectors.txt", "3 2\ncat 1 0\ndog 0 2\nbird 3 4\n")
-    path = export_text_embedding.export_text_embedding(
-        vectors, os.path.join(self.root, "words"), num_oov_buckets=2
+  def _export(self, path, **kwargs):
+    return export_text_embedding.export_text_embedding(
+        path, os.path.join(self.root, "module"), **kwargs
     )
+
+  def _vocabulary(self, summary):
+    with open(os.path.join(summary.export_path, "assets", "tokens.txt")) as f:
+      return f.read().splitlines()
+
+  def test_module_embeds_sentences_in_both_libraries(self):
+    vectors_file = self._write(
+        "vectors.txt", "3 2\ncat 1 0\ndog 0 2\nbird 3 4\n"
+    )
+    summary = self._export(vectors_file, num_oov_buckets=2)
+    path = summary.export_path
     self.assertEqual(os.listdir(os.path.join(path, "assets")), ["tokens.txt"])
     expected = [[3.0, 4.0], [1.0 / np.sqrt(2), 2.0 / np.sqrt(2)], [0.0, 0.0]]
     sentences = ["bird", "cat dog", "unknown"]
-    with hub.eval_function_for_module(path) as embed:
-      self.assertAllClose(embed(sentences), expected)
-    with tf.Graph().as_default():
-      out = tfhub.Module(path)(tf.constant(sentences))
-      with tf.compat.v1.Session() as session:
-        session.run([
-            tf.compat.v1.global_variables_initializer(),
-            tf.compat.v1.tables_initializer(),
-        ])
-        self.assertAllClose(session.run(out), expected)
+    self.assertAllClose(_run_ours(path, sentences), expected)
+    self.assertAllClose(_run_tfhub(path, sentences), expected)
+    self.assertAllClose(_run_hub_load(path, sentences), expected)
     column = hub.text_embedding_column("text", path)
     self.assertEqual(column.variable_shape.as_list(), [2])
+    self.assertEqual(
+        (summary.tokens, summary.dim, summary.num_oov_buckets), (3, 2, 2)
+    )
+    self.assertEqual(summary.matrix_bytes, 5 * 2 * 4)
+    self.assertIn("3 tokens + 2 OOV buckets", str(summary))
+
+  @parameterized.named_parameters(
+      (name + ("_gzip" if compress else ""), name, compress)
+      for name in _CONTENTS
+      for compress in (False, True)
+  )
+  def test_each_format_plain_and_gzip_gives_the_vectors(self, name, compress):
+    path = self._write("vectors", _CONTENTS[name], compress)
+    summary = self._export(path, num_oov_buckets=1)
+    detected = {
+        "fasttext": "word2vec_text",
+        "word2vec_binary_gensim": "word2vec_binary",
+    }.get(name, name)
+    self.assertEqual(summary.file_format, detected)
+    self.assertEqual(summary.compressed, compress)
+    self.assertEqual(self._vocabulary(summary), _TOKENS)
+    embedded = _run_ours(summary.export_path, _TOKENS + ["unknown", ""])
+    self.assertAllClose(embedded[:-2], _VECTORS)
+    self.assertAllClose(embedded[-2:], np.zeros([2, 3]))
+
+  def test_format_flag_overrides_detection_and_checks_the_content(self):
+    text = self._write("w2v.txt", _CONTENTS["word2vec_text"])
+    summary = self._export(text, file_format="fasttext")
+    self.assertEqual(self._vocabulary(summary), _TOKENS)
+    cases = [
+        (text, "glove", r"w2v.txt:1: '6 3' looks like a word2vec 'count dim'"),
+        (text, "word2vec_binary", r"w2v.txt:2: a text line of 3 numbers"),
+        (
+            self._write("glove.txt", _CONTENTS["glove"]),
+            "word2vec_text",
+            r"glove.txt:1: expected the 'count dim' header",
+        ),
+        (text, "csv", r"Unknown format 'csv'"),
+    ]
+    for path, file_format, message in cases:
+      with self.subTest(file_format):
+        with self.assertRaisesRegex(vectors.VectorsFileError, message):
+          export_text_embedding.export_text_embedding(
+              path, os.path.join(self.root, "never"), file_format=file_format
+          )
+    self.assertFalse(os.path.exists(os.path.join(self.root, "never")))
+
+  def test_tokens_with_spaces_take_the_last_dim_fields_as_vector(self):
+    # GloVe 840B has lines such as ". . . -0.1 0.2 ..." and
+    # "at name@domain.com 0.3 ...".
+    path = self._write(
+        "glove.txt",
+        "the 1 2\n. . . 3 4\nat name@domain.com 5 6\nnaïve 7 8\n",
+    )
+    summary = self._export(path)
+    self.assertEqual(
+        self._vocabulary(summary),
+        ["the", ". . .", "at name@domain.com", "naïve"],
+    )
+    self.assertAllClose(
+        _run_ours(summary.export_path, ["the", "naïve"]), [[1, 2], [7, 8]]
+    )
+    with tf.Graph().as_default():
+      embeddings = hub.Module(summary.export_path).variable_map["embeddings"]
+      with tf.compat.v1.Session() as session:
+        session.run(tf.compat.v1.global_variables_initializer())
+        self.assertAllClose(session.run(embeddings)[1:3], [[3, 4], [5, 6]])
+
+  def test_extra_numeric_fields_are_an_error_not_a_token_with_spaces(self):
+    path = self._write("glove.txt", "the 1 2\ncat 3 4 5\n")
+    with self.assertRaisesRegex(
+        vectors.VectorsFileError,
+        r"glove.txt:2: token 'cat' has 3 values, expected 2 like the first",
+    ):
+      self._export(path)
+
+  def test_max_vocab_size_keeps_the_first_tokens(self):
+    path = self._write("w2v.bin", _CONTENTS["word2vec_binary"])
+    summary = self._export(path, max_vocab_size=4, num_oov_buckets=3)
+    self.assertEqual(self._vocabulary(summary), _TOKENS[:4])
+    self.assertTrue(summary.stopped_at_max_vocab_size)
+    self.assertEqual(summary.matrix_bytes, (4 + 3) * 3 * 4)
+    embedded = _run_ours(summary.export_path, ["dog", "naïve"])
+    self.assertAllClose(embedded[0], _VECTORS[3])
+    self.assertAllClose(embedded[1], np.zeros(3))
+
+  def test_lowercase_keeps_the_first_of_colliding_tokens(self):
+    path = self._write(
+        "glove.txt",
+        "Apple 1 0\nthe 0 1\napple 5 5\nÉmile 2 2\nAPPLE 6 6\némile 3 3\n"
+        "Zebra 4 4\n",
+    )
+    summary = self._export(path, lowercase=True, max_vocab_size=4)
+    self.assertEqual(
+        self._vocabulary(summary), ["apple", "the", "émile", "zebra"]
+    )
+    self.assertEqual(summary.lowercase_collisions, 3)
+    self.assertIn("3 lowercase collisions dropped", str(summary))
+    sentences = ["APPLE", "apple", "ÉMILE", "Zebra"]
+    expected = [[1, 0], [1, 0], [2, 2], [4, 4]]
+    self.assertAllClose(_run_ours(summary.export_path, sentences), expected)
+    self.assertAllClose(_run_tfhub(summary.export_path, sentences), expected)
+
+  def test_preprocess_and_combiner(self):
+    path = self._write("glove.txt", "hello 1 0\nworld 0 3\n")
+    summary = self._export(
+        path, preprocess="strip_punctuation", combiner="mean"
+    )
+    self.assertAllClose(
+        _run_ours(summary.export_path, ["hello, world!", "  hello\tworld"]),
+        [[0.5, 1.5], [0.5, 1.5]],
+    )
+
+  def test_partitioned_export_loads_in_both_libraries_with_identical_lookups(
+      self,
+  ):
+    rng = np.random.default_rng(0)
+    values = rng.standard_normal([41, 4]).astype(np.float32)
+    tokens = ["w%d" % i for i in range(41)]
+    path = self._write("glove.txt", _text_lines(tokens, values))
+    # Blocks of 6 rows and partitions of 9 (45 rows in 5 parts): the
+    # checkpoint's slices and the variable's partitions do not line up.
+    with mock.patch.object(export_text_embedding, "_BLOCK_BYTES", 6 * 4 * 4):
+      summary = self._export(
+          path, num_oov_buckets=4, max_partition_bytes=9 * 4 * 4
+      )
+    self.assertEqual(summary.partitions, 5)
+    with tf.Graph().as_default():
+      parts = hub.Module(summary.export_path).variable_map["embeddings"]
+      self.assertEqual([p.shape.as_list() for p in parts], [[9, 4]] * 5)
+      with tf.compat.v1.Session() as session:
+        session.run(tf.compat.v1.global_variables_initializer())
+        stored = np.concatenate(session.run(parts))
+    self.assertAllEqual(stored, np.concatenate([values, np.zeros([4, 4])]))
+    sentences = tokens + ["w3 w40 w17", "oov w8", ""]
+    ours = _run_ours(summary.export_path, sentences)
+    self.assertAllClose(ours[:41], values)
+    self.assertAllClose(
+        ours[41], (values[3] + values[40] + values[17]) / np.sqrt(3)
+    )
+    self.assertAllEqual(_run_tfhub(summary.export_path, sentences), ours)
+    self.assertAllEqual(_run_hub_load(summary.export_path, sentences), ours)
 
   def test_bad_files_name_the_line_and_leave_nothing(self):
     target = os.path.join(self.root, "never")
@@ -58,16 +273,45 @@ class ExportTextEmbeddingTest(tf.test.TestCase):
             r"dup.txt:3: token 'a' already appeared on line 1",
         ),
         "nan.txt": (
-            "a 1 x\n",
-            r"nan.txt:1: the vector of token 'a' is not all numbers",
+            "a 1 2\nb 1 x\n",
+            r"nan.txt:2: the vector of token 'b' is not all finite numbers",
+        ),
+        "inf.txt": (
+            "a 1 2\nb 1 inf\n",
+            r"inf.txt:2: the vector of token 'b' is not all finite numbers",
         ),
         "empty.txt": ("\n", "holds no vectors"),
+        "short.txt": (
+            "3 2\na 1 2\nb 3 4\n",
+            r"short.txt: the header says 3 vectors but the file holds 2",
+        ),
+        "long.txt": (
+            "1 2\na 1 2\nb 3 4\n",
+            r"long.txt: holds more vectors than the 1 of its header",
+        ),
+        "header_dim.txt": (
+            "2 3\na 1 2\nb 3 4\n",
+            r"header_dim.txt:2: token 'a' has 2 values, expected 3 \(the"
+            r" header's dim\)",
+        ),
+        "truncated.bin": (
+            _CONTENTS["word2vec_binary"][:-7],
+            r"truncated.bin: ends after 5 of the 6 vectors",
+        ),
+        "dup.bin": (
+            _binary(["a", "b", "a"], np.ones([3, 2], np.float32)),
+            r"dup.bin: vector 3: token 'a' already appeared as vector 1",
+        ),
+        "extra.bin": (
+            _CONTENTS["word2vec_binary"] + b"more",
+            r"extra.bin: holds more data after the 6 vectors",
+        ),
     }
-    for name, (text, message) in cases.items():
+    for name, (content, message) in cases.items():
       with self.subTest(name):
         with self.assertRaisesRegex(ValueError, message):
           export_text_embedding.export_text_embedding(
-              self._write(name, text), target
+              self._write(name, content), target
           )
     with self.assertRaisesRegex(ValueError, "does not exist"):
       export_text_embedding.export_text_embedding(
@@ -75,25 +319,48 @@ class ExportTextEmbeddingTest(tf.test.TestCase):
       )
     self.assertFalse(os.path.exists(target))
     self.assertEqual(
-        [n for n in os.listdir(self.root) if n.startswith(".staging")], []
+        [n for n in os.listdir(self.root) if n.startswith(".export")], []
     )
 
-  def test_command_line_refuses_an_existing_path(self):
-    vectors = self._write("v.txt", "a 1 2\n")
-    existing = os.path.join(self.root, "existing")
-    os.makedirs(existing)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "hub_estimator.tools.export_text_embedding",
-            "--embedding_file=" + vectors,
-            "--export_path=" + existing,
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+  def test_bad_arguments_name_the_argument(self):
+    path = self._write("v.txt", "a 1 2\n")
+    cases = [
+        ({"num_oov_buckets": 0}, "num_oov_buckets must be >= 1; got 0"),
+        ({"combiner": "max"}, "combiner must be one of"),
+        ({"preprocess": "bpe"}, "preprocess must be one of"),
+        ({"max_vocab_size": 0}, "max_vocab_size must be >= 1; got 0"),
+    ]
+    for kwargs, message in cases:
+      with self.subTest(str(kwargs)):
+        with self.assertRaisesRegex(ValueError, message):
+          self._export(path, **kwargs)
+
+  def test_command_line_prints_a_summary_and_refuses_an_existing_path(self):
+    path = self._write("v.txt.gz", _CONTENTS["fasttext"], compress=True)
+    module = os.path.join(self.root, "words")
+
+    def run(*flags):
+      return subprocess.run(
+          [
+              sys.executable,
+              "-m",
+              "hub_estimator.tools.export_text_embedding",
+              "--embedding_file=" + path,
+              "--export_path=" + module,
+          ]
+          + list(flags),
+          capture_output=True,
+          text=True,
+          check=False,
+      )
+
+    result = run("--lowercase", "--num_oov_buckets=3")
+    self.assertEqual(result.returncode, 0, result.stderr)
+    self.assertIn("read:        word2vec_text (gzip)", result.stdout)
+    self.assertIn("6 tokens + 3 OOV buckets", result.stdout)
+    self.assertIn("embeddings:  float32 [9, 3]", result.stdout)
+    self.assertIn("reading v.txt.gz", result.stderr)
+    result = run()
     self.assertNotEqual(result.returncode, 0)
     self.assertIn("already exists", result.stderr)
 

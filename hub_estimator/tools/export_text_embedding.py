@@ -1,146 +1,457 @@
-r"""Exports pre-trained word vectors (word2vec / GloVe text format) as a text-embedding module.
+r"""Exports pre-trained word vectors as a fine-tunable text-embedding module.
 
   python -m hub_estimator.tools.export_text_embedding \
-      --embedding_file=vectors.txt --export_path=modules/words [--num_oov_buckets=10]
+      --embedding_file=glove.840B.300d.txt --export_path=modules/glove \
+      [--format=auto] [--max_vocab_size=N] [--lowercase] \
+      [--num_oov_buckets=10] [--combiner=sqrtn] [--preprocess=whitespace]
 
-The module takes a batch of sentences (string [batch]), splits them on spaces,
-looks tokens up in the vocabulary (shipped as an asset), hashes unknown tokens
-into `num_oov_buckets` extra rows (initialized to zero) and combines the token
-vectors; it fits `text_embedding_column` and can be fine-tuned. The vectors are
-assigned through a feed, not stored as graph constants, so large vocabularies
-stay clear of the 2 GB graph limit. The module appears at `export_path` only
-once it is complete.
+Reads word2vec text or binary, GloVe and fastText `.vec` files, plain or
+gzip-compressed (see `vectors.py`). The module takes a batch of sentences
+(string [batch]), splits them into tokens, looks the tokens up in the
+vocabulary (shipped as the asset `tokens.txt`), hashes unknown tokens into
+`num_oov_buckets` extra rows (zeros) and combines the token vectors into
+`default`, float32 [batch, dim]; an empty sentence embeds to zeros. It fits
+`text_embedding_column` and has a `{"train"}` graph variant for fine-tuning.
+
+Memory: the vectors are parsed a chunk at a time into the one float32 copy of
+the matrix the export keeps, and written from there to the module's
+checkpoint a slice at a time (no graph constants, no TensorFlow variable
+holding the matrix), so peak memory is about the matrix plus one chunk on top
+of TensorFlow's own. The embedding variable is partitioned along its rows
+when it exceeds `max_partition_bytes`. The module appears at `export_path`
+only once it is complete.
 """
 
+import dataclasses
+import math
 import os
 import sys
-import tempfile
+import time
 import uuid
 
 from absl import app
 from absl import flags
 import numpy as np
 import tensorflow as tf
+import tqdm
 
-from hub_estimator.format import module as module_lib
 from hub_estimator.format import spec as spec_lib
-from hub_estimator.models import module_fns
+from hub_estimator.format import writer
+from hub_estimator.tools import vectors as vectors_lib
+
+COMBINERS = ("mean", "sqrtn", "sum")
+# "strip_punctuation" is the preprocessing of tensorflow/hub's example
+# exporter (examples/text_embeddings/export.py): remove Unicode punctuation
+# (\pP), then split on spaces.
+PREPROCESSORS = ("whitespace", "strip_punctuation")
+VARIABLE_NAME = "embeddings"
+VOCABULARY_FILENAME = "tokens.txt"
+DEFAULT_MAX_PARTITION_BYTES = 256 << 20
+# Rows of the matrix are kept in blocks of about this many bytes; each is
+# written to the checkpoint, then freed. Blocks above glibc's largest mmap
+# threshold (32 MiB) go back to the system when freed.
+_BLOCK_BYTES = 64 << 20
+_TAGS_AND_ARGS = [({"train"}, {}), (set(), {})]
 
 
-def read_embedding_file(path):
-  """Reads a text embedding file: one `token v1 ... vd` line per token.
+@dataclasses.dataclass
+class ExportSummary:
+  """What `export_text_embedding` wrote.
 
-  A first line of exactly two integers (word2vec's "count dim" header) is
-  skipped.
-
-  Returns:
-    (tokens, vectors): the tokens in file order and a float32 [n, d] array.
-
-  Raises:
-    ValueError: naming the file and line of a malformed or duplicate entry.
+  Attributes:
+    export_path: the module directory.
+    file_format: the format read (one of vectors.FORMATS).
+    compressed: whether the file was gzip-compressed.
+    tokens: vocabulary size (rows before the OOV buckets).
+    dim: values per vector.
+    num_oov_buckets: extra rows for unknown tokens.
+    partitions: partitions of the embedding variable (1: not partitioned).
+    matrix_bytes: bytes of the float32 [tokens + num_oov_buckets, dim] matrix.
+    lowercase_collisions: vectors dropped because their lowercased token came
+      earlier in the file (with `lowercase`).
+    stopped_at_max_vocab_size: whether reading stopped at `max_vocab_size`.
+    seconds: wall time of the export.
   """
-  if not tf.io.gfile.exists(path):
-    raise ValueError("Embedding file %r does not exist." % path)
-  tokens, rows, seen = [], [], {}
-  with tf.io.gfile.GFile(path) as f:
-    for line_number, line in enumerate(f, start=1):
-      fields = line.rstrip("\n").rstrip(" ").split(" ")
-      if (
-          line_number == 1
-          and len(fields) == 2
-          and all(x.isdigit() for x in fields)
-      ):
-        continue
-      if not line.strip():
-        continue
-      token, values = fields[0], fields[1:]
-      if rows and len(values) != len(rows[0]):
-        raise ValueError(
-            "%s:%d: token %r has %d values, expected %d like the lines before."
-            % (path, line_number, token, len(values), len(rows[0]))
-        )
-      if not values:
-        raise ValueError(
-            "%s:%d: token %r has no vector." % (path, line_number, token)
-        )
-      if token in seen:
-        raise ValueError(
-            "%s:%d: token %r already appeared on line %d."
-            % (path, line_number, token, seen[token])
-        )
-      try:
-        rows.append([float(v) for v in values])
-      except ValueError:
-        raise ValueError(
-            "%s:%d: the vector of token %r is not all numbers."
-            % (path, line_number, token)
-        ) from None
-      seen[token] = line_number
-      tokens.append(token)
-  if not tokens:
-    raise ValueError("Embedding file %r holds no vectors." % path)
-  return tokens, np.asarray(rows, dtype=np.float32)
+
+  export_path: str
+  file_format: str
+  compressed: bool
+  tokens: int
+  dim: int
+  num_oov_buckets: int
+  partitions: int
+  matrix_bytes: int
+  lowercase_collisions: int
+  stopped_at_max_vocab_size: bool
+  seconds: float
+
+  def __str__(self):
+    return "\n".join([
+        "Exported %s" % self.export_path,
+        "  read:        %s%s%s"
+        % (
+            self.file_format,
+            " (gzip)" if self.compressed else "",
+            ", stopped at max_vocab_size"
+            if self.stopped_at_max_vocab_size
+            else "",
+        ),
+        "  vocabulary:  %d tokens + %d OOV buckets%s"
+        % (
+            self.tokens,
+            self.num_oov_buckets,
+            ", %d lowercase collisions dropped" % self.lowercase_collisions
+            if self.lowercase_collisions
+            else "",
+        ),
+        "  embeddings:  float32 [%d, %d], %.1f MiB in %d partition(s)"
+        % (
+            self.tokens + self.num_oov_buckets,
+            self.dim,
+            self.matrix_bytes / 2**20,
+            self.partitions,
+        ),
+        "  time:        %.1f s" % self.seconds,
+    ])
+
+
+class _RowBlocks:
+  """The float32 matrix, as blocks of rows filled in order."""
+
+  def __init__(self, dim):
+    self.dim = dim
+    self.block_rows = max(1, _BLOCK_BYTES // (4 * dim))
+    self.blocks = []
+    self.rows = 0
+
+  def append(self, values):
+    done = 0
+    while done < len(values):
+      offset = self.rows % self.block_rows
+      if offset == 0:
+        self.blocks.append(np.empty([self.block_rows, self.dim], np.float32))
+      take = min(len(values) - done, self.block_rows - offset)
+      self.blocks[-1][offset : offset + take] = values[done : done + take]
+      done += take
+      self.rows += take
+
+  def pop_front(self):
+    """Returns (first row, rows) of the oldest block and forgets it."""
+    index = len(self.blocks) - sum(b is not None for b in self.blocks)
+    start = index * self.block_rows
+    block = self.blocks[index][: min(self.block_rows, self.rows - start)]
+    self.blocks[index] = None
+    return start, block
 
 
 def export_text_embedding(
-    embedding_file,
-    export_path,
-    num_oov_buckets=10,
-    combiner="sqrtn",
-    lowercase=False,
-):
+    embedding_file: str,
+    export_path: str,
+    num_oov_buckets: int = 10,
+    combiner: str = "sqrtn",
+    lowercase: bool = False,
+    preprocess: str = "whitespace",
+    max_vocab_size: int = None,
+    file_format: str = None,
+    max_partition_bytes: int = DEFAULT_MAX_PARTITION_BYTES,
+    show_progress: bool = False,
+) -> ExportSummary:
   """Writes a text-embedding module holding the vectors of `embedding_file`.
 
   Args:
-    embedding_file: word vectors in text format.
+    embedding_file: word vectors (formats in `vectors.py`), plain or gzip.
     export_path: the module directory to create; must not exist.
-    num_oov_buckets: hash buckets for unknown tokens (>= 1).
-    combiner: how token vectors combine into a sentence vector: mean, sqrtn, sum.
-    lowercase: lowercase sentences before the lookup (use it only if the
-      vocabulary is lowercase).
+    num_oov_buckets: hash buckets for unknown tokens (>= 1), rows of zeros.
+    combiner: how token vectors combine into a sentence vector: mean, sqrtn
+      (sum / sqrt(token count)) or sum.
+    lowercase: lowercase the vocabulary and the sentences (both with
+      `tf.strings.lower(..., encoding="utf-8")`). When tokens collide once
+      lowercased, the first in the file wins (vectors files are sorted by
+      frequency) and the later ones are dropped and counted.
+    preprocess: how sentences become tokens: "whitespace" splits on spaces,
+      tabs and line breaks; "strip_punctuation" first removes Unicode
+      punctuation, as tensorflow/hub's example exporter does.
+    max_vocab_size: keep only the first this many tokens (after lowercase
+      collisions); None keeps all.
+    file_format: one of `vectors.FORMATS`; None detects it from the content.
+    max_partition_bytes: the embedding variable is partitioned along its rows
+      into the fewest partitions of at most this many bytes each.
+    show_progress: show progress bars (rate, ETA) on stderr while reading and
+      writing.
 
   Returns:
-    The export path.
+    An ExportSummary.
 
   Raises:
-    ValueError: for a malformed embedding file or an existing export path.
+    ValueError: for a bad argument, an existing export path, or a file that
+      cannot be read (vectors.VectorsFileError, naming file and line).
+      Nothing is left at `export_path` then.
   """
+  started = time.monotonic()
+  _check_arguments(
+      num_oov_buckets, combiner, preprocess, max_vocab_size, max_partition_bytes
+  )
   if tf.io.gfile.exists(export_path):
     raise ValueError("Export path %r already exists." % export_path)
-  tokens, vectors = read_embedding_file(embedding_file)
   parent = os.path.dirname(export_path.rstrip("/")) or "."
-  staging = os.path.join(parent, ".staging-%s" % uuid.uuid4().hex)
-  with tempfile.TemporaryDirectory() as scratch:
-    vocab_file = os.path.join(scratch, "tokens.txt")
-    with open(vocab_file, "w", encoding="utf-8") as f:
-      f.writelines(token + "\n" for token in tokens)
-    module_fn = module_fns.text_embedding(
-        vocab_file=vocab_file,
-        embedding_dim=vectors.shape[1],
-        num_oov_buckets=num_oov_buckets,
-        combiner=combiner,
-        lowercase=lowercase,
+  tf.io.gfile.makedirs(parent)
+  work = os.path.join(parent, ".export_text_embedding-%s" % uuid.uuid4().hex)
+  tf.io.gfile.makedirs(work)
+  try:
+    vocab_file = os.path.join(work, VOCABULARY_FILENAME)
+    with vectors_lib.open_vectors(embedding_file, file_format) as reader:
+      read = _read_vectors(
+          reader, vocab_file, lowercase, max_vocab_size, show_progress
+      )
+    store, collisions, stopped = read
+    rows = store.rows + num_oov_buckets
+    matrix_bytes = rows * store.dim * 4
+    partitions = min(
+        rows, max(1, math.ceil(matrix_bytes / max_partition_bytes))
     )
     spec = spec_lib.create_module_spec(
-        module_fn, list(module_fns.TAGS_AND_ARGS)
+        _make_module_fn(
+            vocab_file,
+            num_oov_buckets,
+            [rows, store.dim],
+            partitions,
+            combiner,
+            lowercase,
+            preprocess,
+        ),
+        _TAGS_AND_ARGS,
     )
-    try:
-      with tf.Graph().as_default():
-        module = module_lib.Module(spec)
-        values = np.concatenate(
-            [vectors, np.zeros([num_oov_buckets, vectors.shape[1]], np.float32)]
-        )
-        feed = tf.compat.v1.placeholder(tf.float32, values.shape)
-        assign = module.variable_map["embeddings"].assign(feed)
-        with tf.compat.v1.Session() as session:
-          session.run(tf.compat.v1.global_variables_initializer())
-          session.run(assign, feed_dict={feed: values})
-          module.export(staging, session)
-      tf.io.gfile.rename(staging, export_path)
-    finally:
-      if tf.io.gfile.exists(staging):
-        tf.io.gfile.rmtree(staging)
-  return export_path
+    staging = os.path.join(work, "module")
+    writer.write_module(
+        spec,
+        staging,
+        lambda prefix: _write_checkpoint(
+            prefix, store, num_oov_buckets, show_progress
+        ),
+    )
+    tf.io.gfile.rename(staging, export_path)
+  finally:
+    if tf.io.gfile.exists(work):
+      tf.io.gfile.rmtree(work)
+  return ExportSummary(
+      export_path=export_path,
+      file_format=reader.format,
+      compressed=reader.compressed,
+      tokens=rows - num_oov_buckets,
+      dim=store.dim,
+      num_oov_buckets=num_oov_buckets,
+      partitions=partitions,
+      matrix_bytes=matrix_bytes,
+      lowercase_collisions=collisions,
+      stopped_at_max_vocab_size=stopped,
+      seconds=time.monotonic() - started,
+  )
+
+
+def _check_arguments(
+    num_oov_buckets, combiner, preprocess, max_vocab_size, max_partition_bytes
+):
+  if num_oov_buckets < 1:
+    raise ValueError("num_oov_buckets must be >= 1; got %d." % num_oov_buckets)
+  if combiner not in COMBINERS:
+    raise ValueError(
+        "combiner must be one of %s; got %r." % (list(COMBINERS), combiner)
+    )
+  if preprocess not in PREPROCESSORS:
+    raise ValueError(
+        "preprocess must be one of %s; got %r."
+        % (list(PREPROCESSORS), preprocess)
+    )
+  if max_vocab_size is not None and max_vocab_size < 1:
+    raise ValueError("max_vocab_size must be >= 1; got %d." % max_vocab_size)
+  if max_partition_bytes < 1:
+    raise ValueError(
+        "max_partition_bytes must be >= 1; got %d." % max_partition_bytes
+    )
+
+
+def _read_vectors(reader, vocab_file, lowercase, max_vocab_size, show_progress):
+  """Streams the vectors into a _RowBlocks and their tokens into `vocab_file`.
+
+  Returns:
+    (store, lowercase collisions, whether max_vocab_size stopped reading).
+  """
+  store = _RowBlocks(reader.dim)
+  first_seen = {}  # token -> location, to report duplicates.
+  kept = set()  # lowercased tokens in the vocabulary.
+  collisions = 0
+  lower = _Lowercaser() if lowercase else None
+  limit = max_vocab_size or float("inf")
+  bar = tqdm.tqdm(
+      total=reader.total_bytes,
+      unit="B",
+      unit_scale=True,
+      desc="reading %s" % os.path.basename(reader.path),
+      disable=not show_progress,
+      file=sys.stderr,
+  )
+  with bar, tf.io.gfile.GFile(vocab_file, "w") as vocab:
+    for chunk in reader.chunks():
+      keys = lower(chunk.tokens) if lower else chunk.tokens
+      rows = []
+      for i, (token, key) in enumerate(zip(chunk.tokens, keys)):
+        location = chunk.locations[i]
+        if token in first_seen:
+          raise vectors_lib.VectorsFileError(
+              "%s: token %r already appeared %s %d."
+              % (
+                  reader.where(location),
+                  token,
+                  "as vector"
+                  if reader.format == "word2vec_binary"
+                  else "on line",
+                  first_seen[token],
+              )
+          )
+        first_seen[token] = location
+        if lower:
+          if key in kept:
+            collisions += 1
+            continue
+          kept.add(key)
+        rows.append(i)
+        vocab.write(key + "\n")
+        if store.rows + len(rows) >= limit:
+          break
+      values = chunk.vectors
+      if len(rows) != len(values):
+        values = values[rows]
+      store.append(values)
+      bar.update(reader.position() - bar.n)
+      if store.rows >= limit:
+        return store, collisions, True
+  return store, collisions, False
+
+
+class _Lowercaser:
+  """Lowercases tokens with the op the module applies to sentences."""
+
+  def __init__(self):
+    self._graph = tf.Graph()
+    with self._graph.as_default():
+      self._tokens = tf.compat.v1.placeholder(tf.string, [None])
+      self._lower = tf.strings.lower(self._tokens, encoding="utf-8")
+    self._session = tf.compat.v1.Session(graph=self._graph)
+
+  def __call__(self, tokens):
+    if not tokens:
+      return []
+    lowered = self._session.run(self._lower, {self._tokens: tokens})
+    return [t.decode("utf-8") for t in lowered]
+
+
+def _make_module_fn(
+    vocab_file,
+    num_oov_buckets,
+    shape,
+    partitions,
+    combiner,
+    lowercase,
+    preprocess,
+):
+  """The module_fn: sentences string [batch] -> default float32 [batch, dim]."""
+
+  def module_fn():
+    sentences = tf.compat.v1.placeholder(tf.string, [None], name="sentences")
+    text = sentences
+    if lowercase:
+      text = tf.strings.lower(text, encoding="utf-8")
+    if preprocess == "strip_punctuation":
+      text = tf.strings.regex_replace(text, r"\pP", "")
+    tokens = tf.compat.v1.string_split(text, sep=" \t\n\r")
+    table = tf.compat.v1.lookup.StaticVocabularyTable(
+        tf.compat.v1.lookup.TextFileInitializer(
+            vocab_file,
+            tf.string,
+            tf.compat.v1.lookup.TextFileIndex.WHOLE_LINE,
+            tf.int64,
+            tf.compat.v1.lookup.TextFileIndex.LINE_NUMBER,
+        ),
+        num_oov_buckets,
+    )
+    ids = tf.SparseTensor(
+        tokens.indices, table.lookup(tokens.values), tokens.dense_shape
+    )
+    embeddings = tf.compat.v1.get_variable(
+        VARIABLE_NAME,
+        shape,
+        tf.float32,
+        initializer=tf.compat.v1.zeros_initializer(),
+        partitioner=tf.compat.v1.fixed_size_partitioner(partitions)
+        if partitions > 1
+        else None,
+    )
+    embedded = tf.nn.safe_embedding_lookup_sparse(
+        embeddings, ids, None, combiner=combiner
+    )
+    spec_lib.add_signature("default", sentences, {"default": embedded})
+
+  return module_fn
+
+
+def _write_checkpoint(prefix, store, num_oov_buckets, show_progress):
+  """Writes the embedding matrix at `prefix`, one shard per block of rows.
+
+  Each block is saved (SaveV2) as a slice of the full tensor into a shard of
+  its own and then freed; MergeV2Checkpoints joins the shards into the
+  checkpoint `prefix`, whatever the partitioning of the graph's variable
+  (restoring reads any slice out of the stored ones).
+  """
+  rows = store.rows + num_oov_buckets
+  dim = store.dim
+  shards = []
+  with tf.Graph().as_default(), tf.compat.v1.Session() as session:
+    shard = tf.compat.v1.placeholder(tf.string, [])
+    slice_spec = tf.compat.v1.placeholder(tf.string, [])
+    values = tf.compat.v1.placeholder(tf.float32, [None, dim])
+    save = tf.raw_ops.SaveV2(
+        prefix=shard,
+        tensor_names=[VARIABLE_NAME],
+        shape_and_slices=tf.reshape(slice_spec, [1]),
+        tensors=[values],
+    )
+    shard_prefixes = tf.compat.v1.placeholder(tf.string, [None])
+    merge = tf.raw_ops.MergeV2Checkpoints(
+        checkpoint_prefixes=shard_prefixes,
+        destination_prefix=prefix,
+        delete_old_dirs=True,
+    )
+    temp = prefix + "_temp_%s" % uuid.uuid4().hex
+
+    def save_rows(start, block):
+      shards.append(os.path.join(temp, "part-%05d" % len(shards)))
+      session.run(
+          save,
+          {
+              shard: shards[-1],
+              slice_spec: "%d %d %d,%d:-" % (rows, dim, start, len(block)),
+              values: block,
+          },
+      )
+
+    with tqdm.tqdm(
+        total=rows,
+        unit=" rows",
+        unit_scale=True,
+        desc="writing variables",
+        disable=not show_progress,
+        file=sys.stderr,
+    ) as bar:
+      for _ in range(len(store.blocks)):
+        start, block = store.pop_front()
+        save_rows(start, block)
+        bar.update(len(block))
+        del block
+      save_rows(store.rows, np.zeros([num_oov_buckets, dim], np.float32))
+      bar.update(num_oov_buckets)
+    session.run(merge, {shard_prefixes: shards})
+  if tf.io.gfile.exists(temp):
+    tf.io.gfile.rmtree(temp)
 
 
 FLAGS = flags.FLAGS
@@ -150,32 +461,69 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError("Unexpected arguments: %s" % argv[1:])
   try:
-    path = export_text_embedding(
+    summary = export_text_embedding(
         FLAGS.embedding_file,
         FLAGS.export_path,
-        FLAGS.num_oov_buckets,
-        FLAGS.combiner,
-        FLAGS.lowercase,
+        num_oov_buckets=FLAGS.num_oov_buckets,
+        combiner=FLAGS.combiner,
+        lowercase=FLAGS.lowercase,
+        preprocess=FLAGS.preprocess,
+        max_vocab_size=FLAGS.max_vocab_size,
+        file_format=None if FLAGS.format == "auto" else FLAGS.format,
+        max_partition_bytes=FLAGS.max_partition_bytes,
+        show_progress=True,
     )
   except ValueError as e:
     sys.exit("export_text_embedding: %s" % e)
-  print("Exported %s" % path)
+  print(summary)
 
 
 if __name__ == "__main__":
-  flags.DEFINE_string("embedding_file", None, "Word vectors in text format.")
+  flags.DEFINE_string(
+      "embedding_file",
+      None,
+      "Word vectors: word2vec text or binary, GloVe or fastText .vec, plain"
+      " or gzip-compressed.",
+  )
   flags.DEFINE_string("export_path", None, "Module directory to create.")
+  flags.DEFINE_enum(
+      "format",
+      "auto",
+      ["auto"] + list(vectors_lib.FORMATS),
+      "Format of --embedding_file; auto detects it from the content.",
+  )
+  flags.DEFINE_integer(
+      "max_vocab_size",
+      None,
+      "Keep only the first N tokens of the file (they are sorted by"
+      " frequency).",
+  )
+  flags.DEFINE_bool(
+      "lowercase",
+      False,
+      "Lowercase vocabulary and sentences; of tokens equal once lowercased,"
+      " the first in the file wins.",
+  )
   flags.DEFINE_integer(
       "num_oov_buckets", 10, "Hash buckets for unknown tokens."
   )
   flags.DEFINE_enum(
       "combiner",
       "sqrtn",
-      ["mean", "sqrtn", "sum"],
+      list(COMBINERS),
       "How token vectors combine into a sentence vector.",
   )
-  flags.DEFINE_bool(
-      "lowercase", False, "Lowercase sentences before the lookup."
+  flags.DEFINE_enum(
+      "preprocess",
+      "whitespace",
+      list(PREPROCESSORS),
+      "Split sentences on whitespace, or remove punctuation first (as"
+      " tensorflow/hub's example exporter).",
+  )
+  flags.DEFINE_integer(
+      "max_partition_bytes",
+      DEFAULT_MAX_PARTITION_BYTES,
+      "Partition the embedding variable into parts of at most this many bytes.",
   )
   flags.mark_flags_as_required(["embedding_file", "export_path"])
   app.run(main)

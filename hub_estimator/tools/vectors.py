@@ -1,0 +1,393 @@
+"""Streaming reader of word-vector files: word2vec, GloVe and fastText formats.
+
+Formats (each may be gzip-compressed; a file starting with the gzip magic
+bytes 1f 8b is decompressed on the fly):
+
+- `word2vec_text` (and `fasttext`, the same layout: fastText's `.vec`): a
+  header line `count dim`, then one `token v1 ... vdim` line per vector.
+- `word2vec_binary`: the header line, then per vector the token's UTF-8 bytes,
+  one space and `dim` little-endian float32 values (4 * dim bytes), optionally
+  followed by a newline, as word2vec's C tool and gensim write it.
+- `glove`: no header; `dim` is the number of values on the first line.
+
+Text lines are single-space separated. A line with more fields than
+`dim + 1` holds a token with spaces in it (GloVe 840B has a few, such as
+". . ."): its vector is the last `dim` fields, its token everything before. The
+numbers are parsed by numpy's C text parser (`np.loadtxt`) a chunk of lines at
+a time, so memory beyond the caller's storage is about one chunk.
+"""
+
+import dataclasses
+import gzip
+import re
+from typing import Iterator, List, Optional
+
+import numpy as np
+import tensorflow as tf
+
+FORMATS = ("word2vec_text", "fasttext", "word2vec_binary", "glove")
+
+# Bytes of (decompressed) input handled per chunk; a chunk's lines, their
+# parsed values and the text they came from are the reader's own memory.
+CHUNK_BYTES = 16 << 20
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_HEADER = re.compile(rb"^\s*(\d+)[ \t]+(\d+)\s*$")
+_TRAILING = b" \t\r"
+
+
+class VectorsFileError(ValueError):
+  """A word-vector file that cannot be read; the message names file and line."""
+
+
+@dataclasses.dataclass
+class Chunk:
+  """Consecutive vectors of a file.
+
+  Attributes:
+    tokens: the tokens, in file order.
+    vectors: float32 [len(tokens), dim], finite values.
+    locations: per token, its 1-based line (text formats) or vector number
+      (word2vec_binary), for `VectorsReader.where`.
+  """
+
+  tokens: List[str]
+  vectors: np.ndarray
+  locations: List[int]
+
+
+class VectorsReader:
+  """Reads one word-vector file chunk by chunk; use `open_vectors`.
+
+  Attributes:
+    path: the file.
+    format: one of FORMATS (`fasttext` reads as `word2vec_text`).
+    compressed: whether the file is gzip-compressed.
+    dim: number of values per vector.
+    count: the vector count of the header; None for GloVe.
+    total_bytes: size of the file on disk, in bytes.
+  """
+
+  def __init__(self, path, file_format=None):
+    if not tf.io.gfile.exists(path):
+      raise VectorsFileError("Embedding file %r does not exist." % path)
+    if file_format is not None and file_format not in FORMATS:
+      raise VectorsFileError(
+          "Unknown format %r for %s; expected one of %s."
+          % (file_format, path, ", ".join(FORMATS))
+      )
+    self.path = path
+    self.total_bytes = tf.io.gfile.stat(path).length
+    self._raw = tf.io.gfile.GFile(path, "rb")
+    self.compressed = self._raw.read(2) == _GZIP_MAGIC
+    self._raw.seek(0)
+    self._stream = (
+        gzip.GzipFile(fileobj=self._raw, mode="rb")
+        if self.compressed
+        else self._raw
+    )
+    self._buffer = b""
+    self._eof = False
+    self._fill(1 << 20)
+    if not self._buffer.strip():
+      raise VectorsFileError("Embedding file %r holds no vectors." % path)
+    self.format, self.dim, self.count = self._detect(file_format)
+    if self.dim < 1:
+      raise VectorsFileError("%s: vectors of dimension %d." % (path, self.dim))
+    if self.count == 0:
+      raise VectorsFileError("Embedding file %r holds no vectors." % path)
+
+  def close(self):
+    self._stream.close()
+    self._raw.close()
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *unused_exc):
+    self.close()
+
+  def position(self):
+    """Bytes of the file on disk consumed so far (compressed bytes for gzip)."""
+    return self._raw.tell()
+
+  def where(self, location):
+    """Names a location of `Chunk.locations` for messages: 'path:line'."""
+    if self.format == "word2vec_binary":
+      return "%s: vector %d" % (self.path, location)
+    return "%s:%d" % (self.path, location)
+
+  def chunks(self) -> Iterator[Chunk]:
+    """Yields the vectors in file order, about CHUNK_BYTES of input at a time.
+
+    Stop iterating early to read only the first vectors.
+
+    Raises:
+      VectorsFileError: naming file and line (or vector number) of a token
+        with the wrong number of values, values that are not finite numbers,
+        a token that is empty or not UTF-8, or a file whose vector count
+        differs from its header.
+    """
+    if self.format == "word2vec_binary":
+      return self._binary_chunks()
+    return self._text_chunks()
+
+  # ------------------------------------------------------------ internals --
+
+  def _fill(self, size):
+    """Reads until the buffer holds `size` bytes or the input ends."""
+    parts = [self._buffer]
+    have = len(self._buffer)
+    while have < size and not self._eof:
+      data = self._stream.read(max(size - have, CHUNK_BYTES))
+      if not data:
+        self._eof = True
+        break
+      parts.append(data)
+      have += len(data)
+    self._buffer = b"".join(parts)
+
+  def _first_line(self, start=0):
+    end = self._buffer.find(b"\n", start)
+    return self._buffer[start : end if end >= 0 else len(self._buffer)], end
+
+  def _detect(self, file_format):
+    first, end = self._first_line()
+    header = _HEADER.match(first)
+    if file_format == "glove" or (file_format is None and not header):
+      if header:
+        raise VectorsFileError(
+            "%s:1: %r looks like a word2vec 'count dim' header, which GloVe"
+            " files do not have; pass --format=word2vec_text (or"
+            " word2vec_binary)." % (self.path, first.decode("latin-1"))
+        )
+      fields = first.rstrip(_TRAILING).split(b" ")
+      self._line = 0
+      return "glove", len(fields) - 1, None
+    if not header:
+      raise VectorsFileError(
+          "%s:1: expected the 'count dim' header of the %s format; found %r."
+          % (self.path, file_format, first[:80].decode("latin-1"))
+      )
+    count, dim = int(header.group(1)), int(header.group(2))
+    self._buffer = self._buffer[end + 1 :] if end >= 0 else b""
+    self._line = 1
+    text = self._looks_like_text(dim)
+    if file_format is None:
+      file_format = "word2vec_text" if text else "word2vec_binary"
+    elif file_format == "word2vec_binary" and text:
+      raise VectorsFileError(
+          "%s:2: a text line of %d numbers follows the header, not binary"
+          " vectors; pass --format=word2vec_text." % (self.path, dim)
+      )
+    return file_format, dim, count
+
+  def _looks_like_text(self, dim):
+    """Whether a text line of numbers follows the header (of any count)."""
+    line, end = self._first_line()
+    fields = line.rstrip(_TRAILING).split(b" ")
+    if (end < 0 and not self._eof) or len(fields) < 2:
+      return False
+    return _all_numbers(fields[-min(dim, len(fields) - 1) :])
+
+  def _text_chunks(self):
+    read = 0
+    while True:
+      self._fill(CHUNK_BYTES)
+      if not self._buffer:
+        break
+      cut = self._buffer.rfind(b"\n")
+      if cut < 0 and not self._eof:
+        self._fill(2 * len(self._buffer))
+        continue
+      if cut < 0 or (self._eof and cut < len(self._buffer) - 1):
+        cut = len(self._buffer)
+      lines = self._buffer[:cut].split(b"\n")
+      self._buffer = self._buffer[cut + 1 :]
+      chunk = self._parse_lines(lines, self._line + 1)
+      self._line += len(lines)
+      read += len(chunk.tokens)
+      if self.count is not None and read > self.count:
+        raise VectorsFileError(
+            "%s: holds more vectors than the %d of its header (line %d is"
+            " vector %d)." % (self.path, self.count, chunk.locations[-1], read)
+        )
+      if chunk.tokens:
+        yield chunk
+    if read == 0:
+      raise VectorsFileError("Embedding file %r holds no vectors." % self.path)
+    if self.count is not None and read != self.count:
+      raise VectorsFileError(
+          "%s: the header says %d vectors but the file holds %d (truncated?)."
+          % (self.path, self.count, read)
+      )
+
+  def _parse_lines(self, lines, first_line):
+    dim = self.dim
+    tokens, locations, values = [], [], []
+    for offset, line in enumerate(lines):
+      line = line.rstrip(_TRAILING)
+      if not line:
+        continue
+      spaces = line.count(b" ")
+      if spaces == dim:
+        token, text = line.split(b" ", 1)
+      else:
+        token = line.rsplit(b" ", dim)[0] if spaces > dim else b""
+        if spaces < dim or _all_numbers(token.split(b" ")[1:]):
+          # Too few fields, or extra ones that are numbers: not a token with
+          # spaces but a vector of the wrong size.
+          raise VectorsFileError(
+              "%s:%d: token %r has %d values, expected %d%s."
+              % (
+                  self.path,
+                  first_line + offset,
+                  _show(line.split(b" ", 1)[0]),
+                  spaces,
+                  dim,
+                  " (the header's dim)"
+                  if self.count is not None
+                  else " like the first line",
+              )
+          )
+        text = line[len(token) + 1 :]
+      tokens.append(self._token(token, first_line + offset))
+      locations.append(first_line + offset)
+      values.append(text)
+    return Chunk(
+        tokens, self._parse_values(values, tokens, locations), locations
+    )
+
+  def _parse_values(self, values, tokens, locations):
+    if not values:
+      return np.zeros([0, self.dim], np.float32)
+    try:
+      vectors = _loadtxt(values)
+    except ValueError:
+      vectors = None
+    if vectors is not None and vectors.shape == (len(values), self.dim):
+      bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1))
+      if not bad.size:
+        return vectors
+      first_bad = int(bad[0])
+    else:
+      first_bad = next((i for i, v in enumerate(values) if not _parses(v)), 0)
+    raise VectorsFileError(
+        "%s: the vector of token %r is not all finite numbers."
+        % (self.where(locations[first_bad]), tokens[first_bad])
+    )
+
+  def _token(self, raw, location):
+    token = raw.lstrip(b"\n") if self.format == "word2vec_binary" else raw
+    if not token or b"\n" in token:
+      raise VectorsFileError(
+          "%s: token %r is empty or holds a line break."
+          % (self.where(location), _show(raw))
+      )
+    try:
+      return token.decode("utf-8")
+    except UnicodeDecodeError:
+      raise VectorsFileError(
+          "%s: token %r is not UTF-8 text." % (self.where(location), token)
+      ) from None
+
+  def _binary_chunks(self):
+    width = 4 * self.dim
+    read = 0
+    while read < self.count:
+      self._fill(CHUNK_BYTES)
+      buffer = memoryview(self._buffer)
+      tokens, locations, pieces = [], [], []
+      pos = 0
+      while read < self.count:
+        space = self._buffer.find(b" ", pos)
+        if space < 0 or space + 1 + width > len(self._buffer):
+          break
+        read += 1
+        tokens.append(self._token(self._buffer[pos:space], read))
+        locations.append(read)
+        pieces.append(buffer[space + 1 : space + 1 + width])
+        pos = space + 1 + width
+      if not tokens:
+        if self._eof:
+          raise VectorsFileError(
+              "%s: ends after %d of the %d vectors of its header (truncated?)."
+              % (self.path, read, self.count)
+          )
+        self._fill(2 * len(self._buffer) + width + 1)
+        continue
+      vectors = (
+          np.frombuffer(b"".join(pieces), dtype="<f4")
+          .reshape(len(tokens), self.dim)
+          .astype(np.float32, copy=False)
+      )
+      del pieces, buffer
+      self._buffer = self._buffer[pos:]
+      bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1))
+      if bad.size:
+        raise VectorsFileError(
+            "%s: the vector of token %r is not all finite numbers."
+            % (self.where(locations[bad[0]]), tokens[bad[0]])
+        )
+      yield Chunk(tokens, vectors, locations)
+    while True:
+      if self._buffer.strip():
+        raise VectorsFileError(
+            "%s: holds more data after the %d vectors of its header."
+            % (self.path, self.count)
+        )
+      self._buffer = b""
+      if self._eof:
+        break
+      self._fill(CHUNK_BYTES)
+
+
+def open_vectors(path: str, file_format: Optional[str] = None) -> VectorsReader:
+  """Opens a word-vector file, detecting its format from the content.
+
+  Args:
+    path: the file (any `tf.io.gfile` filesystem), plain or gzip-compressed.
+    file_format: one of FORMATS to skip detection; None detects: a first line
+      of two integers is a word2vec header, followed by text lines
+      (`word2vec_text`) or by binary vectors (`word2vec_binary`); any other
+      first line starts a GloVe file.
+
+  Returns:
+    A VectorsReader (a context manager); its `chunks()` yields the vectors.
+
+  Raises:
+    VectorsFileError: if the file does not exist, the format is unknown, or
+      the file's start does not fit the format.
+  """
+  return VectorsReader(path, file_format)
+
+
+def _loadtxt(lines):
+  return np.loadtxt(
+      lines,
+      dtype=np.float32,
+      delimiter=" ",
+      comments=None,
+      quotechar=None,
+      ndmin=2,
+  )
+
+
+def _parses(line):
+  try:
+    _loadtxt([line])
+  except ValueError:
+    return False
+  return True
+
+
+def _all_numbers(fields):
+  try:
+    [float(x) for x in fields]
+  except ValueError:
+    return False
+  return True
+
+
+def _show(raw):
+  return raw[:80].decode("utf-8", errors="replace")
