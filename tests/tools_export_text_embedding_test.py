@@ -221,6 +221,16 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
     self.assertAllClose(_run_ours(summary.export_path, sentences), expected)
     self.assertAllClose(_run_tfhub(summary.export_path, sentences), expected)
 
+  def test_duplicates_keep_first_drops_later_ones_and_counts_them(self):
+    path = self._write("dup.txt", "a 1\nb 2\na 3\nc 4\nb 5\n")
+    summary = self._export(path, duplicates="keep_first", combiner="sum")
+    self.assertEqual(self._vocabulary(summary), ["a", "b", "c"])
+    self.assertEqual(summary.duplicates, 2)
+    self.assertIn("2 duplicate tokens dropped", str(summary))
+    self.assertAllClose(
+        _run_ours(summary.export_path, ["a", "b", "c"]), [[1], [2], [4]]
+    )
+
   def test_preprocess_and_combiner(self):
     path = self._write("glove.txt", "hello 1 0\nworld 0 3\n")
     summary = self._export(
@@ -270,7 +280,8 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
         ),
         "dup.txt": (
             "a 1\nb 2\na 3\n",
-            r"dup.txt:3: token 'a' already appeared on line 1",
+            r"dup.txt:3: token 'a' already appeared on line 1 \(pass"
+            r" --duplicates=keep_first",
         ),
         "nan.txt": (
             "a 1 2\nb 1 x\n",
@@ -329,6 +340,7 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
         ({"combiner": "max"}, "combiner must be one of"),
         ({"preprocess": "bpe"}, "preprocess must be one of"),
         ({"max_vocab_size": 0}, "max_vocab_size must be >= 1; got 0"),
+        ({"duplicates": "last"}, "duplicates must be one of"),
     ]
     for kwargs, message in cases:
       with self.subTest(str(kwargs)):

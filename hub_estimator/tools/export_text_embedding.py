@@ -44,6 +44,10 @@ COMBINERS = ("mean", "sqrtn", "sum")
 # exporter (examples/text_embeddings/export.py): remove Unicode punctuation
 # (\pP), then split on spaces.
 PREPROCESSORS = ("whitespace", "strip_punctuation")
+# What to do when a token appears twice in the file. GloVe 840B has such
+# tokens (see maciejkula/glove-python#48), so "keep_first" exists; "error" is
+# the default because a duplicate usually means a damaged or concatenated file.
+DUPLICATES = ("error", "keep_first")
 VARIABLE_NAME = "embeddings"
 VOCABULARY_FILENAME = "tokens.txt"
 DEFAULT_MAX_PARTITION_BYTES = 256 << 20
@@ -69,6 +73,8 @@ class ExportSummary:
     matrix_bytes: bytes of the float32 [tokens + num_oov_buckets, dim] matrix.
     lowercase_collisions: vectors dropped because their lowercased token came
       earlier in the file (with `lowercase`).
+    duplicates: vectors dropped because their token came earlier in the file
+      (with duplicates="keep_first").
     stopped_at_max_vocab_size: whether reading stopped at `max_vocab_size`.
     seconds: wall time of the export.
   """
@@ -82,6 +88,7 @@ class ExportSummary:
   partitions: int
   matrix_bytes: int
   lowercase_collisions: int
+  duplicates: int
   stopped_at_max_vocab_size: bool
   seconds: float
 
@@ -96,12 +103,15 @@ class ExportSummary:
             if self.stopped_at_max_vocab_size
             else "",
         ),
-        "  vocabulary:  %d tokens + %d OOV buckets%s"
+        "  vocabulary:  %d tokens + %d OOV buckets%s%s"
         % (
             self.tokens,
             self.num_oov_buckets,
             ", %d lowercase collisions dropped" % self.lowercase_collisions
             if self.lowercase_collisions
+            else "",
+            ", %d duplicate tokens dropped" % self.duplicates
+            if self.duplicates
             else "",
         ),
         "  embeddings:  float32 [%d, %d], %.1f MiB in %d partition(s)"
@@ -153,6 +163,7 @@ def export_text_embedding(
     preprocess: str = "whitespace",
     max_vocab_size: int = None,
     file_format: str = None,
+    duplicates: str = "error",
     max_partition_bytes: int = DEFAULT_MAX_PARTITION_BYTES,
     show_progress: bool = False,
 ) -> ExportSummary:
@@ -174,6 +185,8 @@ def export_text_embedding(
     max_vocab_size: keep only the first this many tokens (after lowercase
       collisions); None keeps all.
     file_format: one of `vectors.FORMATS`; None detects it from the content.
+    duplicates: a token that appears again later in the file is an error
+      ("error") or is dropped, the first one kept ("keep_first").
     max_partition_bytes: the embedding variable is partitioned along its rows
       into the fewest partitions of at most this many bytes each.
     show_progress: show progress bars (rate, ETA) on stderr while reading and
@@ -189,7 +202,12 @@ def export_text_embedding(
   """
   started = time.monotonic()
   _check_arguments(
-      num_oov_buckets, combiner, preprocess, max_vocab_size, max_partition_bytes
+      num_oov_buckets,
+      combiner,
+      preprocess,
+      max_vocab_size,
+      duplicates,
+      max_partition_bytes,
   )
   if tf.io.gfile.exists(export_path):
     raise ValueError("Export path %r already exists." % export_path)
@@ -201,9 +219,14 @@ def export_text_embedding(
     vocab_file = os.path.join(work, VOCABULARY_FILENAME)
     with vectors_lib.open_vectors(embedding_file, file_format) as reader:
       read = _read_vectors(
-          reader, vocab_file, lowercase, max_vocab_size, show_progress
+          reader,
+          vocab_file,
+          lowercase,
+          max_vocab_size,
+          duplicates == "keep_first",
+          show_progress,
       )
-    store, collisions, stopped = read
+    store = read.store
     rows = store.rows + num_oov_buckets
     matrix_bytes = rows * store.dim * 4
     partitions = min(
@@ -242,14 +265,20 @@ def export_text_embedding(
       num_oov_buckets=num_oov_buckets,
       partitions=partitions,
       matrix_bytes=matrix_bytes,
-      lowercase_collisions=collisions,
-      stopped_at_max_vocab_size=stopped,
+      lowercase_collisions=read.collisions,
+      duplicates=read.duplicates,
+      stopped_at_max_vocab_size=read.stopped,
       seconds=time.monotonic() - started,
   )
 
 
 def _check_arguments(
-    num_oov_buckets, combiner, preprocess, max_vocab_size, max_partition_bytes
+    num_oov_buckets,
+    combiner,
+    preprocess,
+    max_vocab_size,
+    duplicates,
+    max_partition_bytes,
 ):
   if num_oov_buckets < 1:
     raise ValueError("num_oov_buckets must be >= 1; got %d." % num_oov_buckets)
@@ -264,22 +293,32 @@ def _check_arguments(
     )
   if max_vocab_size is not None and max_vocab_size < 1:
     raise ValueError("max_vocab_size must be >= 1; got %d." % max_vocab_size)
+  if duplicates not in DUPLICATES:
+    raise ValueError(
+        "duplicates must be one of %s; got %r." % (list(DUPLICATES), duplicates)
+    )
   if max_partition_bytes < 1:
     raise ValueError(
         "max_partition_bytes must be >= 1; got %d." % max_partition_bytes
     )
 
 
-def _read_vectors(reader, vocab_file, lowercase, max_vocab_size, show_progress):
-  """Streams the vectors into a _RowBlocks and their tokens into `vocab_file`.
+@dataclasses.dataclass
+class _Read:
+  store: _RowBlocks
+  collisions: int = 0
+  duplicates: int = 0
+  stopped: bool = False
 
-  Returns:
-    (store, lowercase collisions, whether max_vocab_size stopped reading).
-  """
-  store = _RowBlocks(reader.dim)
+
+def _read_vectors(
+    reader, vocab_file, lowercase, max_vocab_size, keep_first, show_progress
+):
+  """Streams the vectors into a _RowBlocks and their tokens into `vocab_file`."""
+  read = _Read(_RowBlocks(reader.dim))
+  store = read.store
   first_seen = {}  # token -> location, to report duplicates.
   kept = set()  # lowercased tokens in the vocabulary.
-  collisions = 0
   lower = _Lowercaser() if lowercase else None
   limit = max_vocab_size or float("inf")
   bar = tqdm.tqdm(
@@ -297,8 +336,12 @@ def _read_vectors(reader, vocab_file, lowercase, max_vocab_size, show_progress):
       for i, (token, key) in enumerate(zip(chunk.tokens, keys)):
         location = chunk.locations[i]
         if token in first_seen:
+          if keep_first:
+            read.duplicates += 1
+            continue
           raise vectors_lib.VectorsFileError(
-              "%s: token %r already appeared %s %d."
+              "%s: token %r already appeared %s %d (pass"
+              " --duplicates=keep_first to keep the first of each)."
               % (
                   reader.where(location),
                   token,
@@ -311,7 +354,7 @@ def _read_vectors(reader, vocab_file, lowercase, max_vocab_size, show_progress):
         first_seen[token] = location
         if lower:
           if key in kept:
-            collisions += 1
+            read.collisions += 1
             continue
           kept.add(key)
         rows.append(i)
@@ -324,8 +367,9 @@ def _read_vectors(reader, vocab_file, lowercase, max_vocab_size, show_progress):
       store.append(values)
       bar.update(reader.position() - bar.n)
       if store.rows >= limit:
-        return store, collisions, True
-  return store, collisions, False
+        read.stopped = True
+        break
+  return read
 
 
 class _Lowercaser:
@@ -470,6 +514,7 @@ def main(argv):
         preprocess=FLAGS.preprocess,
         max_vocab_size=FLAGS.max_vocab_size,
         file_format=None if FLAGS.format == "auto" else FLAGS.format,
+        duplicates=FLAGS.duplicates,
         max_partition_bytes=FLAGS.max_partition_bytes,
         show_progress=True,
     )
@@ -519,6 +564,13 @@ if __name__ == "__main__":
       list(PREPROCESSORS),
       "Split sentences on whitespace, or remove punctuation first (as"
       " tensorflow/hub's example exporter).",
+  )
+  flags.DEFINE_enum(
+      "duplicates",
+      "error",
+      list(DUPLICATES),
+      "A token that appears again later in the file: stop with an error, or"
+      " keep the first and drop the others (GloVe 840B needs this).",
   )
   flags.DEFINE_integer(
       "max_partition_bytes",

@@ -1,0 +1,191 @@
+r"""Wall time and peak memory of export_text_embedding vs tensorflow/hub's example.
+
+Generates a synthetic word-vector file of --rows x --dim (GloVe text, which
+both exporters read, and/or word2vec binary, which only ours reads), then runs
+each exporter as a separate process on the same file and prints the wall time
+and peak RSS (the child's ru_maxrss) of each, the ratios ours / theirs, and
+ours' peak above a TensorFlow baseline process (the same imports and a
+session, no vectors) as a multiple of the float32 matrix:
+
+  python benchmarks/text_embedding_benchmark.py \
+      --tfhub_export_script=/tmp/export.py            # 100,000 x 300, text
+  python benchmarks/text_embedding_benchmark.py \
+      --rows=2200000 --formats=binary                 # ours alone, binary
+
+The peer is `examples/text_embeddings/export.py` at tag v0.15.0 of the
+public tensorflow/hub repository; this project does not ship it: check it out
+and pass its path as --tfhub_export_script. Without it the benchmark measures
+ours alone and says so. Both export with one OOV bucket, punctuation
+stripping and the sqrtn combiner (the peer's defaults).
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+from absl import app
+from absl import flags
+import numpy as np
+
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+flags.DEFINE_integer("rows", 100_000, "Vectors in the generated file.")
+flags.DEFINE_integer("dim", 300, "Values per vector.")
+flags.DEFINE_list(
+    "formats",
+    ["text"],
+    "Files to generate and export: text (GloVe layout) and/or binary"
+    " (word2vec .bin; tensorflow/hub's example cannot read it).",
+)
+flags.DEFINE_string(
+    "tfhub_export_script",
+    None,
+    "Path of tensorflow/hub's examples/text_embeddings/export.py (tag"
+    " v0.15.0); without it only ours is measured.",
+)
+flags.DEFINE_string(
+    "work_dir",
+    None,
+    "Where the vectors files and modules go (removed afterwards); default: a"
+    " new temporary folder.",
+)
+FLAGS = flags.FLAGS
+
+_BASELINE = """
+import tensorflow as tf
+from hub_estimator.tools import export_text_embedding
+with tf.Graph().as_default(), tf.compat.v1.Session() as s:
+  s.run(tf.constant(1.0) + 1)
+"""
+
+
+def _generate(path, rows, dim, binary):
+  """Writes rows x dim standard-normal vectors; tokens are w0, w1, ..."""
+  rng = np.random.default_rng(0)
+  block = 10_000
+  with open(path, "wb") as f:
+    if binary:
+      f.write(b"%d %d\n" % (rows, dim))
+    for start in range(0, rows, block):
+      values = rng.standard_normal([min(block, rows - start), dim])
+      values = values.astype(np.float32)
+      if binary:
+        f.write(
+            b"".join(
+                b"w%d %s\n" % (start + i, row.astype("<f4").tobytes())
+                for i, row in enumerate(values)
+            )
+        )
+      else:
+        row_format = " ".join(["%.6f"] * dim)
+        f.write(
+            "".join(
+                "w%d %s\n" % (start + i, row_format % tuple(row))
+                for i, row in enumerate(values.tolist())
+            ).encode("ascii")
+        )
+
+
+def _run(argv, env=None):
+  """Runs argv; returns (wall seconds, peak RSS bytes). Raises on failure."""
+  started = time.monotonic()
+  process = subprocess.Popen(
+      argv,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT,
+      env=env,
+  )
+  output = process.stdout.read()
+  _, status, usage = os.wait4(process.pid, 0)
+  seconds = time.monotonic() - started
+  process.returncode = os.waitstatus_to_exitcode(status)
+  if process.returncode:
+    sys.exit(
+        "%s failed (%d):\n%s"
+        % (argv[:3], process.returncode, output.decode()[-3000:])
+    )
+  return seconds, usage.ru_maxrss * 1024
+
+
+def main(argv):
+  del argv
+  env = dict(os.environ, PYTHONPATH=_REPO, TF_CPP_MIN_LOG_LEVEL="2")
+  work = FLAGS.work_dir or tempfile.mkdtemp(prefix="text_embedding_bench_")
+  os.makedirs(work, exist_ok=True)
+  matrix = FLAGS.rows * FLAGS.dim * 4
+  print(
+      "%d x %d vectors, float32 matrix %.0f MB"
+      % (FLAGS.rows, FLAGS.dim, matrix / 1e6)
+  )
+  if not FLAGS.tfhub_export_script:
+    print(
+        "No --tfhub_export_script: measuring ours alone (no comparison with"
+        " tensorflow/hub's example exporter)."
+    )
+  try:
+    _, baseline = _run([sys.executable, "-c", _BASELINE], env)
+    print("TensorFlow baseline process: peak RSS %.0f MB" % (baseline / 1e6))
+    for name in FLAGS.formats:
+      binary = name == "binary"
+      path = os.path.join(work, "vectors.bin" if binary else "vectors.txt")
+      started = time.monotonic()
+      _generate(path, FLAGS.rows, FLAGS.dim, binary)
+      print(
+          "\n[%s] %s: %.0f MB (generated in %.0f s)"
+          % (
+              name,
+              path,
+              os.path.getsize(path) / 1e6,
+              time.monotonic() - started,
+          )
+      )
+      ours_dir = os.path.join(work, "ours")
+      ours = _run(
+          [
+              sys.executable,
+              "-m",
+              "hub_estimator.tools.export_text_embedding",
+              "--embedding_file=" + path,
+              "--export_path=" + ours_dir,
+              "--num_oov_buckets=1",
+              "--preprocess=strip_punctuation",
+              "--combiner=sqrtn",
+          ],
+          env,
+      )
+      shutil.rmtree(ours_dir)
+      print(
+          "  ours:   %6.1f s  peak RSS %6.0f MB  (baseline + %.2fx matrix)"
+          % (ours[0], ours[1] / 1e6, (ours[1] - baseline) / matrix)
+      )
+      if FLAGS.tfhub_export_script and not binary:
+        theirs_dir = os.path.join(work, "theirs")
+        theirs = _run(
+            [
+                sys.executable,
+                FLAGS.tfhub_export_script,
+                "--embedding_file=" + path,
+                "--export_path=" + theirs_dir,
+            ],
+            env,
+        )
+        shutil.rmtree(theirs_dir)
+        print(
+            "  theirs: %6.1f s  peak RSS %6.0f MB  (baseline + %.2fx matrix)"
+            % (theirs[0], theirs[1] / 1e6, (theirs[1] - baseline) / matrix)
+        )
+        print(
+            "  ours / theirs: time %.2fx, peak RSS %.2fx"
+            % (ours[0] / theirs[0], ours[1] / theirs[1])
+        )
+      os.remove(path)
+  finally:
+    if not FLAGS.work_dir:
+      shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+  app.run(main)
