@@ -332,7 +332,7 @@ def _read_vectors(
   with bar, tf.io.gfile.GFile(vocab_file, "w") as vocab:
     for chunk in reader.chunks():
       keys = lower(chunk.tokens) if lower else chunk.tokens
-      rows = []
+      rows, lines = [], []
       for i, (token, key) in enumerate(zip(chunk.tokens, keys)):
         location = chunk.locations[i]
         if token in first_seen:
@@ -358,9 +358,11 @@ def _read_vectors(
             continue
           kept.add(key)
         rows.append(i)
-        vocab.write(key + "\n")
+        lines.append(key)
         if store.rows + len(rows) >= limit:
           break
+      if lines:
+        vocab.write("\n".join(lines) + "\n")
       values = chunk.vectors
       if len(rows) != len(values):
         values = values[rows]
