@@ -54,13 +54,15 @@ pip_logged() {
 venv_python="$("$venv/bin/python" -c \
   'import sys; print("%d.%d" % sys.version_info[:2])')"
 if [ "$venv_python" = "$lock_python" ]; then
-  say "installing locked dependencies (first run only, ~1-2 min); log: $log"
+  say "installing locked dependencies (first run only, a few minutes:" \
+    "TensorFlow is ~475 MB); log: $log"
   pip_logged -r "$lock"
   # setuptools comes from the lock, so the build needs no download.
   pip_logged --no-deps --no-build-isolation -e "$root"
 else
   say "Python $venv_python: requirements.lock is for $lock_python; installing" \
-    "from pyproject.toml's ranges instead (first run only, ~1-2 min); log: $log"
+    "from pyproject.toml's ranges instead (first run only, a few minutes);" \
+    "log: $log"
   pip_logged -e "$root[test]"
 fi
 echo "$want" >"$stamp"

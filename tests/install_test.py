@@ -9,6 +9,7 @@ install's, are not processed) and installs only the wheel, with --no-deps.
 """
 
 import glob
+import importlib.metadata
 import json
 import os
 import shutil
@@ -45,6 +46,41 @@ def _env_without_checkout():
   env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
   env['TF_CPP_MIN_LOG_LEVEL'] = '2'
   return env
+
+
+def _copy_project(dest, extra=()):
+  """Copies what a build needs (and `extra` paths) from the checkout."""
+  os.makedirs(dest, exist_ok=True)
+  for name in ('pyproject.toml', 'README.md'):
+    shutil.copy(os.path.join(_ROOT, name), dest)
+  for name in ('hub_estimator', 'trainers', 'gin') + tuple(extra):
+    shutil.copytree(
+        os.path.join(_ROOT, name),
+        os.path.join(dest, name),
+        ignore=shutil.ignore_patterns('__pycache__'),
+    )
+
+
+def _make_venv_reusing_test_env(venv, cwd):
+  """A venv without pip whose dependencies are this environment's.
+
+  Returns:
+    The venv's site-packages. Its .pth file names this environment's
+    site-packages as plain paths, so the .pth files there (an editable
+    install of the checkout) are not processed.
+  """
+  _run([sys.executable, '-m', 'venv', '--without-pip', venv], cwd)
+  python = os.path.join(venv, 'bin', 'python')
+  purelib = _run(
+      [python, '-c', "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+      cwd,
+  ).stdout.strip()  # fmt: skip
+  deps = sorted(
+      {sysconfig.get_paths()['purelib'], sysconfig.get_paths()['platlib']}
+  )
+  with open(os.path.join(purelib, 'test_env_dependencies.pth'), 'w') as f:
+    f.write(''.join(p + '\n' for p in deps))
+  return purelib
 
 
 def _run(args, cwd, env=None):
@@ -176,15 +212,7 @@ class WheelInstallTest(tf.test.TestCase):
     tmp = self.get_temp_dir()
     # 1. Build from a copy, so the checkout gets no build/ or egg-info.
     src = os.path.join(tmp, 'src')
-    for name in ('pyproject.toml', 'README.md'):
-      os.makedirs(src, exist_ok=True)
-      shutil.copy(os.path.join(_ROOT, name), src)
-    for name in ('hub_estimator', 'trainers', 'gin'):
-      shutil.copytree(
-          os.path.join(_ROOT, name),
-          os.path.join(src, name),
-          ignore=shutil.ignore_patterns('__pycache__'),
-      )
+    _copy_project(src)
     dist = os.path.join(tmp, 'dist')
     build = _run(
         [
@@ -222,17 +250,8 @@ class WheelInstallTest(tf.test.TestCase):
     venv = os.path.join(tmp, 'venv')
     # Removed here: the temp-dir cleanup would also walk the lib64 symlink.
     self.addCleanup(shutil.rmtree, venv, ignore_errors=True)
-    _run([sys.executable, '-m', 'venv', '--without-pip', venv], tmp)
+    purelib = _make_venv_reusing_test_env(venv, tmp)
     python = os.path.join(venv, 'bin', 'python')
-    purelib = _run(
-        [python, '-c', "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        tmp,
-    ).stdout.strip()  # fmt: skip
-    deps = sorted(
-        {sysconfig.get_paths()['purelib'], sysconfig.get_paths()['platlib']}
-    )
-    with open(os.path.join(purelib, 'test_env_dependencies.pth'), 'w') as f:
-      f.write(''.join(p + '\n' for p in deps))
     _run(
         [
             sys.executable, '-m', 'pip', '--python', python, 'install',
@@ -283,6 +302,90 @@ class WheelInstallTest(tf.test.TestCase):
       self.assertEqual(result['shape'], [3, 16], path)
       self.assertTrue(result['finite'], path)
       self.assertLess(result['max_abs_diff_vs_tensorflow_hub'], 1e-6, path)
+
+
+class BootstrapTest(tf.test.TestCase):
+  """scripts/bootstrap.sh on a copy of the project, offline.
+
+  The copy's .venv reuses this environment's packages, so the pins of the
+  test's requirements.lock are already satisfied and pip downloads nothing.
+  """
+
+  def setUp(self):
+    super().setUp()
+    self.root = os.path.join(self.get_temp_dir(), 'project')
+    _copy_project(self.root, extra=('scripts',))
+    self.venv = os.path.join(self.root, '.venv')
+    self.addCleanup(shutil.rmtree, self.venv, ignore_errors=True)
+    _make_venv_reusing_test_env(self.venv, self.root)
+    self.log = os.path.join(self.venv, 'bootstrap.log')
+    self.stamp = os.path.join(self.venv, '.hub_estimator_installed')
+
+  def _write_lock(self, text):
+    with open(os.path.join(self.root, 'requirements.lock'), 'w') as f:
+      f.write(text)
+
+  def _bootstrap(self):
+    return subprocess.run(
+        ['bash', os.path.join(self.root, 'scripts', 'bootstrap.sh')],
+        cwd=self.get_temp_dir(),
+        env=_env_without_checkout(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=_TIMEOUT_SECS,
+    )
+
+  def test_one_line_per_phase_pip_output_in_log_silent_rerun(self):
+    absl_version = importlib.metadata.version('absl-py')
+    self._write_lock(f'absl-py=={absl_version}\n')
+    proc = self._bootstrap()
+    self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+    self.assertEqual(
+        proc.stdout.splitlines(),
+        [
+            (
+                'bootstrap: installing locked dependencies (first run only, a'
+                f' few minutes: TensorFlow is ~475 MB); log: {self.log}'
+            ),
+            'bootstrap: done',
+        ],
+    )
+    self.assertEqual(proc.stderr, '')
+    with open(self.log) as f:
+      log = f.read()
+    self.assertIn(f'absl-py=={absl_version}', log)
+    self.assertIn('Successfully installed hub-estimator', log)
+    imported = _run(
+        [
+            os.path.join(self.venv, 'bin', 'python'), '-c',
+            'import hub_estimator; print(hub_estimator.__file__)',
+        ],
+        self.get_temp_dir(),
+    ).stdout.strip()  # fmt: skip
+    self.assertEqual(
+        imported, os.path.join(self.root, 'hub_estimator', '__init__.py')
+    )
+
+    again = self._bootstrap()
+    self.assertEqual(
+        (again.returncode, again.stdout, again.stderr), (0, '', '')
+    )
+
+    self._write_lock(f'absl-py=={absl_version}\n# refreshed\n')
+    changed = self._bootstrap()
+    self.assertEqual(changed.returncode, 0, changed.stderr)
+    self.assertIn('installing locked dependencies', changed.stdout)
+
+  def test_failing_pip_names_its_log_and_leaves_no_stamp(self):
+    self._write_lock('absl-py==not a version!\n')
+    proc = self._bootstrap()
+    self.assertNotEqual(proc.returncode, 0)
+    self.assertIn('installing locked dependencies', proc.stdout)
+    self.assertIn('bootstrap: failed: pip install -r', proc.stderr)
+    self.assertIn(f"pip's output is in {self.log}", proc.stderr)
+    self.assertIn('not a version', proc.stderr)  # The log's end, shown.
+    self.assertFalse(os.path.exists(self.stamp))
 
 
 if __name__ == '__main__':
