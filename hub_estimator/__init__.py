@@ -13,6 +13,8 @@ from hub_estimator.export import PeriodicModuleExporter
 from hub_estimator.export import register_module_for_export
 from hub_estimator.format.module import eval_function_for_module
 from hub_estimator.format.module import Module
+from hub_estimator.format.op_policy import TRUST_ALL_OPS
+from hub_estimator.format.op_policy import UnsafeModuleError
 from hub_estimator.format.protos import ImageModuleInfo
 from hub_estimator.format.protos import ModuleAttachment
 from hub_estimator.format.saved_model_io import ModuleFormatError
@@ -43,6 +45,8 @@ __all__ = [
     "register_module_for_export",
     "sparse_text_embedding_column",
     "text_embedding_column",
+    "TRUST_ALL_OPS",
+    "UnsafeModuleError",
 ]
 
 __version__ = "0.1.0"

@@ -196,10 +196,16 @@ class BadModuleDirectoryTest(tf.test.TestCase):
       f.write(saved_model.SerializeToString())
     with tf.Graph().as_default():
       with self.assertRaisesRegex(
+          hub.UnsafeModuleError,
+          r"unknown_op is refused .*\n.*op NoSuchOpAnywhere \(node 'strange'\)"
+          r" is not registered",
+      ):
+        hub.Module(path)
+      with self.assertRaisesRegex(
           tf.errors.NotFoundError,
           r"unknown_op uses ops .*\['NoSuchOpAnywhere'\]",
       ):
-        hub.Module(path)
+        hub.Module(path, allowed_ops=["NoSuchOpAnywhere"])
 
   def test_good_module_still_loads(self):
     with hub.eval_function_for_module(self.good) as f:

@@ -13,6 +13,7 @@ import tensorflow as tf
 import tensorflow_hub as tfhub
 
 import hub_estimator as hub
+from hub_estimator.format import op_policy
 from hub_estimator.tools import export_text_embedding
 from hub_estimator.tools import vectors
 
@@ -111,6 +112,7 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
     summary = self._export(vectors_file, num_oov_buckets=2)
     path = summary.export_path
     self.assertEqual(os.listdir(os.path.join(path, "assets")), ["tokens.txt"])
+    self.assertEqual(op_policy.vet_module(path).findings, [])
     expected = [[3.0, 4.0], [1.0 / np.sqrt(2), 2.0 / np.sqrt(2)], [0.0, 0.0]]
     sentences = ["bird", "cat dog", "unknown"]
     self.assertAllClose(_run_ours(path, sentences), expected)

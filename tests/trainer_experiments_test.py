@@ -18,6 +18,7 @@ import hub_estimator as hub
 from hub_estimator import experiment
 from hub_estimator import gin_utils
 from hub_estimator.consume import feature_columns
+from hub_estimator.format import op_policy
 
 _v1 = tf.compat.v1
 
@@ -39,6 +40,20 @@ def run_experiment(gin_file, model_dir, bindings=()):
     return experiment.run()
   finally:
     gin.clear_config()
+
+
+def assert_no_refused_ops(test, result):
+  """Every module every exporter of `result` published passes the op policy."""
+  module_dirs = [
+      os.path.join(version, name)
+      for versions in result.exports.values()
+      for version in versions
+      for name in os.listdir(version)
+      if os.path.isdir(os.path.join(version, name))
+  ]
+  test.assertNotEmpty(module_dirs)
+  for module_dir in module_dirs:
+    test.assertEqual(op_policy.vet_module(module_dir).findings, [], module_dir)
 
 
 def apply_module(path, inputs):
@@ -82,6 +97,7 @@ class PublisherConsumerTest(tf.test.TestCase):
       )
       out = apply_module(module_dir, np.zeros([2, 64], np.float32))
       self.assertEqual(out.shape, (2, 16))
+    assert_no_refused_ops(self, result)
     summary = result.summary()
     self.assertIn('Best accuracy', summary)
     self.assertIn(result.exports['best'][-1], summary)
@@ -124,6 +140,7 @@ class PublisherConsumerTest(tf.test.TestCase):
     )
     self.assertEqual(result.global_step, 6)
     self.assertIn('auc', result.final_metrics)  # The new multi-label head.
+    assert_no_refused_ops(self, result)
     published = os.path.join(self.publisher.exports['best'][-1], 'digits_mlp')
     tuned = os.path.join(result.exports['best'][-1], 'digits_mlp_finetuned')
     x = np.random.RandomState(0).rand(4, 64).astype(np.float32)
@@ -184,6 +201,7 @@ class OtherExperimentsTest(tf.test.TestCase, parameterized.TestCase):
     result = run_experiment(gin_file, model_dir, bindings)
     self.assertEqual(result.global_step, 6)
     self.assertCountEqual(result.exports, ['best', 'latest'])
+    assert_no_refused_ops(self, result)
     module_dir = os.path.join(result.exports['latest'][-1], module_name)
     out = apply_module(module_dir, inputs)
     self.assertEqual(out.shape, (2, 8))

@@ -18,12 +18,28 @@ _GraphKeys = tf.compat.v1.GraphKeys
 _APPLY_COLLECTIONS = [_GraphKeys.ASSET_FILEPATHS]
 
 
-def as_module_spec(spec):
-  """Returns `spec` itself, or the spec loaded from a module directory path."""
+def as_module_spec(spec, allowed_ops=None):
+  """Returns `spec` itself, or the spec loaded from a module directory path.
+
+  Args:
+    spec: a ModuleSpec or a module directory path.
+    allowed_ops: for a path, as in `load_module_spec`; must be None for a
+      ModuleSpec (it was vetted when loaded, or built in-process).
+
+  Raises:
+    ValueError: for another type, or `allowed_ops` given with a ModuleSpec.
+    UnsafeModuleError: as in `load_module_spec`.
+  """
   if isinstance(spec, spec_lib.ModuleSpec):
+    if allowed_ops is not None:
+      raise ValueError(
+          "allowed_ops=%r applies when loading a module from a path; %s is a"
+          " ModuleSpec already (pass allowed_ops to load_module_spec instead)."
+          % (allowed_ops, spec.source)
+      )
     return spec
   if isinstance(spec, (str, bytes, os.PathLike)):
-    return spec_lib.load_module_spec(spec)
+    return spec_lib.load_module_spec(spec, allowed_ops=allowed_ops)
   raise ValueError(
       "Unknown module spec type: %s (expected a ModuleSpec or a module "
       "directory path)."
@@ -47,7 +63,9 @@ class Module:
   made from one spec has separate state (scopes `module`, `module_1`, ...).
   """
 
-  def __init__(self, spec, trainable=False, name="module", tags=None):
+  def __init__(
+      self, spec, trainable=False, name="module", tags=None, allowed_ops=None
+  ):
     """Instantiates a module in the default graph.
 
     Args:
@@ -56,10 +74,15 @@ class Module:
         REGULARIZATION_LOSSES and UPDATE_OPS join the consumer graph's.
       name: the variable scope to create the state in (made unique).
       tags: the graph variant to use; None means the variant without tags.
+      allowed_ops: when `spec` is a path, the op types to allow beyond the
+        default op policy, or `hub_estimator.TRUST_ALL_OPS` (see
+        `load_module_spec`); None means the default policy.
 
     Raises:
       RuntimeError: in eager mode, or if the name scope is already taken.
       ValueError: for an unknown spec type or tag set.
+      UnsafeModuleError: if the module at `spec` has ops the op policy
+        refuses.
     """
     if tf.executing_eagerly():
       raise RuntimeError(
@@ -67,7 +90,7 @@ class Module:
           " tf.Graph().as_default():` or after"
           " tf.compat.v1.disable_eager_execution()."
       )
-    self._spec = as_module_spec(spec)
+    self._spec = as_module_spec(spec, allowed_ops)
     self._tags = set(tags or [])
     if self._tags not in self._spec.get_tags():
       raise ValueError(
@@ -590,7 +613,7 @@ def _colocate_with_fed_tensors(graph, scope, colocation_refs, groups_by_name):
 
 
 @contextlib.contextmanager
-def eval_function_for_module(spec, tags=None):
+def eval_function_for_module(spec, tags=None, allowed_ops=None):
   """Yields a function that runs a module's signatures on numpy values.
 
   The module is instantiated in its own graph and session, which close when the
@@ -599,11 +622,12 @@ def eval_function_for_module(spec, tags=None):
   Args:
     spec: a ModuleSpec or module directory path.
     tags: the graph variant; None means the variant without tags.
+    allowed_ops: for a path, as in `load_module_spec`.
 
   Yields:
     `fn(inputs=None, signature=None, as_dict=None)` returning numpy values.
   """
-  spec = as_module_spec(spec)
+  spec = as_module_spec(spec, allowed_ops)
   with tf.Graph().as_default():
     module = Module(spec, tags=tags)
     signatures = {}

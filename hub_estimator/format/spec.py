@@ -9,6 +9,7 @@ from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow.core.protobuf import saved_model_pb2
 
 from hub_estimator.format import graph_index as graph_index_lib
+from hub_estimator.format import op_policy
 from hub_estimator.format import protos
 from hub_estimator.format import saved_model_io
 from hub_estimator.format import tensor_info as tensor_info_lib
@@ -225,11 +226,19 @@ def create_module_spec(module_fn, tags_and_args=None, drop_collections=None):
   )
 
 
-def load_module_spec(path):
-  """Loads the ModuleSpec of a module directory.
+def load_module_spec(path, allowed_ops=None):
+  """Loads the ModuleSpec of a module directory, vetted by the op policy.
+
+  A module is a graph that runs with the consumer's rights, so by default a
+  module whose graph reaches outside it (Python callbacks, file reads other
+  than its own assets, file writes or listings, foreign checkpoints, printing
+  to files, network, unregistered ops) is refused; see `op_policy`.
 
   Args:
     path: a module directory (any filesystem `tf.io.gfile` knows).
+    allowed_ops: None for the default policy; a list of op type names (e.g.
+      `["PyFunc"]`) to allow those ops; `hub_estimator.TRUST_ALL_OPS` to trust
+      every op of the module.
 
   Returns:
     A ModuleSpec whose instances restore their variables from `path`.
@@ -237,7 +246,12 @@ def load_module_spec(path):
   Raises:
     tf.errors.NotFoundError: if `path` does not exist.
     ModuleFormatError: (a ValueError) if it is not a valid TF1 Hub module.
+    UnsafeModuleError: (a ModuleFormatError) if it has ops that reach outside
+      the module and `allowed_ops` does not allow them; the message names each
+      op type, node, graph variant and why.
+    ValueError: if `allowed_ops` is malformed.
   """
+  allowed_ops = op_policy.check_allowed_ops(allowed_ops)
   if isinstance(path, (bytes, os.PathLike)):
     path = tf.compat.as_str_any(os.fspath(path))
   if not isinstance(path, str):
@@ -249,6 +263,7 @@ def load_module_spec(path):
     path = os.path.abspath(path)  # graphs keep asset and checkpoint paths
   saved_model_io.read_module_def(path)
   saved_model = saved_model_io.read_saved_model(path)
+  op_policy.check(saved_model, path, allowed_ops)
   return ModuleSpec(
       saved_model,
       checkpoint_prefix=saved_model_io.variables_prefix(path),

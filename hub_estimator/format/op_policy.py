@@ -1,0 +1,561 @@
+"""The op policy for untrusted modules: which graph ops may reach outside a module.
+
+A TF1 Hub module is a graph, and running a graph runs its ops with the rights
+of the process. Most ops compute on tensors; a few reach outside the module:
+Python callbacks, file reads, writes and listings, checkpoint save/restore,
+printing to files, network calls, and ops this TensorFlow does not register
+(native code from an op library). `load_module_spec` refuses a module whose
+graph variants (or the functions in their function libraries) contain such an
+op, unless the caller allows its op type with `allowed_ops`.
+
+Two uses are the module's own business and stay allowed:
+
+* reading one of the module's own assets (`ReadFile` or a text-file table
+  initializer whose file name is a constant inside `<module>/assets/`, e.g. a
+  vocabulary), and
+* the module's own saver (`MetaGraphDef.saver_def`): save/restore ops that only
+  the saver reaches, reading or writing the file name the saver is fed.
+
+The policy only reads the graph protos; it never runs or imports them.
+"""
+
+import collections
+import os
+
+from tensorflow.core.framework import variable_pb2
+from tensorflow.core.protobuf import control_flow_pb2
+from tensorflow.python.framework import op_def_registry
+
+from hub_estimator.format import saved_model_io
+
+
+class _TrustAllOps:
+  """The type of `TRUST_ALL_OPS`."""
+
+  def __repr__(self):
+    return "hub_estimator.TRUST_ALL_OPS"
+
+  def __reduce__(self):
+    return "TRUST_ALL_OPS"
+
+
+TRUST_ALL_OPS = _TrustAllOps()
+"""`allowed_ops=TRUST_ALL_OPS` trusts every op of a module (no vetting)."""
+
+# Why an op type reaches outside the module, by kind.
+PYTHON = "python callback"
+FILE_WRITE = "file write"
+FILE_READ = "file read"
+FILE_LISTING = "file listing"
+CHECKPOINT = "checkpoint save/restore"
+PRINT_TO_FILE = "print to file"
+NETWORK = "network"
+UNREGISTERED = "unregistered op"
+
+_WHY = {
+    PYTHON: (
+        "runs a Python function of the loading process (any function"
+        " registered there, with its rights)"
+    ),
+    FILE_WRITE: "writes files",
+    FILE_READ: "reads a file that is not one of the module's assets",
+    FILE_LISTING: "lists files and folders",
+    CHECKPOINT: (
+        "saves or restores a checkpoint other than the module's own saver"
+        " reading its variables/"
+    ),
+    PRINT_TO_FILE: "prints to a file",
+    NETWORK: "talks to other processes or hosts",
+    UNREGISTERED: (
+        "is not registered in this TensorFlow (native code from an op library)"
+    ),
+}
+
+
+def _kinds(kind, names):
+  return {name: kind for name in names.split()}
+
+
+# Op types by kind (TensorFlow 2.15's registered ops, read from their OpDefs).
+_REFUSED_OP_TYPES = {
+    **_kinds(PYTHON, "PyFunc PyFuncStateless EagerPyFunc"),
+    **_kinds(
+        FILE_WRITE,
+        """WriteFile DatasetToTFRecord ExperimentalDatasetToTFRecord
+        SaveDataset SaveDatasetV2 DistributedSave CacheDataset CacheDatasetV2
+        SnapshotDataset SnapshotDatasetV2 CreateSummaryFileWriter
+        CreateSummaryDbWriter SummaryWriter WriteSummary WriteScalarSummary
+        WriteHistogramSummary WriteImageSummary WriteAudioSummary
+        WriteGraphSummary WriteRawProtoSummary ImportEvent FlushSummaryWriter
+        CloseSummaryWriter StatsAggregatorSetSummaryWriter DumpTensor
+        FileSystemSetConfiguration""",
+    ),
+    **_kinds(
+        FILE_READ,
+        """ReadFile ImmutableConst InitializeTableFromTextFile
+        InitializeTableFromTextFileV2 WholeFileReader WholeFileReaderV2
+        TextLineReader TextLineReaderV2 FixedLengthRecordReader
+        FixedLengthRecordReaderV2 TFRecordReader TFRecordReaderV2 LMDBReader
+        RecordInput TFRecordDataset TFRecordDatasetV2 TextLineDataset
+        FixedLengthRecordDataset FixedLengthRecordDatasetV2 CSVDataset
+        CSVDatasetV2 ExperimentalCSVDataset LMDBDataset ExperimentalLMDBDataset
+        SqlDataset ExperimentalSqlDataset LoadDataset SnapshotDatasetReader
+        SnapshotNestedDatasetReader SnapshotChunkDataset GenerateVocabRemapping
+        LoadAndRemapMatrix""",
+    ),
+    **_kinds(
+        FILE_LISTING,
+        "MatchingFiles MatchingFilesDataset ExperimentalMatchingFilesDataset",
+    ),
+    **_kinds(
+        CHECKPOINT,
+        """Save SaveSlices SaveV2 MergeV2Checkpoints Restore RestoreSlice
+        RestoreV2 DTensorRestoreV2""",
+    ),
+    **_kinds(
+        NETWORK,
+        """RpcClient RpcServer RpcServerRegister RpcServerStart RpcCall
+        RemoteCall DataServiceDataset DataServiceDatasetV2
+        DataServiceDatasetV3 DataServiceDatasetV4 RegisterDataset
+        RegisterDatasetV2 Send Recv _Send _Recv _HostSend _HostRecv""",
+    ),
+}
+
+# File reads that are allowed when their file name (input 0 for ReadFile,
+# input 1 for the table initializers) is one of the module's asset files.
+_ASSET_READ_INPUT = {
+    "ReadFile": 0,
+    "InitializeTableFromTextFile": 1,
+    "InitializeTableFromTextFileV2": 1,
+}
+_VARIABLE_KEYS = ("variables", "trainable_variables", "model_variables")
+_RESTORE_OPS = ("Restore", "RestoreSlice", "RestoreV2")
+_CONTEXT_TYPES = {
+    "cond_context": control_flow_pb2.CondContextDef,
+    "while_context": control_flow_pb2.WhileContextDef,
+}
+# Ops that pass their first input through unchanged.
+_PASS_THROUGH_OPS = ("Identity", "Snapshot", "StopGradient")
+# Debug ops write files only when given a URL or dump folder.
+_DEBUG_FILE_ATTRS = ("debug_urls", "dump_root")
+# Proto ops read a descriptor file unless the source is built in or bytes.
+_PROTO_OPS = ("DecodeProtoV2", "EncodeProto")
+
+
+Finding = collections.namedtuple(
+    "Finding", ["tags", "function", "node", "op", "kind"]
+)
+Finding.__doc__ = """One op that reaches outside the module.
+
+Attributes:
+  tags: sorted list of the graph variant's tags.
+  function: name of the library function holding the node; None for a node
+    of the graph itself.
+  node: the node name.
+  op: the op type.
+  kind: why it is refused, one of the kind constants of this module (e.g.
+    `FILE_READ`).
+"""
+
+
+def why(kind):
+  """Returns the sentence fragment explaining a finding kind, e.g. "writes files"."""
+  return _WHY[kind]
+
+
+def check_allowed_ops(allowed_ops):
+  """Validates an `allowed_ops` argument and returns it normalized.
+
+  Args:
+    allowed_ops: None (the default policy), `TRUST_ALL_OPS`, or an iterable of
+      op type names (str) to allow.
+
+  Returns:
+    None, `TRUST_ALL_OPS`, or a frozenset of op type names.
+
+  Raises:
+    ValueError: for a single string or anything that is not a name.
+  """
+  if allowed_ops is None or allowed_ops is TRUST_ALL_OPS:
+    return allowed_ops
+  if isinstance(allowed_ops, (str, bytes)):
+    raise ValueError(
+        "allowed_ops must be a list of op type names or"
+        " hub_estimator.TRUST_ALL_OPS, not the string %r; did you mean [%r]?"
+        % (allowed_ops, allowed_ops)
+    )
+  try:
+    names = list(allowed_ops)
+  except TypeError:
+    raise ValueError(
+        "allowed_ops must be a list of op type names or"
+        " hub_estimator.TRUST_ALL_OPS; got %r." % (allowed_ops,)
+    ) from None
+  bad = [n for n in names if not isinstance(n, str) or not n]
+  if bad:
+    raise ValueError(
+        "allowed_ops must hold op type names (non-empty strings) such as"
+        " 'PyFunc'; got %r." % (bad,)
+    )
+  return frozenset(names)
+
+
+class Report:
+  """What the policy finds in a module: every op that reaches outside it.
+
+  Attributes:
+    source: the module directory (or other description) the report is about.
+    findings: list of `Finding`, in graph variant, then graph order.
+  """
+
+  def __init__(self, source, findings):
+    self.source = source
+    self.findings = list(findings)
+
+  def refused(self, allowed_ops=None):
+    """Returns the findings `allowed_ops` does not allow (see `check_allowed_ops`)."""
+    allowed_ops = check_allowed_ops(allowed_ops)
+    if allowed_ops is TRUST_ALL_OPS:
+      return []
+    allowed_ops = allowed_ops or frozenset()
+    return [f for f in self.findings if f.op not in allowed_ops]
+
+  def error(self, allowed_ops=None):
+    """Returns an UnsafeModuleError for the refused findings, or None."""
+    refused = self.refused(allowed_ops)
+    if not refused:
+      return None
+    return UnsafeModuleError(self.source, refused)
+
+
+class UnsafeModuleError(saved_model_io.ModuleFormatError):
+  """A module's graph has ops that reach outside the module (see `op_policy`).
+
+  Attributes:
+    path: the module directory.
+    findings: the refused `Finding`s.
+  """
+
+  def __init__(self, path, findings):
+    self.path = path
+    self.findings = list(findings)
+    super().__init__(self._message())
+
+  def _message(self):
+    lines = [
+        "Module %s is refused by the op policy for untrusted modules: its"
+        " graph has ops that reach outside the module."
+        % self.path
+    ]
+    for finding in self.findings:
+      where = "node %r" % finding.node
+      if finding.function is not None:
+        where += " in function %r" % finding.function
+      lines.append(
+          "  * graph variant %s: op %s (%s) %s [%s]."
+          % (finding.tags, finding.op, where, why(finding.kind), finding.kind)
+      )
+    ops = sorted({f.op for f in self.findings})
+    lines.append(
+        "If you trust this module, allow exactly these op types:"
+        " load_module_spec(path, allowed_ops=%r) (also Module(path, ...,"
+        " allowed_ops=...), the module sources' and hub feature columns'"
+        " allowed_ops); allowed_ops=hub_estimator.TRUST_ALL_OPS trusts every"
+        " op. `python -m hub_estimator.tools.inspect_module %s` shows what the"
+        " module holds." % (ops, self.path)
+    )
+    return "\n".join(lines)
+
+
+def vet(saved_model, module_dir):
+  """Finds every op of a module that reaches outside it.
+
+  Args:
+    saved_model: the module's SavedModel proto, as `saved_model_io.
+      read_saved_model` returns it (asset constants point into `assets/`).
+    module_dir: the module directory; asset reads must name files in its
+      `assets/` folder.
+
+  Returns:
+    A `Report` listing every finding, whatever `allowed_ops` a caller uses.
+  """
+  assets_dir = os.path.join(module_dir, saved_model_io.ASSETS_DIRNAME)
+  findings = []
+  for meta_graph in saved_model.meta_graphs:
+    findings.extend(_vet_meta_graph(meta_graph, assets_dir))
+  return Report(module_dir, findings)
+
+
+def vet_module(module_dir):
+  """Reads a module directory's graphs and vets them; never runs them.
+
+  Args:
+    module_dir: a module directory.
+
+  Returns:
+    The `Report` of `vet`.
+
+  Raises:
+    ModuleFormatError: if `saved_model.pb` is missing, corrupt or names
+      missing assets.
+  """
+  return vet(saved_model_io.read_saved_model(module_dir), module_dir)
+
+
+def check(saved_model, module_dir, allowed_ops=None):
+  """Raises UnsafeModuleError unless every op of the module is allowed.
+
+  Args:
+    saved_model: as for `vet`.
+    module_dir: as for `vet`.
+    allowed_ops: None (the default policy), `TRUST_ALL_OPS`, or op type names
+      to allow.
+
+  Raises:
+    UnsafeModuleError: naming each refused op, its node and graph variant.
+    ValueError: if `allowed_ops` is malformed.
+  """
+  allowed_ops = check_allowed_ops(allowed_ops)
+  if allowed_ops is TRUST_ALL_OPS:
+    return
+  error = vet(saved_model, module_dir).error(allowed_ops)
+  if error is not None:
+    raise error
+
+
+_registered = {}
+
+
+def _is_registered(op_type):
+  if op_type not in _registered:
+    _registered[op_type] = op_def_registry.get(op_type) is not None
+  return _registered[op_type]
+
+
+def _kind_of(node, function_names):
+  """Returns the kind of reach of a NodeDef, or None if it stays inside."""
+  op = node.op
+  kind = _REFUSED_OP_TYPES.get(op)
+  if kind is not None:
+    return kind
+  if op == "PrintV2":
+    stream = (
+        node.attr["output_stream"].s if "output_stream" in node.attr else b""
+    )
+    return PRINT_TO_FILE if stream.startswith(b"file://") else None
+  if op.startswith("Debug"):
+    for name in _DEBUG_FILE_ATTRS:
+      if name in node.attr:
+        value = node.attr[name]
+        if value.s or value.list.s:
+          return FILE_WRITE
+    return None
+  if op in _PROTO_OPS and "descriptor_source" in node.attr:
+    source = node.attr["descriptor_source"].s
+    if source not in (b"", b"local://") and not source.startswith(b"bytes://"):
+      return FILE_READ
+    return None
+  if op in function_names or _is_registered(op):
+    return None
+  return UNREGISTERED
+
+
+def _vet_meta_graph(meta_graph, assets_dir):
+  graph_def = meta_graph.graph_def
+  tags = sorted(meta_graph.meta_info_def.tags)
+  function_names = {f.signature.name for f in graph_def.library.function}
+  candidates = []
+  for node in graph_def.node:
+    kind = _kind_of(node, function_names)
+    if kind is not None:
+      candidates.append((None, node, kind))
+  for function in graph_def.library.function:
+    for node in function.node_def:
+      kind = _kind_of(node, function_names)
+      if kind is not None:
+        candidates.append((function.signature.name, node, kind))
+  if not candidates:
+    return []
+  nodes = {node.name: node for node in graph_def.node}
+  own_checkpoint_ops = None
+  findings = []
+  for function, node, kind in candidates:
+    if function is None and _reads_own_asset(node, nodes, assets_dir):
+      continue
+    if function is None and kind == CHECKPOINT:
+      if own_checkpoint_ops is None:
+        own_checkpoint_ops = _own_checkpoint_ops(meta_graph, nodes)
+      if node.name in own_checkpoint_ops:
+        continue
+    findings.append(Finding(tags, function, node.name, node.op, kind))
+  return findings
+
+
+def _input_node(nodes, input_name):
+  if input_name.startswith("^"):
+    return None
+  return nodes.get(input_name.split(":")[0])
+
+
+def _source_node(nodes, node, index):
+  """The node producing input `index` of `node`, through pass-through ops."""
+  inputs = [i for i in node.input if not i.startswith("^")]
+  if index >= len(inputs):
+    return None
+  source = _input_node(nodes, inputs[index])
+  seen = set()
+  while (
+      source is not None
+      and source.op in _PASS_THROUGH_OPS
+      and source.name not in seen
+  ):
+    seen.add(source.name)
+    data_inputs = [i for i in source.input if not i.startswith("^")]
+    source = _input_node(nodes, data_inputs[0]) if data_inputs else None
+  return source
+
+
+def _reads_own_asset(node, nodes, assets_dir):
+  """True if `node` reads a file of `assets_dir` named by a string constant."""
+  index = _ASSET_READ_INPUT.get(node.op)
+  if index is None:
+    return False
+  source = _source_node(nodes, node, index)
+  if source is None or source.op != "Const":
+    return False
+  tensor = source.attr["value"].tensor
+  if len(tensor.string_val) != 1 or tensor.tensor_shape.dim:
+    return False
+  try:
+    filename = tensor.string_val[0].decode("utf-8")
+  except UnicodeDecodeError:
+    return False
+  return is_inside(filename, assets_dir)
+
+
+def is_inside(filename, folder):
+  """True if `filename` names a file strictly inside `folder`.
+
+  Both are normalized; local paths are compared after resolving symbolic
+  links, so an asset that is a link to a file elsewhere is not inside.
+  """
+  if "://" not in filename and "://" not in folder:
+    filename, folder = os.path.realpath(filename), os.path.realpath(folder)
+  filename, folder = os.path.normpath(filename), os.path.normpath(folder)
+  return filename.startswith(folder.rstrip("/") + "/")
+
+
+def _closure(nodes, seeds):
+  seen = set()
+  pending = [s for s in seeds if s in nodes]
+  while pending:
+    name = pending.pop()
+    if name in seen:
+      continue
+    seen.add(name)
+    for input_name in nodes[name].input:
+      input_name = input_name.lstrip("^").split(":")[0]
+      if input_name not in seen and input_name in nodes:
+        pending.append(input_name)
+  return seen
+
+
+def _op_name(tensor_name):
+  return tensor_name.lstrip("^").split(":")[0]
+
+
+def _roots(meta_graph):
+  """Names of the nodes a consumer may run, as (initializer roots, other roots).
+
+  Initializer roots are the initializers and initial values of variables;
+  the others are signature tensors, collection entries, variables and their
+  snapshots, and every name a control-flow context mentions.
+  """
+  initializers, others = set(), set()
+  for signature in meta_graph.signature_def.values():
+    for infos in (signature.inputs, signature.outputs):
+      for info in infos.values():
+        others.add(info.name)
+        others.add(info.coo_sparse.indices_tensor_name)
+        others.add(info.coo_sparse.values_tensor_name)
+        others.add(info.coo_sparse.dense_shape_tensor_name)
+        others.update(c.name for c in info.composite_tensor.components)
+  for key, collection in meta_graph.collection_def.items():
+    kind = collection.WhichOneof("kind")
+    if kind == "node_list":
+      others.update(collection.node_list.value)
+    elif kind == "bytes_list" and key in _VARIABLE_KEYS:
+      for value in collection.bytes_list.value:
+        variable_def = variable_pb2.VariableDef.FromString(value)
+        initializers.add(variable_def.initializer_name)
+        initializers.add(variable_def.initial_value_name)
+        others.add(variable_def.variable_name)
+        others.add(variable_def.snapshot_name)
+    elif kind == "bytes_list" and key in _CONTEXT_TYPES:
+      for value in collection.bytes_list.value:
+        others.update(_strings_in(_CONTEXT_TYPES[key].FromString(value)))
+  initializers = {_op_name(n) for n in initializers} - {""}
+  others = {_op_name(n) for n in others} - {""}
+  return initializers, others
+
+
+def _strings_in(message):
+  """Every string in a proto message (conservatively, names it refers to)."""
+  result = []
+  pending = [message]
+  while pending:
+    message = pending.pop()
+    for field, value in message.ListFields():
+      if (
+          field.message_type is not None
+          and field.message_type.GetOptions().map_entry
+      ):
+        for map_key, map_value in value.items():
+          result += [map_key, map_value]
+      elif field.message_type is not None:
+        pending.extend(
+            value if field.label == field.LABEL_REPEATED else [value]
+        )
+      elif field.type == field.TYPE_STRING:
+        result.extend(value if field.label == field.LABEL_REPEATED else [value])
+  return result
+
+
+def _own_checkpoint_ops(meta_graph, nodes):
+  """Save/restore nodes that never touch another checkpoint than the module's.
+
+  Two kinds:
+
+  * the module's own saver (`saver_def`): save/restore nodes that only the
+    saver reaches and whose checkpoint name comes from the file name the saver
+    is fed;
+  * restores that only compute variables' initial values (a module built
+    around another loaded module keeps the restore that initialized those
+    variables): a module loaded from a directory always replaces every
+    variable's initial value with the value in its own `variables/`.
+  """
+  initializer_roots, other_roots = _roots(meta_graph)
+  others = _closure(nodes, other_roots)
+  initializers_only = _closure(nodes, initializer_roots) - others
+  result = {
+      name for name in initializers_only if nodes[name].op in _RESTORE_OPS
+  }
+  saver_def = meta_graph.saver_def
+  if meta_graph.HasField("saver_def") and saver_def.filename_tensor_name:
+    filename_op = _op_name(saver_def.filename_tensor_name)
+    saver = _closure(
+        nodes,
+        [
+            _op_name(saver_def.save_tensor_name),
+            _op_name(saver_def.restore_op_name),
+        ],
+    )
+    reached = others | _closure(nodes, initializer_roots)
+    for name in saver - reached:
+      node = nodes[name]
+      if _REFUSED_OP_TYPES.get(node.op) != CHECKPOINT:
+        continue
+      prefix = _source_node(nodes, node, 0)
+      if prefix is not None and filename_op in _closure(nodes, [prefix.name]):
+        result.add(name)
+  return result

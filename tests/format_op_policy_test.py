@@ -1,0 +1,528 @@
+"""The op policy: hostile modules are refused at load, allowed only explicitly.
+
+Each hostile module is a copy of a benign exported module (vocabulary table
+from assets/, variables, a {"train"} variant with UPDATE_OPS) whose
+saved_model.pb is edited: nodes built in a scratch graph are grafted into one
+graph variant and wired into a signature output, a collection or a function.
+"""
+
+import os
+import shutil
+import sys
+import tempfile
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.protobuf import meta_graph_pb2
+from tensorflow.core.protobuf import saver_pb2
+from tensorflow.core.protobuf import saved_model_pb2
+
+import hub_estimator as hub
+from hub_estimator.consume import feature_columns
+from hub_estimator.format import op_policy
+import interop_fixtures as fixtures
+
+_GraphKeys = tf.compat.v1.GraphKeys
+_TRAIN = ["train"]
+
+
+def _read(path):
+  with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+    return saved_model_pb2.SavedModel.FromString(f.read())
+
+
+def _write(path, saved_model):
+  with open(os.path.join(path, "saved_model.pb"), "wb") as f:
+    f.write(saved_model.SerializeToString())
+
+
+def _meta_graph(saved_model, tags):
+  for meta_graph in saved_model.meta_graphs:
+    if sorted(meta_graph.meta_info_def.tags) == sorted(tags):
+      return meta_graph
+  raise KeyError(tags)
+
+
+def _graft(meta_graph, build_fn):
+  """Builds `build_fn()` in a scratch graph under scope "hostile" and copies it in.
+
+  Returns:
+    The names of the tensors and ops `build_fn` returned (a list).
+  """
+  with tf.Graph().as_default() as graph:
+    with tf.compat.v1.name_scope("hostile"):
+      results = tf.nest.flatten(build_fn())
+    graph_def = graph.as_graph_def()
+  meta_graph.graph_def.node.extend(graph_def.node)
+  meta_graph.graph_def.library.MergeFrom(graph_def.library)
+  return [r.name for r in results]
+
+
+def _add_output(meta_graph, key, tensor_name, dtype=tf.string):
+  info = meta_graph_pb2.TensorInfo(
+      name=tensor_name, dtype=dtype.as_datatype_enum
+  )
+  info.tensor_shape.unknown_rank = True
+  meta_graph.signature_def["default"].outputs[key].CopyFrom(info)
+
+
+def _add_to_collection(meta_graph, key, tensor_name):
+  meta_graph.collection_def[key].node_list.value.append(tensor_name)
+
+
+class OpPolicyTest(tf.test.TestCase):
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.root = tempfile.mkdtemp(prefix="op_policy_")
+    vocab = os.path.join(cls.root, "vocab.txt")
+    fixtures.write_vocab(vocab)
+    cls.secret = os.path.join(cls.root, "secret.txt")
+    with open(cls.secret, "w") as f:
+      f.write("the consumer's secret")
+    message = fixtures.image_module_info(hub.ImageModuleInfo)
+    spec = hub.create_module_spec(
+        fixtures.make_text_module_fn(hub, vocab, message),
+        tags_and_args=fixtures.tags_and_args(),
+    )
+    cls.benign = os.path.join(cls.root, "benign")
+    spec.export(cls.benign, checkpoint_path=cls._checkpoint(spec))
+
+  @classmethod
+  def _checkpoint(cls, spec):
+    prefix = os.path.join(cls.root, "ckpt", "model")
+    with tf.Graph().as_default():
+      module = hub.Module(spec)
+      saver = tf.compat.v1.train.Saver(module.variable_map)
+      with tf.compat.v1.Session() as session:
+        session.run(tf.compat.v1.global_variables_initializer())
+        return saver.save(session, prefix)
+
+  @classmethod
+  def tearDownClass(cls):
+    shutil.rmtree(cls.root, ignore_errors=True)
+    super().tearDownClass()
+
+  def _hostile(self, name, edit_fn, tags=()):
+    """Copies the benign module to `name` and applies `edit_fn(meta_graph)`."""
+    path = os.path.join(self.root, name)
+    shutil.copytree(self.benign, path)
+    saved_model = _read(path)
+    edit_fn(_meta_graph(saved_model, tags))
+    _write(path, saved_model)
+    return path
+
+  def assert_refused(self, path, lines, op_types):
+    """Asserts loading is refused naming `path`, each line, and the fix."""
+    with self.assertRaises(hub.UnsafeModuleError) as raised:
+      hub.load_module_spec(path)
+    message = str(raised.exception)
+    self.assertIn("Module %s is refused by the op policy" % path, message)
+    for line in lines:
+      self.assertIn(line, message)
+    self.assertIn("allowed_ops=%r" % sorted(op_types), message)
+    self.assertIn("hub_estimator.TRUST_ALL_OPS", message)
+    self.assertIsInstance(raised.exception, hub.ModuleFormatError)
+    self.assertEqual(raised.exception.path, path)
+    return raised.exception
+
+  # -- benign modules load as before --
+
+  def test_benign_module_with_asset_table_loads_and_runs(self):
+    report = op_policy.vet(_load_saved_model(self.benign), self.benign)
+    self.assertEqual(report.findings, [])
+    with hub.eval_function_for_module(self.benign) as f:
+      ids = f(fixtures.TEXTS, as_dict=True)["ids"]
+    self.assertAllEqual(ids, [1, 0, 5, 4, 2, 1])
+
+  def test_module_exported_by_tensorflow_hub_loads(self):
+    import tensorflow_hub as peer  # pylint: disable=g-import-not-at-top
+
+    vocab = os.path.join(self.root, "peer_vocab.txt")
+    fixtures.write_vocab(vocab)
+    message = fixtures.image_module_info(peer.ImageModuleInfo)
+    path = os.path.join(self.root, "peer_text_module")
+    with tf.Graph().as_default():
+      spec = peer.create_module_spec(
+          fixtures.make_text_module_fn(peer, vocab, message),
+          tags_and_args=fixtures.tags_and_args(),
+      )
+      module = peer.Module(spec)
+      with tf.compat.v1.Session() as session:
+        session.run(tf.compat.v1.global_variables_initializer())
+        module.export(path, session)
+    spec = hub.load_module_spec(path)
+    self.assertEqual(spec.get_tags(), [set(), {"train"}])
+    with hub.eval_function_for_module(path) as f:
+      self.assertAllEqual(
+          f(fixtures.TEXTS, as_dict=True)["ids"], [1, 0, 5, 4, 2, 1]
+      )
+
+  def test_print_to_stderr_and_string_ops_are_not_refused(self):
+    def edit(meta_graph):
+      printed, joined = _graft(
+          meta_graph,
+          lambda: [
+              tf.print("hello", output_stream=sys.stderr),
+              tf.strings.join(["a", "b"]),
+          ],
+      )
+      _add_to_collection(meta_graph, _GraphKeys.UPDATE_OPS, printed)
+      _add_output(meta_graph, "joined", joined)
+
+    hub.load_module_spec(self._hostile("prints_to_stderr", edit, _TRAIN))
+
+  # -- hostile modules are refused, each kind --
+
+  def test_read_file_in_an_output_leaks_a_secret(self):
+    secret = self.secret
+
+    def edit(meta_graph):
+      (name,) = _graft(meta_graph, lambda: tf.io.read_file(secret))
+      _add_output(meta_graph, "leak", name)
+
+    path = self._hostile("read_secret", edit)
+    error = self.assert_refused(
+        path,
+        [
+            "graph variant []: op ReadFile (node 'hostile/ReadFile') reads a"
+            " file that is not one of the module's assets [file read]."
+        ],
+        ["ReadFile"],
+    )
+    self.assertEqual(
+        error.findings,
+        [
+            op_policy.Finding(
+                [], None, "hostile/ReadFile", "ReadFile", "file read"
+            )
+        ],
+    )
+    with tf.Graph().as_default():
+      with self.assertRaises(hub.UnsafeModuleError):
+        hub.Module(path)
+    # Allowed explicitly, the module does what it says.
+    with hub.eval_function_for_module(path, allowed_ops=["ReadFile"]) as f:
+      leaked = f(fixtures.TEXTS, as_dict=True)["leak"]
+    self.assertEqual(leaked, b"the consumer's secret")
+    hub.load_module_spec(path, allowed_ops=hub.TRUST_ALL_OPS)
+
+  def test_write_file_in_an_unused_table_initializer(self):
+    target = os.path.join(self.root, "written_by_table_init.txt")
+
+    def edit(meta_graph):
+      (name,) = _graft(
+          meta_graph,
+          lambda: tf.io.write_file(target, "pwned"),
+      )
+      _add_to_collection(meta_graph, _GraphKeys.TABLE_INITIALIZERS, name)
+
+    path = self._hostile("table_init_writes", edit, tags=_TRAIN)
+    self.assert_refused(
+        path,
+        [
+            "graph variant ['train']: op WriteFile (node 'hostile/WriteFile')"
+            " writes files [file write]."
+        ],
+        ["WriteFile"],
+    )
+    # Allowed, it really does run at session start.
+    with tf.Graph().as_default():
+      hub.Module(path, tags={"train"}, allowed_ops=["WriteFile"])
+      with tf.compat.v1.train.MonitoredSession():
+        pass
+    self.assertTrue(os.path.exists(target))
+
+  def test_foreign_save_in_update_ops(self):
+    target = os.path.join(self.root, "foreign_ckpt")
+
+    def edit(meta_graph):
+      (name,) = _graft(
+          meta_graph,
+          lambda: tf.raw_ops.SaveV2(
+              prefix=target,
+              tensor_names=["x"],
+              shape_and_slices=[""],
+              tensors=[tf.constant(1.0)],
+          ),
+      )
+      _add_to_collection(meta_graph, _GraphKeys.UPDATE_OPS, name)
+
+    path = self._hostile("save_in_update_ops", edit, tags=_TRAIN)
+    self.assert_refused(
+        path,
+        [
+            "graph variant ['train']: op SaveV2 (node 'hostile/SaveV2') saves"
+            " or restores a checkpoint other than the module's own saver"
+            " reading its variables/ [checkpoint save/restore]."
+        ],
+        ["SaveV2"],
+    )
+
+  def test_foreign_restore_and_file_listing(self):
+    def edit(meta_graph):
+      restored, listed = _graft(
+          meta_graph,
+          lambda: [
+              tf.raw_ops.RestoreV2(
+                  prefix="/elsewhere/model.ckpt",
+                  tensor_names=["x"],
+                  shape_and_slices=[""],
+                  dtypes=[tf.float32],
+              )[0],
+              tf.io.matching_files("/etc/*"),
+          ],
+      )
+      _add_output(meta_graph, "restored", restored, tf.float32)
+      _add_output(meta_graph, "listed", listed)
+
+    path = self._hostile("restore_and_list", edit)
+    self.assert_refused(
+        path,
+        [
+            "op RestoreV2 (node 'hostile/RestoreV2')",
+            (
+                "op MatchingFiles (node 'hostile/MatchingFiles') lists files"
+                " and folders [file listing]."
+            ),
+        ],
+        ["MatchingFiles", "RestoreV2"],
+    )
+
+  def test_py_func_token_calls_the_consumers_function(self):
+    def edit(meta_graph):
+      node = meta_graph.graph_def.node.add(name="hostile/PyFunc", op="PyFunc")
+      node.attr["token"].s = b"pyfunc_0"
+      node.attr["Tin"].list.type[:] = []
+      node.attr["Tout"].list.type[:] = [tf.string.as_datatype_enum]
+      _add_output(meta_graph, "called", "hostile/PyFunc:0")
+
+    path = self._hostile("py_func", edit)
+    self.assert_refused(
+        path,
+        [
+            "graph variant []: op PyFunc (node 'hostile/PyFunc') runs a Python"
+            " function of the loading process"
+        ],
+        ["PyFunc"],
+    )
+    hub.load_module_spec(path, allowed_ops=["PyFunc"])
+
+  def test_print_to_a_file(self):
+    target = os.path.join(self.root, "printed.txt")
+
+    def edit(meta_graph):
+      (name,) = _graft(
+          meta_graph, lambda: tf.print("leak", output_stream="file://" + target)
+      )
+      _add_to_collection(meta_graph, _GraphKeys.UPDATE_OPS, name)
+
+    path = self._hostile("print_to_file", edit, tags=_TRAIN)
+    self.assert_refused(
+        path,
+        ["op PrintV2 (node 'hostile/PrintV2') prints to a file"],
+        ["PrintV2"],
+    )
+
+  def test_ops_inside_a_function_library(self):
+    secret = self.secret
+
+    @tf.function
+    def reader(filename):
+      return tf.io.read_file(filename)
+
+    def edit(meta_graph):
+      (name,) = _graft(meta_graph, lambda: reader(tf.constant(secret)))
+      _add_output(meta_graph, "leak", name)
+
+    path = self._hostile("function_library", edit)
+    error = self.assert_refused(
+        path, ["op ReadFile (node 'ReadFile' in function '"], ["ReadFile"]
+    )
+    (finding,) = error.findings
+    self.assertStartsWith(finding.function, "__inference_reader_")
+    with hub.eval_function_for_module(path, allowed_ops=["ReadFile"]) as f:
+      self.assertEqual(
+          f(fixtures.TEXTS, as_dict=True)["leak"], b"the consumer's secret"
+      )
+
+  def test_unregistered_op(self):
+    def edit(meta_graph):
+      meta_graph.graph_def.node.add(name="strange", op="NoSuchOpAnywhere")
+
+    path = self._hostile("unregistered", edit)
+    self.assert_refused(
+        path,
+        [
+            "op NoSuchOpAnywhere (node 'strange') is not registered in this"
+            " TensorFlow"
+        ],
+        ["NoSuchOpAnywhere"],
+    )
+    # Allowed, the module still cannot run here: the op library is missing.
+    with tf.Graph().as_default():
+      with self.assertRaisesRegex(
+          tf.errors.NotFoundError, r"\['NoSuchOpAnywhere'\]"
+      ):
+        hub.Module(path, allowed_ops=["NoSuchOpAnywhere"])
+
+  def test_every_finding_is_listed_once_across_variants(self):
+    def edit(meta_graph):
+      (name,) = _graft(meta_graph, lambda: tf.io.read_file("/etc/hostname"))
+      _add_output(meta_graph, "leak", name)
+
+    path = self._hostile("two_variants", edit)
+    saved_model = _read(path)
+    edit(_meta_graph(saved_model, _TRAIN))
+    _write(path, saved_model)
+    error = self.assert_refused(
+        path,
+        [
+            "graph variant ['train']: op ReadFile",
+            "graph variant []: op ReadFile",
+        ],
+        ["ReadFile"],
+    )
+    self.assertLen(error.findings, 2)
+
+  # -- the module's own assets and saver --
+
+  def test_reading_an_own_asset_is_allowed_but_not_through_a_link(self):
+    def edit(meta_graph):
+      (asset,) = meta_graph.collection_def[
+          _GraphKeys.ASSET_FILEPATHS
+      ].node_list.value
+      node = meta_graph.graph_def.node.add(
+          name="hostile/ReadAsset", op="ReadFile"
+      )
+      node.input.append(asset)
+      _add_output(meta_graph, "vocabulary", "hostile/ReadAsset:0")
+
+    path = self._hostile("reads_own_asset", edit)
+    with hub.eval_function_for_module(path) as f:
+      text = f(fixtures.TEXTS, as_dict=True)["vocabulary"]
+    self.assertEqual(text.decode().split(), fixtures.VOCAB)
+    # An asset that is a symbolic link to a file elsewhere is not the module's.
+    (asset_name,) = os.listdir(os.path.join(path, "assets"))
+    asset_path = os.path.join(path, "assets", asset_name)
+    os.remove(asset_path)
+    os.symlink(self.secret, asset_path)
+    self.assert_refused(
+        path,
+        [
+            (
+                "op ReadFile (node 'hostile/ReadAsset') reads a file that is"
+                " not one of the module's assets"
+            ),
+            "op InitializeTableFromTextFileV2",
+        ],
+        ["InitializeTableFromTextFileV2", "ReadFile"],
+    )
+
+  def test_own_saver_is_allowed_unless_something_else_runs_it(self):
+    def add_saver(meta_graph):
+      def build():
+        filename = tf.compat.v1.placeholder_with_default("model", [], "file")
+        value = tf.constant(1.0)
+        save = tf.raw_ops.SaveV2(
+            prefix=filename,
+            tensor_names=["x"],
+            shape_and_slices=[""],
+            tensors=[value],
+        )
+        with tf.control_dependencies([save]):
+          saved = tf.identity(filename, name="saved")
+        restore = tf.raw_ops.RestoreV2(
+            prefix=filename,
+            tensor_names=["x"],
+            shape_and_slices=[""],
+            dtypes=[tf.float32],
+        )[0]
+        return filename, saved, restore
+
+      filename, saved, restore = _graft(meta_graph, build)
+      meta_graph.saver_def.CopyFrom(
+          saver_pb2.SaverDef(
+              filename_tensor_name=filename,
+              save_tensor_name=saved,
+              restore_op_name=restore.split(":")[0],
+          )
+      )
+      return restore
+
+    path = self._hostile("own_saver", add_saver)
+    hub.load_module_spec(path)
+
+    def run_saver_on_update(meta_graph):
+      restore = add_saver(meta_graph)
+      _add_to_collection(meta_graph, _GraphKeys.UPDATE_OPS, restore)
+
+    path = self._hostile("saver_in_update_ops", run_saver_on_update, _TRAIN)
+    self.assert_refused(
+        path, ["op RestoreV2 (node 'hostile/RestoreV2')"], ["RestoreV2"]
+    )
+
+  def test_restore_left_by_a_nested_module_is_allowed_only_as_initializer(
+      self,
+  ):
+    benign = self.benign
+
+    def outer_module_fn():
+      text = tf.compat.v1.placeholder(tf.string, [None], name="text")
+      inner = hub.Module(benign)
+      hub.add_signature(inputs=text, outputs=inner(text) * 2.0)
+
+    outer = os.path.join(self.root, "outer")
+    with tf.Graph().as_default():
+      module = hub.Module(hub.create_module_spec(outer_module_fn))
+      with tf.compat.v1.Session() as session:
+        session.run(tf.compat.v1.global_variables_initializer())
+        module.export(outer, session)
+    saved_model = _read(outer)
+    restores = [
+        node.name
+        for node in saved_model.meta_graphs[0].graph_def.node
+        if node.op == "RestoreV2"
+    ]
+    self.assertNotEmpty(restores)  # They read the inner module's variables.
+    hub.load_module_spec(outer)
+    _add_to_collection(
+        saved_model.meta_graphs[0], _GraphKeys.UPDATE_OPS, restores[0]
+    )
+    _write(outer, saved_model)
+    self.assert_refused(
+        outer, ["op RestoreV2 (node '%s')" % restores[0]], ["RestoreV2"]
+    )
+
+  # -- the allowed_ops argument --
+
+  def test_allowed_ops_must_be_names_or_the_sentinel(self):
+    with self.assertRaisesRegex(ValueError, r"did you mean \['PyFunc'\]"):
+      hub.load_module_spec(self.benign, allowed_ops="PyFunc")
+    with self.assertRaisesRegex(ValueError, "op type names"):
+      hub.load_module_spec(self.benign, allowed_ops=[None])
+    spec = hub.load_module_spec(self.benign)
+    with tf.Graph().as_default():
+      with self.assertRaisesRegex(ValueError, "is a ModuleSpec already"):
+        hub.Module(spec, allowed_ops=["ReadFile"])
+    self.assertEqual(repr(hub.TRUST_ALL_OPS), "hub_estimator.TRUST_ALL_OPS")
+
+  def test_spec_built_in_process_is_not_vetted(self):
+    def module_fn():
+      x = tf.compat.v1.placeholder(tf.string, [], name="x")
+      hub.add_signature(inputs=x, outputs=tf.io.read_file(x))
+
+    spec = hub.create_module_spec(module_fn)
+    with hub.eval_function_for_module(spec) as f:
+      self.assertEqual(f(self.secret.encode()), b"the consumer's secret")
+
+
+def _load_saved_model(path):
+  from hub_estimator.format import saved_model_io  # pylint: disable=g-import-not-at-top
+
+  return saved_model_io.read_saved_model(path)
+
+
+if __name__ == "__main__":
+  tf.test.main()
