@@ -1,59 +1,213 @@
 """`python -m hub_estimator.tools.inspect_module` describes modules and reports bad ones."""
 
+import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+from google.protobuf import wrappers_pb2
 
 import hub_estimator as hub
 from hub_estimator.tools import inspect_module
 
 
-def _module_fn():
+def _module_fn(training=False):
   x = tf.compat.v1.placeholder(tf.float32, [None, 3], name="x")
-  v = tf.compat.v1.get_variable("weights", [3, 2])
-  hub.add_signature(inputs=x, outputs={"default": tf.matmul(x, v)})
   rate = tf.compat.v1.placeholder_with_default(0.25, [], name="rate")
+  v = tf.compat.v1.get_variable("weights", [3, 2])
+  step = tf.compat.v1.get_variable(
+      "step", [], tf.int64, trainable=False, use_resource=True
+  )
+  tf.compat.v1.add_to_collection(
+      tf.compat.v1.GraphKeys.REGULARIZATION_LOSSES,
+      tf.nn.l2_loss(v, name="l2"),
+  )
+  if training:
+    tf.compat.v1.add_to_collection(
+        tf.compat.v1.GraphKeys.UPDATE_OPS, step.assign_add(1, name="count")
+    )
+  tokens = tf.compat.v1.sparse_placeholder(tf.string, [None, None], "tokens")
   hub.add_signature(
-      "scaled", inputs={"x": x, "rate": rate}, outputs=tf.matmul(x, v) * rate
+      inputs={"x": x, "rate": rate},
+      outputs={"default": tf.matmul(x, v) * rate},
+  )
+  hub.add_signature(
+      "sparse", inputs=tokens, outputs=tf.sparse.to_dense(tokens, "")
+  )
+  info = hub.ImageModuleInfo()
+  info.default_image_size.height = 7
+  info.default_image_size.width = 5
+  hub.attach_message("image_module_info", info)
+  hub.attach_message(
+      "gin_operative_config", wrappers_pb2.StringValue(value="a = 1\nb = 2\n")
+  )
+
+
+def _run_tool(*args):
+  return subprocess.run(
+      [sys.executable, "-m", "hub_estimator.tools.inspect_module"] + list(args),
+      capture_output=True,
+      text=True,
+      check=False,
   )
 
 
 class InspectModuleTest(tf.test.TestCase):
 
-  def test_describe_and_command_line(self):
-    path = os.path.join(self.get_temp_dir(), "inspect_me")
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.root = tempfile.mkdtemp(prefix="inspect_")
+    cls.path = os.path.join(cls.root, "inspect_me")
+    spec = hub.create_module_spec(
+        _module_fn, [({"train"}, {"training": True}), (set(), {})]
+    )
     with tf.Graph().as_default():
-      module = hub.Module(hub.create_module_spec(_module_fn))
+      module = hub.Module(spec)
       with tf.compat.v1.Session() as session:
         session.run(tf.compat.v1.global_variables_initializer())
-        module.export(path, session)
-    text = inspect_module.describe(path)
-    self.assertIn("graph variant tags=[]", text)
-    self.assertIn("signature 'default'", text)
-    self.assertRegex(text, r"input  default +float32 \(None, 3\)\n")
-    self.assertRegex(
-        text, r"input  rate +float32 \(\) \(optional, default 0.25\)"
+        module.export(cls.path, session)
+    with open(os.path.join(cls.root, "export_metadata.json"), "w") as f:
+      json.dump({"global_step": 42, "exporter": "best"}, f)
+
+  @classmethod
+  def tearDownClass(cls):
+    shutil.rmtree(cls.root, ignore_errors=True)
+    super().tearDownClass()
+
+  def test_json_document_shows_everything(self):
+    document = inspect_module.inspect(self.path)
+    self.assertEqual(document["schema_version"], 1)
+    self.assertTrue(document["loadable"])
+    self.assertIsNone(document["error"])
+    self.assertEqual(
+        document["format"], {"module_def_format": 3, "required_features": []}
     )
-    self.assertRegex(text, r"variable weights +\[3, 2\]")
-    self.assertIn("1 variables, 6 weights", text)
-    missing = os.path.join(self.get_temp_dir(), "missing")
-    result = subprocess.run(
+    self.assertEqual(
+        document["op_policy"], {"verdict": "allowed", "refused": []}
+    )
+    default, train = document["graph_variants"]
+    self.assertEqual((default["tags"], train["tags"]), ([], ["train"]))
+    inputs = train["signatures"]["default"]["inputs"]
+    self.assertEqual(
+        inputs["x"],
+        {
+            "kind": "dense",
+            "dtype": "float32",
+            "shape": [None, 3],
+            "has_default": False,
+        },
+    )
+    self.assertEqual(
+        inputs["rate"],
+        {
+            "kind": "dense",
+            "dtype": "float32",
+            "shape": [],
+            "has_default": True,
+            "default": 0.25,
+        },
+    )
+    self.assertEqual(
+        train["signatures"]["sparse"]["inputs"]["default"]["kind"], "sparse"
+    )
+    self.assertEqual(train["regularization_losses"], ["l2:0"])
+    self.assertEqual(train["update_ops"], ["count"])
+    self.assertEqual(default["update_ops"], [])
+    self.assertEqual(
+        train["attached_messages"]["image_module_info"]["value"],
+        {"default_image_size": {"height": 7, "width": 5}},
+    )
+    self.assertEqual(
+        train["attached_messages"]["gin_operative_config"]["value"],
+        "a = 1\nb = 2\n",
+    )
+    self.assertEqual(train["op_histogram"]["MatMul"], 1)
+    self.assertEqual(
+        document["variables"],
         [
-            sys.executable,
-            "-m",
-            "hub_estimator.tools.inspect_module",
-            path,
-            missing,
+            {
+                "name": "step",
+                "shape": [],
+                "dtype": "int64",
+                "bytes": 8,
+                "trainable": False,
+            },
+            {
+                "name": "weights",
+                "shape": [3, 2],
+                "dtype": "float32",
+                "bytes": 24,
+                "trainable": True,
+            },
         ],
-        capture_output=True,
-        text=True,
-        check=False,
     )
+    self.assertEqual(document["assets"], [])
+    self.assertEqual(
+        document["provenance"], {"global_step": 42, "exporter": "best"}
+    )
+
+  def test_command_line_text_and_json(self):
+    result = _run_tool(self.path)
+    self.assertEqual(result.returncode, 0, result.stderr)
+    text = result.stdout
+    self.assertIn("graph variant tags=['train']", text)
+    self.assertIn("signature 'default'", text)
+    self.assertRegex(text, r"input  x +float32 \[None, 3\]")
+    self.assertRegex(
+        text, r"input  rate +float32 \[\] \(optional, default 0.25\)"
+    )
+    self.assertIn("update_ops: count", text)
+    self.assertIn("variable weights", text)
+    self.assertIn("op policy: allowed", text)
+    result = _run_tool("--json", self.path)
+    self.assertEqual(result.returncode, 0, result.stderr)
+    self.assertEqual(
+        json.loads(result.stdout), inspect_module.inspect(self.path)
+    )
+
+  def test_refused_module_exits_nonzero_and_lists_the_ops(self):
+    path = os.path.join(self.root, "hostile")
+    shutil.copytree(self.path, path)
+    with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+      saved_model = saved_model_pb2.SavedModel.FromString(f.read())
+    node = saved_model.meta_graphs[1].graph_def.node.add(
+        name="leak", op="ReadFile"
+    )
+    node.input.append("x")
+    with open(os.path.join(path, "saved_model.pb"), "wb") as f:
+      f.write(saved_model.SerializeToString())
+    result = _run_tool("--json", path)
     self.assertEqual(result.returncode, 1)
-    self.assertIn("signature 'default'", result.stdout)
+    document = json.loads(result.stdout)
+    self.assertFalse(document["loadable"])
+    self.assertEqual(document["op_policy"]["verdict"], "refused")
+    self.assertEqual(
+        document["op_policy"]["refused"],
+        [{
+            "tags": sorted(saved_model.meta_graphs[1].meta_info_def.tags),
+            "function": None,
+            "node": "leak",
+            "op": "ReadFile",
+            "kind": "file read",
+            "why": "reads a file that is not one of the module's assets",
+        }],
+    )
+    self.assertIn("is refused by the op policy", document["error"])
+    # The text form names it too; a missing module is an error as well.
+    result = _run_tool(path, os.path.join(self.root, "missing"))
+    self.assertEqual(result.returncode, 1)
+    self.assertIn("op policy: REFUSED", result.stdout)
+    self.assertIn("op ReadFile (node 'leak')", result.stdout)
     self.assertIn("missing", result.stderr)
+
+  def test_usage_errors(self):
+    self.assertEqual(_run_tool().returncode, 2)
+    self.assertEqual(_run_tool("--json", self.path, self.path).returncode, 2)
 
 
 if __name__ == "__main__":
