@@ -19,6 +19,8 @@ import sysconfig
 import zipfile
 
 import gin
+from packaging import requirements
+from packaging import utils as packaging_utils
 import tensorflow as tf
 
 from hub_estimator import gin_utils
@@ -302,6 +304,73 @@ class WheelInstallTest(tf.test.TestCase):
       self.assertEqual(result['shape'], [3, 16], path)
       self.assertTrue(result['finite'], path)
       self.assertLess(result['max_abs_diff_vs_tensorflow_hub'], 1e-6, path)
+
+
+def _lock_pins():
+  """requirements.lock as {canonical name: (version, Requirement)}."""
+  pins = {}
+  with open(os.path.join(_ROOT, 'requirements.lock')) as f:
+    for line in f:
+      line = line.split('#', 1)[0].strip()
+      if line:
+        req = requirements.Requirement(line)
+        specs = list(req.specifier)  # uv writes one `==` pin per line.
+        if len(specs) != 1 or specs[0].operator != '==':
+          raise ValueError(f'requirements.lock: not a pin: {line!r}')
+        spec = specs[0]
+        pins[packaging_utils.canonicalize_name(req.name)] = (spec.version, req)
+  return pins
+
+
+class LockTest(tf.test.TestCase):
+  """requirements.lock agrees with pyproject.toml and with this environment."""
+
+  def setUp(self):
+    super().setUp()
+    if sys.version_info[:2] != (3, 11):
+      self.skipTest('requirements.lock is compiled for Python 3.11 (and CI)')
+
+  def test_every_dependency_is_pinned_within_its_range(self):
+    import tomllib  # pylint: disable=g-import-not-at-top (Python 3.11+)
+
+    with open(os.path.join(_ROOT, 'pyproject.toml'), 'rb') as f:
+      project = tomllib.load(f)['project']
+    declared = (
+        project['dependencies'] + project['optional-dependencies']['test']
+    )
+    pins = _lock_pins()
+    problems = []
+    for line in declared:
+      req = requirements.Requirement(line)
+      name = packaging_utils.canonicalize_name(req.name)
+      if name not in pins:
+        problems.append(f'{req} is not pinned')
+      elif not req.specifier.contains(pins[name][0], prereleases=True):
+        problems.append(f'{req} but the lock pins {name}=={pins[name][0]}')
+    self.assertEqual(
+        problems,
+        [],
+        'requirements.lock is out of date with pyproject.toml; refresh it'
+        " (README, Install: 'uv pip compile ...').",
+    )
+
+  def test_this_environment_has_the_locked_versions(self):
+    problems = []
+    for name, (version, req) in sorted(_lock_pins().items()):
+      if req.marker is not None and not req.marker.evaluate():
+        continue
+      try:
+        installed = importlib.metadata.version(name)
+      except importlib.metadata.PackageNotFoundError:
+        installed = None
+      if installed != version:
+        problems.append(f'{name}: lock {version}, installed {installed}')
+    self.assertEqual(
+        problems,
+        [],
+        'The tests run on versions other than requirements.lock pins: run'
+        ' `bash scripts/bootstrap.sh` (or refresh the lock).',
+    )
 
 
 class BootstrapTest(tf.test.TestCase):
