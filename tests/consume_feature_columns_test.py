@@ -247,7 +247,13 @@ class TextEmbeddingColumnTest(tf.test.TestCase):
     column = fc.text_embedding_column("text", path, trainable=True)
     config = column.get_config()
     self.assertEqual(
-        config, {"key": "text", "module_spec_path": path, "trainable": True}
+        config,
+        {
+            "key": "text",
+            "module_spec_path": path,
+            "trainable": True,
+            "allowed_ops": None,
+        },
     )
     self.assertEqual(type(column).from_config(config), column)
     by_spec = fc.text_embedding_column("text", hub.load_module_spec(path))

@@ -508,6 +508,61 @@ class OpPolicyTest(tf.test.TestCase):
         hub.Module(spec, allowed_ops=["ReadFile"])
     self.assertEqual(repr(hub.TRUST_ALL_OPS), "hub_estimator.TRUST_ALL_OPS")
 
+  def test_feature_columns_pass_allowed_ops_through(self):
+    secret = self.secret
+
+    def edit(meta_graph):
+      (name,) = _graft(meta_graph, lambda: tf.io.read_file(secret))
+      _add_output(meta_graph, "leak", name)
+
+    path = self._hostile("column_module", edit)
+    make_columns = [
+        lambda **kw: hub.text_embedding_column("text", path, **kw),
+        lambda **kw: hub.sparse_text_embedding_column(
+            "text", path, "sqrtn", None, **kw
+        ),
+    ]
+    for make_column in make_columns:
+      with self.assertRaisesRegex(
+          hub.UnsafeModuleError, "op ReadFile \\(node 'hostile/ReadFile'\\)"
+      ):
+        make_column()
+      column = make_column(allowed_ops=["ReadFile"])
+      self.assertEqual(column.allowed_ops, ("ReadFile",))
+      self.assertEqual(type(column).from_config(column.get_config()), column)
+    with self.assertRaisesRegex(hub.UnsafeModuleError, "op ReadFile"):
+      hub.image_embedding_column("images", path, image_size=(2, 2))
+
+  def test_gin_module_sources_pass_allowed_ops_through(self):
+    import gin  # pylint: disable=g-import-not-at-top
+    from hub_estimator import gin_utils  # pylint: disable=g-import-not-at-top
+    from hub_estimator.consume import sources  # pylint: disable=g-import-not-at-top
+
+    secret = self.secret
+
+    def edit(meta_graph):
+      (name,) = _graft(meta_graph, lambda: tf.io.read_file(secret))
+      _add_output(meta_graph, "leak", name)
+
+    path = self._hostile("source_module", edit)
+    with self.assertRaisesRegex(
+        gin_utils.ConfigError,
+        "(?s)PathSource.path=.*is refused by the op policy.*op ReadFile.*"
+        r"PathSource.allowed_ops = \['ReadFile'\]",
+    ):
+      sources.PathSource(path=path).module_spec()
+    for binding in ("['ReadFile']", "%hub_estimator.TRUST_ALL_OPS"):
+      gin.clear_config()
+      try:
+        gin.parse_config([
+            "PathSource.path = %r" % path,
+            "PathSource.allowed_ops = %s" % binding,
+        ])
+        spec = sources.PathSource().module_spec()
+      finally:
+        gin.clear_config()
+      self.assertIn("leak", spec.get_output_info_dict())
+
   def test_spec_built_in_process_is_not_vetted(self):
     def module_fn():
       x = tf.compat.v1.placeholder(tf.string, [], name="x")

@@ -33,6 +33,7 @@ from tensorflow.python.feature_column import feature_column as fc_v1  # pylint: 
 from tensorflow.python.feature_column import feature_column_v2 as fc_v2  # pylint: disable=g-direct-tensorflow-import
 
 from hub_estimator.format import module as module_lib
+from hub_estimator.format import op_policy
 from hub_estimator.format import protos
 
 IMAGE_MODULE_INFO_KEY = "image_module_info"
@@ -43,10 +44,18 @@ _RESOURCE_NAME = "hub_module"
 _GRAPH_ATTRIBUTE = "_hub_estimator_feature_column_modules"
 
 
-def _spec_and_source(module_spec):
+def _spec_and_source(module_spec, allowed_ops=None):
   """Returns (ModuleSpec, description for messages) of a spec or a path."""
-  spec = module_lib.as_module_spec(module_spec)
+  spec = module_lib.as_module_spec(module_spec, allowed_ops)
   return spec, spec.source
+
+
+def _allowed_ops_field(allowed_ops):
+  """`allowed_ops` as a hashable column field: None, TRUST_ALL_OPS or a tuple."""
+  allowed_ops = op_policy.check_allowed_ops(allowed_ops)
+  if isinstance(allowed_ops, frozenset):
+    return tuple(sorted(allowed_ops))
+  return allowed_ops
 
 
 def _describe(info):
@@ -112,11 +121,13 @@ def _raise_if_issues(what, source, issues):
     )
 
 
-def check_text_embedding_module(module_spec):
+def check_text_embedding_module(module_spec, allowed_ops=None):
   """Raises ValueError unless the module maps Tensor(string, [None]) to [None, K] floats.
 
   Args:
     module_spec: a ModuleSpec or a module directory path.
+    allowed_ops: for a path, the op types to allow beyond the default op
+      policy (see `load_module_spec`); None means the default policy.
 
   Returns:
     The ModuleSpec.
@@ -124,7 +135,7 @@ def check_text_embedding_module(module_spec):
   Raises:
     ValueError: listing every problem of the module's "default" signature.
   """
-  spec, source = _spec_and_source(module_spec)
+  spec, source = _spec_and_source(module_spec, allowed_ops)
   issues = []
   infos = _default_signature_infos(spec, issues)
   if infos:
@@ -150,13 +161,16 @@ def check_text_embedding_module(module_spec):
   return spec
 
 
-def check_image_embedding_module(module_spec, image_size=None):
+def check_image_embedding_module(
+    module_spec, image_size=None, allowed_ops=None
+):
   """Raises ValueError unless the module maps float32 "images" to [None, K] floats.
 
   Args:
     module_spec: a ModuleSpec or a module directory path.
     image_size: the (height, width) the caller will use, or None to require that
       `get_expected_image_size` can tell it.
+    allowed_ops: as in `check_text_embedding_module`.
 
   Returns:
     The ModuleSpec.
@@ -164,7 +178,7 @@ def check_image_embedding_module(module_spec, image_size=None):
   Raises:
     ValueError: listing every problem of the module's "default" signature.
   """
-  spec, source = _spec_and_source(module_spec)
+  spec, source = _spec_and_source(module_spec, allowed_ops)
   issues = []
   infos = _default_signature_infos(spec, issues)
   if infos:
@@ -420,14 +434,18 @@ def _track_trainable_variables(layer, module):
 class _TextEmbeddingColumn(
     _HubColumn,
     collections.namedtuple(
-        "_TextEmbeddingColumn", ("key", "module_spec_path", "trainable")
+        "_TextEmbeddingColumn",
+        ("key", "module_spec_path", "trainable", "allowed_ops"),
     ),
 ):
   """A dense column embedding one string per example; see `text_embedding_column`."""
 
-  def __new__(cls, key, module_spec_path, trainable=False):
-    spec = check_text_embedding_module(module_spec_path)
-    self = super().__new__(cls, key, module_spec_path, bool(trainable))
+  def __new__(cls, key, module_spec_path, trainable=False, allowed_ops=None):
+    allowed_ops = _allowed_ops_field(allowed_ops)
+    spec = check_text_embedding_module(module_spec_path, allowed_ops)
+    self = super().__new__(
+        cls, key, module_spec_path, bool(trainable), allowed_ops
+    )
     self._spec = spec
     return self
 
@@ -456,21 +474,41 @@ class _SparseTextEmbeddingColumn(
     _HubColumn,
     collections.namedtuple(
         "_SparseTextEmbeddingColumn",
-        ("key", "module_spec_path", "combiner", "default_value", "trainable"),
+        (
+            "key",
+            "module_spec_path",
+            "combiner",
+            "default_value",
+            "trainable",
+            "allowed_ops",
+        ),
     ),
 ):
   """A dense column combining token embeddings; see `sparse_text_embedding_column`."""
 
   def __new__(
-      cls, key, module_spec_path, combiner, default_value, trainable=False
+      cls,
+      key,
+      module_spec_path,
+      combiner,
+      default_value,
+      trainable=False,
+      allowed_ops=None,
   ):
-    spec = check_text_embedding_module(module_spec_path)
+    allowed_ops = _allowed_ops_field(allowed_ops)
+    spec = check_text_embedding_module(module_spec_path, allowed_ops)
     if combiner not in _COMBINERS:
       raise ValueError(
           "combiner must be one of %s, got %r." % (list(_COMBINERS), combiner)
       )
     self = super().__new__(
-        cls, key, module_spec_path, combiner, default_value, bool(trainable)
+        cls,
+        key,
+        module_spec_path,
+        combiner,
+        default_value,
+        bool(trainable),
+        allowed_ops,
     )
     self._spec = spec
     return self
@@ -504,12 +542,14 @@ class _SparseTextEmbeddingColumn(
 class _ImageEmbeddingColumn(
     _HubColumn,
     collections.namedtuple(
-        "_ImageEmbeddingColumn", ("key", "module_spec_path", "image_size")
+        "_ImageEmbeddingColumn",
+        ("key", "module_spec_path", "image_size", "allowed_ops"),
     ),
 ):
   """A dense column embedding decoded images; see `image_embedding_column`."""
 
-  def __new__(cls, key, module_spec_path, image_size=None):
+  def __new__(cls, key, module_spec_path, image_size=None, allowed_ops=None):
+    allowed_ops = _allowed_ops_field(allowed_ops)
     if image_size is not None:
       image_size = tuple(image_size)
       if len(image_size) != 2 or not all(
@@ -520,8 +560,10 @@ class _ImageEmbeddingColumn(
             "image_size must be (height, width) with positive ints, got %r."
             % (image_size,)
         )
-    spec = check_image_embedding_module(module_spec_path, image_size)
-    self = super().__new__(cls, key, module_spec_path, image_size)
+    spec = check_image_embedding_module(
+        module_spec_path, image_size, allowed_ops
+    )
+    self = super().__new__(cls, key, module_spec_path, image_size, allowed_ops)
     self._spec = spec
     return self
 
@@ -538,7 +580,7 @@ class _ImageEmbeddingColumn(
     return module({"images": value})
 
 
-def text_embedding_column(key, module_spec, trainable=False):
+def text_embedding_column(key, module_spec, trainable=False, allowed_ops=None):
   """A dense feature column embedding a text feature with a text-embedding module.
 
   The module's "default" signature must take exactly one Tensor(string, [None])
@@ -551,6 +593,9 @@ def text_embedding_column(key, module_spec, trainable=False):
     module_spec: a ModuleSpec or the path of a module directory.
     trainable: whether to fine-tune the module's variables (when the caller
       trains); by default the pre-trained weights are frozen.
+    allowed_ops: when `module_spec` is a path, the op types to allow beyond
+      the default op policy, or `hub_estimator.TRUST_ALL_OPS` (see
+      `load_module_spec`); None means the default policy.
 
   Returns:
     A dense column for the v1 and v2 feature column APIs, named
@@ -558,12 +603,13 @@ def text_embedding_column(key, module_spec, trainable=False):
 
   Raises:
     ValueError: if the module is not a text embedding.
+    UnsafeModuleError: if the op policy refuses the module at the path.
   """
-  return _TextEmbeddingColumn(key, module_spec, trainable)
+  return _TextEmbeddingColumn(key, module_spec, trainable, allowed_ops)
 
 
 def sparse_text_embedding_column(
-    key, module_spec, combiner, default_value, trainable=False
+    key, module_spec, combiner, default_value, trainable=False, allowed_ops=None
 ):
   """A dense feature column combining the embeddings of a variable number of tokens.
 
@@ -579,19 +625,23 @@ def sparse_text_embedding_column(
       such examples as zeros.
     trainable: whether to fine-tune the module's variables (when the caller
       trains).
+    allowed_ops: when `module_spec` is a path, the op types to allow beyond
+      the default op policy, or `hub_estimator.TRUST_ALL_OPS` (see
+      `load_module_spec`); None means the default policy.
 
   Returns:
     A dense column for the v1 and v2 feature column APIs.
 
   Raises:
     ValueError: if the module is not a text embedding or `combiner` is unknown.
+    UnsafeModuleError: if the op policy refuses the module at the path.
   """
   return _SparseTextEmbeddingColumn(
-      key, module_spec, combiner, default_value, trainable
+      key, module_spec, combiner, default_value, trainable, allowed_ops
   )
 
 
-def image_embedding_column(key, module_spec, image_size=None):
+def image_embedding_column(key, module_spec, image_size=None, allowed_ops=None):
   """A dense feature column embedding images with an image module.
 
   The module's "default" signature must take a single input "images"
@@ -602,11 +652,15 @@ def image_embedding_column(key, module_spec, image_size=None):
     key: the feature key (a string) or a feature column providing the images.
     module_spec: a ModuleSpec or the path of a module directory.
     image_size: (height, width) to use; None means `get_expected_image_size`.
+    allowed_ops: when `module_spec` is a path, the op types to allow beyond
+      the default op policy, or `hub_estimator.TRUST_ALL_OPS` (see
+      `load_module_spec`); None means the default policy.
 
   Returns:
     A dense column for the v1 and v2 feature column APIs.
 
   Raises:
     ValueError: if the module is not usable as an image embedding.
+    UnsafeModuleError: if the op policy refuses the module at the path.
   """
-  return _ImageEmbeddingColumn(key, module_spec, image_size)
+  return _ImageEmbeddingColumn(key, module_spec, image_size, allowed_ops)

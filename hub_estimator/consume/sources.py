@@ -21,10 +21,14 @@ import tensorflow as tf
 from hub_estimator import gin_utils
 from hub_estimator.export import registry
 from hub_estimator.format import module as module_lib
+from hub_estimator.format import op_policy
 from hub_estimator.format import spec as spec_lib
 from hub_estimator.format import tags as tags_lib
 
 _TRAIN = tf.estimator.ModeKeys.TRAIN
+
+# `PathSource.allowed_ops = %hub_estimator.TRUST_ALL_OPS` trusts every op.
+gin.constant('hub_estimator.TRUST_ALL_OPS', op_policy.TRUST_ALL_OPS)
 
 
 def _tags_str(tags) -> str:
@@ -341,6 +345,7 @@ class PathSource(ModuleSource):
       feature_keys: Optional[Mapping[str, str]] = None,
       train_tags: Optional[Sequence[str]] = None,
       name: str = 'module',
+      allowed_ops: Any = None,
   ):
     """Creates the source.
 
@@ -356,6 +361,10 @@ class PathSource(ModuleSource):
       train_tags: the graph variant used in TRAIN mode; None means
         `{"train"}` when trainable and present, else the default variant.
       name: the module's variable scope in the model.
+      allowed_ops: op types the module may use beyond the default op policy
+        for untrusted modules (e.g. `['PyFunc']`), or
+        `%hub_estimator.TRUST_ALL_OPS` to trust every op; None means the
+        default policy (see `hub_estimator.load_module_spec`).
     """
     super().__init__(
         trainable,
@@ -367,6 +376,7 @@ class PathSource(ModuleSource):
         name,
     )
     self._path = path
+    self._allowed_ops = allowed_ops
 
   def describe(self) -> str:
     return f'module {self.path()}'
@@ -390,7 +400,13 @@ class PathSource(ModuleSource):
           f'{self._binding()}: {path} {what} (working directory {os.getcwd()}).'
       )
     try:
-      return spec_lib.load_module_spec(path)
+      return spec_lib.load_module_spec(path, allowed_ops=self._allowed_ops)
+    except op_policy.UnsafeModuleError as e:
+      ops = sorted({finding.op for finding in e.findings})
+      raise gin_utils.config_error(
+          f'{self._binding()}: {e}\nIn gin, trust exactly these ops with'
+          f' {self.key}.allowed_ops = {ops}.'
+      ) from e
     except Exception as e:  # pylint: disable=broad-except
       raise gin_utils.config_error(
           f'{self._binding()}: cannot load the module at {path}: {e}'
@@ -413,6 +429,7 @@ class RunExportSource(PathSource):
       feature_keys: Optional[Mapping[str, str]] = None,
       train_tags: Optional[Sequence[str]] = None,
       name: str = 'module',
+      allowed_ops: Any = None,
   ):
     """Creates the source.
 
@@ -433,6 +450,10 @@ class RunExportSource(PathSource):
       train_tags: the graph variant used in TRAIN mode; None means
         `{"train"}` when trainable and present, else the default variant.
       name: the module's variable scope in the model.
+      allowed_ops: op types the module may use beyond the default op policy
+        for untrusted modules (e.g. `['PyFunc']`), or
+        `%hub_estimator.TRUST_ALL_OPS` to trust every op; None means the
+        default policy (see `hub_estimator.load_module_spec`).
     """
     super().__init__(
         None,
@@ -443,6 +464,7 @@ class RunExportSource(PathSource):
         feature_keys,
         train_tags,
         name,
+        allowed_ops,
     )
     self._model_dir = model_dir
     self._exporter_name = exporter_name
