@@ -1,6 +1,7 @@
 """Parses gin files and bindings the same way for every entry point and test."""
 
 import glob
+import logging as pylogging
 import os
 from typing import List, Optional, Sequence
 
@@ -118,12 +119,7 @@ def parse(
         ' lists the shipped ones).'
     )
   try:
-    gin.parse_config_files_and_bindings(
-        list(gin_files),
-        list(gin_bindings),
-        skip_unknown=False,
-        finalize_config=finalize,
-    )
+    _parse_without_search_misses(gin_files, gin_bindings, finalize)
   except (
       ValueError,
       KeyError,
@@ -150,6 +146,38 @@ def parse(
     raise config_error(f'Bad gin configuration: {message}') from e
   logging.info('Parsed %s', describe_sources())
   logging.debug('Gin config:\n%s', gin.config_str())
+
+
+class _DropSearchMisses(pylogging.Filter):
+  """Drops the lines of gin's system-path reader (gin/resource_reader.py).
+
+  gin-config 0.5.0 logs `Path not found` at ERROR level for each search
+  location that lacks a file, even when a later one (the shipped configs) has
+  it; a file found nowhere still fails `parse` with one ConfigError.
+  """
+
+  def filter(self, record: pylogging.LogRecord) -> bool:
+    return not record.pathname.endswith(
+        os.path.join('gin', 'resource_reader.py')
+    )
+
+
+def _parse_without_search_misses(
+    gin_files: Sequence[str], gin_bindings: Sequence[str], finalize: bool
+) -> None:
+  """gin.parse_config_files_and_bindings, minus gin's search-miss lines."""
+  root_logger = pylogging.getLogger()  # gin logs them through the root logger.
+  search_misses = _DropSearchMisses()
+  root_logger.addFilter(search_misses)
+  try:
+    gin.parse_config_files_and_bindings(
+        list(gin_files),
+        list(gin_bindings),
+        skip_unknown=False,
+        finalize_config=finalize,
+    )
+  finally:
+    root_logger.removeFilter(search_misses)
 
 
 def write_config(model_dir: str) -> str:

@@ -137,6 +137,15 @@ class ConfigResolutionTest(tf.test.TestCase):
     self.assertEqual(gin.query_parameter('RunSettings.keep_checkpoint_max'), 7)
     self.assertEqual(gin.query_parameter('mlp.input_dim'), 64)
 
+  def test_search_misses_are_not_logged_as_errors(self):
+    # The shipped experiment and its includes are not in the working
+    # directory: gin looks there first, then finds them in the shipped copy.
+    with self.assertNoLogs(level='ERROR'):
+      gin_utils.parse(
+          ['gin/experiments/digits_mlp.gin'], ["MODEL_DIR='/tmp/unused'"]
+      )
+    self.assertEqual(gin.query_parameter('mlp.input_dim'), 64)
+
   def test_missing_file_names_where_it_looked(self):
     with self.assertRaises(gin_utils.ConfigError) as cm:
       gin_utils.parse(['gin/experiments/no_such.gin'])
