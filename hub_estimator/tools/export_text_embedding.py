@@ -55,6 +55,10 @@ DEFAULT_MAX_PARTITION_BYTES = 256 << 20
 # written to the checkpoint, then freed. Blocks above glibc's largest mmap
 # threshold (32 MiB) go back to the system when freed.
 _BLOCK_BYTES = 64 << 20
+# Blocks start at this alignment, so that feeding one to a session hands its
+# buffer to TensorFlow instead of copying it (TensorFlow copies a fed array
+# that is not aligned to EIGEN_MAX_ALIGN_BYTES, at most 64).
+_ALIGNMENT = 64
 _TAGS_AND_ARGS = [({"train"}, {}), (set(), {})]
 
 
@@ -139,7 +143,7 @@ class _RowBlocks:
     while done < len(values):
       offset = self.rows % self.block_rows
       if offset == 0:
-        self.blocks.append(np.empty([self.block_rows, self.dim], np.float32))
+        self.blocks.append(_aligned_empty(self.block_rows, self.dim))
       take = min(len(values) - done, self.block_rows - offset)
       self.blocks[-1][offset : offset + take] = values[done : done + take]
       done += take
@@ -152,6 +156,13 @@ class _RowBlocks:
     block = self.blocks[index][: min(self.block_rows, self.rows - start)]
     self.blocks[index] = None
     return start, block
+
+
+def _aligned_empty(rows, dim):
+  """An uninitialized float32 [rows, dim] array starting at _ALIGNMENT."""
+  raw = np.empty(rows * dim * 4 + _ALIGNMENT, np.uint8)
+  start = -raw.ctypes.data % _ALIGNMENT
+  return raw[start : start + rows * dim * 4].view(np.float32).reshape(rows, dim)
 
 
 def export_text_embedding(

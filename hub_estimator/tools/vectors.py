@@ -29,7 +29,7 @@ FORMATS = ("word2vec_text", "fasttext", "word2vec_binary", "glove")
 
 # Bytes of (decompressed) input handled per chunk; a chunk's lines, their
 # parsed values and the text they came from are the reader's own memory.
-CHUNK_BYTES = 16 << 20
+CHUNK_BYTES = 4 << 20
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _HEADER = re.compile(rb"^\s*(\d+)[ \t]+(\d+)\s*$")
@@ -224,14 +224,14 @@ class VectorsReader:
 
   def _parse_lines(self, lines, first_line):
     dim = self.dim
-    tokens, locations, values = [], [], []
+    tokens, locations, rows = [], [], []
     for offset, line in enumerate(lines):
       line = line.rstrip(_TRAILING)
       if not line:
         continue
       spaces = line.count(b" ")
       if spaces == dim:
-        token, text = line.split(b" ", 1)
+        token = line[: line.index(b" ")]
       else:
         token = line.rsplit(b" ", dim)[0] if spaces > dim else b""
         if spaces < dim or _all_numbers(token.split(b" ")[1:]):
@@ -250,28 +250,30 @@ class VectorsReader:
                   else " like the first line",
               )
           )
-        text = line[len(token) + 1 :]
+        # The parser reads fields 1..dim of each row: keep one field before.
+        line = b"_" + line[len(token) :]
       tokens.append(self._token(token, first_line + offset))
       locations.append(first_line + offset)
-      values.append(text)
-    return Chunk(
-        tokens, self._parse_values(values, tokens, locations), locations
-    )
+      rows.append(line)
+    return Chunk(tokens, self._parse_values(rows, tokens, locations), locations)
 
-  def _parse_values(self, values, tokens, locations):
-    if not values:
+  def _parse_values(self, rows, tokens, locations):
+    """float32 [len(rows), dim] from rows of `token v1 ... vdim`."""
+    if not rows:
       return np.zeros([0, self.dim], np.float32)
     try:
-      vectors = _loadtxt(values)
+      vectors = _loadtxt(rows, self.dim)
     except ValueError:
       vectors = None
-    if vectors is not None and vectors.shape == (len(values), self.dim):
+    if vectors is not None and vectors.shape == (len(rows), self.dim):
       bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1))
       if not bad.size:
         return vectors
       first_bad = int(bad[0])
     else:
-      first_bad = next((i for i, v in enumerate(values) if not _parses(v)), 0)
+      first_bad = next(
+          (i for i, row in enumerate(rows) if not _parses(row, self.dim)), 0
+      )
     raise VectorsFileError(
         "%s: the vector of token %r is not all finite numbers."
         % (self.where(locations[first_bad]), tokens[first_bad])
@@ -362,20 +364,21 @@ def open_vectors(path: str, file_format: Optional[str] = None) -> VectorsReader:
   return VectorsReader(path, file_format)
 
 
-def _loadtxt(lines):
+def _loadtxt(rows, dim):
   return np.loadtxt(
-      lines,
+      rows,
       dtype=np.float32,
       delimiter=" ",
       comments=None,
       quotechar=None,
+      usecols=range(1, dim + 1),
       ndmin=2,
   )
 
 
-def _parses(line):
+def _parses(row, dim):
   try:
-    _loadtxt([line])
+    _loadtxt([row], dim)
   except ValueError:
     return False
   return True
