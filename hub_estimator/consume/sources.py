@@ -19,6 +19,7 @@ import gin
 import tensorflow as tf
 
 from hub_estimator import gin_utils
+from hub_estimator.consume import fine_tuning as fine_tuning_lib
 from hub_estimator.export import registry
 from hub_estimator.format import module as module_lib
 from hub_estimator.format import op_policy
@@ -47,10 +48,27 @@ class ModuleSource(abc.ABC):
       feature_keys: Optional[Mapping[str, str]],
       train_tags: Optional[Sequence[str]],
       name: str,
+      fine_tuning: Optional[fine_tuning_lib.FineTuning] = None,
   ):
+    if fine_tuning is not None and not isinstance(
+        fine_tuning, fine_tuning_lib.FineTuning
+    ):
+      raise gin_utils.config_error(
+          f'{type(self).__name__}.fine_tuning must be @FineTuning() or None;'
+          f' got {fine_tuning!r}.'
+      )
+    self._fine_tuning = fine_tuning
     self._trainable = bool(trainable)
     self._export_name = export_name
     self._signature = signature
+    if fine_tuning is not None and fine_tuning.signature is not None:
+      if signature not in ('default', fine_tuning.signature):
+        raise gin_utils.config_error(
+            f'{type(self).__name__}.signature={signature!r} and'
+            f' FineTuning.signature={fine_tuning.signature!r} disagree; set'
+            ' only FineTuning.signature.'
+        )
+      self._signature = fine_tuning.signature
     self._output_key = output_key
     self._feature_keys = dict(feature_keys) if feature_keys else None
     self._train_tags = None if train_tags is None else set(train_tags)
@@ -82,6 +100,16 @@ class ModuleSource(abc.ABC):
   def export_name(self) -> Optional[str]:
     return self._export_name
 
+  @property
+  def fine_tuning(self) -> Optional[fine_tuning_lib.FineTuning]:
+    """The fine-tuning settings, or None (train as the source says)."""
+    return self._fine_tuning
+
+  @property
+  def _frozen(self) -> bool:
+    """True when fine-tuning freezes the module for the whole run."""
+    return self._fine_tuning is not None and self._fine_tuning.frozen
+
   def module_spec(self) -> Any:
     """Returns the module spec (built or loaded once).
 
@@ -98,7 +126,7 @@ class ModuleSource(abc.ABC):
     TRAIN uses `train_tags` (None means `{"train"}` when the module is
     trainable and has that variant); EVAL and PREDICT use the default variant.
     """
-    if mode != _TRAIN:
+    if mode != _TRAIN or self._frozen:
       return set()
     if self._train_tags is not None:
       return set(self._train_tags)
@@ -125,10 +153,16 @@ class ModuleSource(abc.ABC):
         )
     names = spec.get_signature_names()
     if self._signature not in names:
+      key = self.key
+      if self._fine_tuning is not None and self._fine_tuning.signature:
+        key = 'FineTuning'
       raise gin_utils.config_error(
-          f'{self.key}.signature={self._signature!r}: {self.describe()} has'
-          f' signatures {sorted(names)}.'
+          f'{key}.signature={self._signature!r}: {self.describe()} has'
+          f' signatures {sorted(names)}; inputs with defaults:'
+          f' {_optional_inputs(spec, names)}.'
       )
+    if self._fine_tuning is not None:
+      self._check_fine_tuning()
     outputs = spec.get_output_info_dict(signature=self._signature)
     if self._output_key not in outputs:
       raise gin_utils.config_error(
@@ -145,9 +179,44 @@ class ModuleSource(abc.ABC):
           f' {name!r}.'
       )
 
+  def _check_fine_tuning(self) -> None:
+    settings = self._fine_tuning
+    if settings.learning_rate_multiplier > 0 and not self._trainable:
+      raise gin_utils.config_error(
+          f'{self.key}.trainable=False, but FineTuning.'
+          f'learning_rate_multiplier={settings.learning_rate_multiplier}'
+          ' trains the module; set trainable=True (or the multiplier to 0).'
+      )
+    for mode in (_TRAIN, tf.estimator.ModeKeys.EVAL):
+      self._hparam_values(self.tags(mode))
+
+  def _hparam_values(self, tags) -> Mapping[str, Any]:
+    """The fine-tuning hparams, checked against the variant's signature."""
+    if self._fine_tuning is None or not self._fine_tuning.hparams:
+      return {}
+    info = self.module_spec().get_input_info_dict(self._signature, tags)
+    where = (
+        f'signature {self._signature!r} (tags {_tags_str(tags)}) of'
+        f' {self.describe()}'
+    )
+    return self._fine_tuning.hparam_values(info, where)
+
   def input_info(self) -> Mapping[str, Any]:
     """The signature's input infos (name -> ParsedTensorInfo)."""
     return self.module_spec().get_input_info_dict(signature=self._signature)
+
+  def _fed_inputs(self) -> list:
+    """Signature inputs fed from features: all but those with defaults.
+
+    An input with a default is fed from a feature only when `feature_keys`
+    maps it; else it keeps its default or takes `FineTuning.hparams`.
+    """
+    mapped = set(self._feature_keys or ())
+    return sorted(
+        name
+        for name, info in self.input_info().items()
+        if not info.has_default or name in mapped
+    )
 
   def feature_map(self, feature_names: Sequence[str]) -> Mapping[str, str]:
     """Maps each signature input to the feature feeding it.
@@ -163,7 +232,7 @@ class ModuleSource(abc.ABC):
       ConfigError: an input has no feature (the message names
         `feature_keys`).
     """
-    inputs = sorted(self.input_info())
+    inputs = self._fed_inputs()
     if self._feature_keys is not None:
       result = {name: self._feature_keys.get(name) for name in inputs}
     elif len(inputs) == 1 and len(feature_names) == 1:
@@ -216,7 +285,7 @@ class ModuleSource(abc.ABC):
     """Creates the module in the current graph and registers it for export."""
     module = module_lib.Module(
         self.module_spec(),
-        trainable=self._trainable,
+        trainable=self._trainable and not self._frozen,
         tags=self.tags(mode),
         name=self._name,
     )
@@ -224,15 +293,34 @@ class ModuleSource(abc.ABC):
       registry.register_module_for_export(module, self._export_name)
     return module
 
-  def apply(self, module: Any, features: Any) -> tf.Tensor:
-    """Applies the signature to `features`; returns the chosen output."""
+  def apply(
+      self, module: Any, features: Any, tags: Optional[set] = None
+  ) -> tf.Tensor:
+    """Applies the signature to `features`; returns the chosen output.
+
+    Args:
+      module: the instance `instantiate` made.
+      features: the model_fn's features (a dict or a single tensor).
+      tags: apply this graph variant of the module to the instance's state;
+        None means the instance's own variant.
+
+    Returns:
+      The `output_key` output of the signature.
+    """
     if isinstance(features, Mapping):
       mapping = self.feature_map(list(features))
       inputs = {name: features[key] for name, key in mapping.items()}
     else:
       mapping = self.feature_map([None])
       inputs = {name: features for name in mapping}
-    outputs = module(inputs, signature=self._signature, as_dict=True)
+    # check() validated the hparams against every variant the run uses.
+    inputs.update(fine_tuning_lib.constants(self._hparam_values(tags or ())))
+    if tags is None:
+      outputs = module(inputs, signature=self._signature, as_dict=True)
+    else:
+      outputs = module.call_variant(
+          tags, inputs, signature=self._signature, as_dict=True
+      )
     return outputs[self._output_key]
 
   def serving_input_fn(self):
@@ -244,7 +332,7 @@ class ModuleSource(abc.ABC):
     def serving_input_fn():
       info = self.input_info()
       names = list(self._feature_keys.values()) if self._feature_keys else []
-      mapping = self.feature_map(names or sorted(info))
+      mapping = self.feature_map(names or self._fed_inputs())
       features = {}
       for name, feature in mapping.items():
         spec = info[name]
@@ -277,6 +365,7 @@ class ModuleFnSource(ModuleSource):
       tags_and_args=tags_lib.TRAIN_AND_DEFAULT,
       drop_collections: Optional[Sequence[str]] = None,
       name: str = 'module',
+      fine_tuning: Optional[fine_tuning_lib.FineTuning] = None,
   ):
     """Creates the source.
 
@@ -295,6 +384,9 @@ class ModuleFnSource(ModuleSource):
       tags_and_args: the variants to build (`create_module_spec`).
       drop_collections: collections to drop from the module graphs.
       name: the module's variable scope in the model.
+      fine_tuning: how the module is fine-tuned (`@FineTuning()`: hparams,
+        learning-rate multiplier, frozen steps, regularization weight); None
+        means as `trainable` says, with the signature's defaults.
     """
     super().__init__(
         trainable,
@@ -304,6 +396,7 @@ class ModuleFnSource(ModuleSource):
         feature_keys,
         train_tags,
         name,
+        fine_tuning,
     )
     if not callable(module_fn):
       raise gin_utils.config_error(
@@ -346,6 +439,7 @@ class PathSource(ModuleSource):
       train_tags: Optional[Sequence[str]] = None,
       name: str = 'module',
       allowed_ops: Any = None,
+      fine_tuning: Optional[fine_tuning_lib.FineTuning] = None,
   ):
     """Creates the source.
 
@@ -365,6 +459,9 @@ class PathSource(ModuleSource):
         for untrusted modules (e.g. `['PyFunc']`), or
         `%hub_estimator.TRUST_ALL_OPS` to trust every op; None means the
         default policy (see `hub_estimator.load_module_spec`).
+      fine_tuning: how the module is fine-tuned (`@FineTuning()`: hparams,
+        learning-rate multiplier, frozen steps, regularization weight); None
+        means as `trainable` says, with the signature's defaults.
     """
     super().__init__(
         trainable,
@@ -374,6 +471,7 @@ class PathSource(ModuleSource):
         feature_keys,
         train_tags,
         name,
+        fine_tuning,
     )
     self._path = path
     self._allowed_ops = allowed_ops
@@ -430,6 +528,7 @@ class RunExportSource(PathSource):
       train_tags: Optional[Sequence[str]] = None,
       name: str = 'module',
       allowed_ops: Any = None,
+      fine_tuning: Optional[fine_tuning_lib.FineTuning] = None,
   ):
     """Creates the source.
 
@@ -454,6 +553,9 @@ class RunExportSource(PathSource):
         for untrusted modules (e.g. `['PyFunc']`), or
         `%hub_estimator.TRUST_ALL_OPS` to trust every op; None means the
         default policy (see `hub_estimator.load_module_spec`).
+      fine_tuning: how the module is fine-tuned (`@FineTuning()`: hparams,
+        learning-rate multiplier, frozen steps, regularization weight); None
+        means as `trainable` says, with the signature's defaults.
     """
     super().__init__(
         None,
@@ -465,6 +567,7 @@ class RunExportSource(PathSource):
         train_tags,
         name,
         allowed_ops,
+        fine_tuning,
     )
     self._model_dir = model_dir
     self._exporter_name = exporter_name
@@ -518,3 +621,14 @@ class RunExportSource(PathSource):
           ' one with RunExportSource.module_name.'
       )
     return os.path.join(version_dir, modules[0])
+
+
+def _optional_inputs(spec, signatures) -> str:
+  """Lists, per signature, the inputs that have defaults (for messages)."""
+  parts = []
+  for name in sorted(signatures):
+    info = spec.get_input_info_dict(signature=name)
+    optional = sorted(k for k, v in info.items() if v.has_default)
+    if optional:
+      parts.append(f'{name!r}: {optional}')
+  return '; '.join(parts) or 'none'

@@ -5,6 +5,7 @@
 real arguments (a decorated model_fn would hide them).
 """
 
+import contextlib
 from typing import Callable, Optional, Sequence
 
 import gin
@@ -43,6 +44,14 @@ def make_model_fn(
   (the module's, when trainable) and runs UPDATE_OPS (e.g. the module's
   batch-norm updates) with the train op.
 
+  The source's `fine_tuning` settings (`hub_estimator.consume.fine_tuning.
+  FineTuning`), when given, apply here in TRAIN mode: the module's
+  regularization losses are weighted; the module's variables train with a
+  second optimizer from `optimizer_fn` at `learning_rate *
+  learning_rate_multiplier`; while the global step is below `frozen_steps`
+  the module is frozen (applied in its default variant, no gradient, no
+  UPDATE_OPS, no optimizer update; see that module's docstring).
+
   Args:
     module_source: where the module comes from (a
       `hub_estimator.consume.sources.ModuleSource`).
@@ -73,11 +82,21 @@ def make_model_fn(
     )
   hidden_units = [int(u) for u in hidden_units]
 
+  fine_tuning = getattr(module_source, 'fine_tuning', None)
+
   def model_fn(features, labels, mode, config):
     del config  # Unused.
     training = mode == _ModeKeys.TRAIN
     module = module_source.instantiate(mode)
-    net = module_source.apply(module, features)
+    frozen = None
+    if training and fine_tuning is not None and fine_tuning.frozen_steps:
+      global_step = _v1.train.get_or_create_global_step()
+      frozen = tf.less(
+          global_step, fine_tuning.frozen_steps, name='module_frozen'
+      )
+      net = _apply_frozen_until_step(module_source, module, features, frozen)
+    else:
+      net = module_source.apply(module, features)
     with _v1.variable_scope('head'):
       for i, units in enumerate(hidden_units):
         net = act(module_fns.dense(net, units, f'hidden_{i}'))
@@ -95,7 +114,12 @@ def make_model_fn(
       )
 
     data_loss = head.loss(logits, labels)
-    regularization = _v1.losses.get_regularization_loss()
+    if fine_tuning is None or fine_tuning.regularization_weight == 1:
+      regularization = _v1.losses.get_regularization_loss()
+    else:
+      regularization = _regularization_loss(
+          module, fine_tuning.regularization_weight
+      )
     loss = tf.identity(data_loss + regularization, name='total_loss')
     if mode == _ModeKeys.EVAL:
       return tf.estimator.EstimatorSpec(
@@ -120,11 +144,136 @@ def make_model_fn(
       grads_and_vars = list(zip(grads, variables))
     update_ops = _v1.get_collection(_v1.GraphKeys.UPDATE_OPS)
     with tf.control_dependencies(update_ops):
-      train_op = optimizer.apply_gradients(
-          grads_and_vars, global_step=global_step
-      )
+      if fine_tuning is None or (
+          fine_tuning.learning_rate_multiplier == 1 and frozen is None
+      ):
+        train_op = optimizer.apply_gradients(
+            grads_and_vars, global_step=global_step
+        )
+      else:
+        train_op = _apply_two_rates(
+            optimizer,
+            lambda: optimizer_fn(
+                learning_rate * fine_tuning.learning_rate_multiplier
+            ),
+            grads_and_vars,
+            module,
+            frozen,
+            global_step,
+        )
     return tf.estimator.EstimatorSpec(
         mode, loss=loss, train_op=train_op, predictions=predictions
     )
 
   return model_fn
+
+
+@contextlib.contextmanager
+def _control_flow_v1():
+  """Builds `tf.compat.v1.cond` as TF1 did while the block runs.
+
+  Module signatures apply inside a v1 cond context (the module's graph is
+  imported into the branch, its inputs enter through the context); a v2
+  cond's branch is a separate function graph, which a module instance of the
+  outer graph cannot apply in.
+  """
+  was_enabled = _v1.control_flow_v2_enabled()
+  _v1.disable_control_flow_v2()
+  try:
+    yield
+  finally:
+    if was_enabled:
+      _v1.enable_control_flow_v2()
+
+
+def _apply_frozen_until_step(module_source, module, features, frozen):
+  """The module output: default variant while `frozen`, else the training one.
+
+  The UPDATE_OPS the training variant brings (batch-norm moving averages) are
+  taken out of the graph's collection and made to run inside the training
+  branch only, with its output; the frozen branch stops the gradient.
+
+  Args:
+    module_source: the ModuleSource (its `apply` takes the variant's tags).
+    module: the module instance (made with the training variant).
+    features: the model_fn's features.
+    frozen: a scalar bool tensor, true while the module is frozen.
+
+  Returns:
+    The module output tensor.
+  """
+  update_ops = _v1.get_collection_ref(_v1.GraphKeys.UPDATE_OPS)
+
+  def frozen_branch():
+    net = module_source.apply(
+        module, features, tags=module_source.tags(_ModeKeys.EVAL)
+    )
+    return tf.stop_gradient(net)
+
+  def training_branch():
+    count = len(update_ops)
+    net = module_source.apply(module, features)
+    own_updates = update_ops[count:]
+    del update_ops[count:]
+    with tf.control_dependencies(own_updates):
+      return tf.identity(net)
+
+  with _control_flow_v1():
+    return _v1.cond(frozen, frozen_branch, training_branch, name='module')
+
+
+def _regularization_loss(module, module_weight):
+  """REGULARIZATION_LOSSES summed, the module's multiplied by `module_weight`."""
+  losses = _v1.get_collection(_v1.GraphKeys.REGULARIZATION_LOSSES)
+  prefix = module.name + '/'
+  own = [l for l in losses if l.op.name.startswith(prefix)]
+  others = [l for l in losses if not l.op.name.startswith(prefix)]
+  total = tf.constant(0.0)
+  if own:
+    total += module_weight * tf.add_n(own)
+  if others:
+    total += tf.add_n(others)
+  return tf.identity(total, name='regularization_loss')
+
+
+def _apply_two_rates(
+    optimizer, module_optimizer_fn, grads_and_vars, module, frozen, global_step
+):
+  """Applies the head's gradients and, at their own rate, the module's.
+
+  Args:
+    optimizer: the optimizer of every variable but the module's.
+    module_optimizer_fn: returns the optimizer of the module's variables.
+    grads_and_vars: (gradient, variable) pairs of all trainable variables.
+    module: the module instance (its variables, partitions included).
+    frozen: None, or a scalar bool tensor: the module's update is skipped
+      (made inside a cond branch) while it is true.
+    global_step: incremented once per step, by the first optimizer.
+
+  Returns:
+    The train op.
+  """
+  module_variables = {id(v) for v in module.variables}
+  head_pairs = [
+      (g, v) for g, v in grads_and_vars if id(v) not in module_variables
+  ]
+  module_pairs = [
+      (g, v)
+      for g, v in grads_and_vars
+      if id(v) in module_variables and g is not None
+  ]
+  train_op = optimizer.apply_gradients(head_pairs, global_step=global_step)
+  if not module_pairs:
+    return train_op
+  module_optimizer = module_optimizer_fn()
+  if frozen is None:
+    module_op = module_optimizer.apply_gradients(module_pairs)
+  else:
+    with _control_flow_v1():
+      module_op = _v1.cond(
+          frozen,
+          tf.no_op,
+          lambda: module_optimizer.apply_gradients(module_pairs),
+          name='module_update',
+      )
+  return tf.group(train_op, module_op, name='train_op')

@@ -1,0 +1,413 @@
+"""FineTuning settings carried by module sources and applied by make_model_fn."""
+
+import os
+import tempfile
+
+from absl.testing import parameterized
+import numpy as np
+import tensorflow as tf
+
+import hub_estimator as hub
+from hub_estimator import gin_utils
+from hub_estimator.consume import fine_tuning as fine_tuning_lib
+from hub_estimator.consume import sources
+from hub_estimator.models import heads
+from hub_estimator.models import model_fn as model_fn_lib
+from hub_estimator.models import module_fns
+from hub_estimator.models import optimizers
+
+_v1 = tf.compat.v1
+_TRAIN = tf.estimator.ModeKeys.TRAIN
+FineTuning = fine_tuning_lib.FineTuning
+
+_X = np.random.RandomState(0).rand(16, 4).astype(np.float32)
+_LABELS = np.array([0, 1] * 8, np.int32)
+
+
+def _mixed_module_fn(is_training=False):
+  """A body with a partitioned resource variable, ref variables, a moving mean."""
+  x = _v1.placeholder(tf.float32, [None, 4], name='x')
+  momentum = _v1.placeholder_with_default(0.5, [], name='bn_momentum')
+  kernel = _v1.get_variable(
+      'part',
+      [4, 3],
+      partitioner=_v1.fixed_size_partitioner(2),
+      regularizer=lambda w: 0.5 * tf.reduce_sum(tf.square(w)),
+  )
+  with _v1.variable_scope('refs', use_resource=False):
+    scale = _v1.get_variable('scale', [3], initializer=_v1.ones_initializer())
+    moving_mean = _v1.get_variable(
+        'moving_mean', [3], initializer=_v1.zeros_initializer(), trainable=False
+    )
+  h = tf.matmul(x, kernel) * scale
+  if is_training:
+    mean = tf.reduce_mean(h, 0)
+    update = _v1.assign_sub(moving_mean, (moving_mean - mean) * (1 - momentum))
+    _v1.add_to_collection(_v1.GraphKeys.UPDATE_OPS, update)
+    out = h - mean
+  else:
+    out = h - moving_mean
+  hub.add_signature('default', {'x': x}, out)
+  hub.add_signature('with_hparams', {'x': x, 'bn_momentum': momentum}, out)
+
+
+def _publish(folder, module_fn):
+  """Exports a module made by `module_fn` (train and default variants)."""
+  spec = hub.create_module_spec(module_fn, module_fns.TAGS_AND_ARGS)
+  path = os.path.join(folder, 'module')
+  with tf.Graph().as_default():
+    module = hub.Module(spec)
+    with _v1.Session() as session:
+      session.run(_v1.global_variables_initializer())
+      module.export(path, session)
+  return path
+
+
+# The slot names of the optimizers in hub_estimator.models.optimizers.
+_SLOTS = ('Adam', 'Adam_1', 'Momentum', 'Adagrad', 'RMSProp', 'RMSProp_1')
+
+
+def _module_values(session):
+  """Name -> value of the module's own variables (not optimizer slots)."""
+  own = [
+      v
+      for v in _v1.global_variables()
+      if v.op.name.startswith('module/')
+      and v.op.name.split('/')[-1] not in _SLOTS
+  ]
+  return dict(zip([v.op.name for v in own], session.run(own)))
+
+
+class _Case(tf.test.TestCase):
+
+  def setUp(self):
+    super().setUp()
+    self.mlp_path = _publish(
+        tempfile.mkdtemp(dir=self.get_temp_dir()),
+        module_fns.mlp(
+            input_dim=4,
+            units=[6],
+            batch_norm=True,
+            dropout_rate=0.25,
+            bn_momentum=0.9,
+            l2=0.5,
+        ),
+    )
+
+  def train_graph(self, source, optimizer_fn=optimizers.sgd, **kwargs):
+    """Builds the TRAIN graph; returns the EstimatorSpec."""
+    source.check()
+    model_fn = model_fn_lib.make_model_fn(
+        module_source=source,
+        head=heads.ClassificationHead(num_classes=2),
+        optimizer_fn=optimizer_fn,
+        learning_rate_fn=lambda step: optimizers.constant_rate(step, 0.1),
+        **kwargs,
+    )
+    return model_fn({'x': tf.constant(_X)}, tf.constant(_LABELS), _TRAIN, None)
+
+
+class HparamsReachTheGraphTest(_Case):
+
+  def test_dropout_rate_changes_training_outputs(self):
+    outputs = {}
+    with tf.Graph().as_default():
+      for rate in (0.0, 0.5):
+        source = sources.PathSource(
+            path=self.mlp_path,
+            trainable=True,
+            name=f'module_{int(rate * 10)}',
+            fine_tuning=FineTuning(
+                signature='with_hparams', hparams={'dropout_rate': rate}
+            ),
+        )
+        source.check()
+        module = source.instantiate(_TRAIN)
+        outputs[rate] = source.apply(module, {'x': tf.constant(_X)})
+      with _v1.Session() as session:
+        session.run(_v1.global_variables_initializer())
+        first = session.run(outputs[0.0])
+        again = session.run(outputs[0.0])
+        dropped = session.run(outputs[0.5])
+    self.assertAllEqual(first, again)  # rate 0: no randomness left.
+    kept = dropped != 0
+    self.assertGreater(np.mean(first != 0) - np.mean(kept), 0.15)
+    # Inverted dropout: what survives at rate 0.5 is scaled by 2.
+    self.assertAllClose(dropped[kept], 2 * first[kept], rtol=1e-5)
+
+  def test_bn_momentum_zero_makes_moving_mean_the_last_batch_mean(self):
+    source = sources.PathSource(
+        path=self.mlp_path,
+        trainable=True,
+        fine_tuning=FineTuning(
+            signature='with_hparams', hparams={'bn_momentum': 0.0}
+        ),
+    )
+    with tf.Graph().as_default():
+      spec = self.train_graph(source)
+      variables = {v.op.name: v for v in _v1.global_variables()}
+      with _v1.Session() as session:
+        session.run(_v1.global_variables_initializer())
+        kernel, bias = session.run([
+            variables['module/dense_0/kernel'],
+            variables['module/dense_0/bias'],
+        ])
+        session.run(spec.train_op)
+        moving_mean = session.run(variables['module/bn_0/moving_mean'])
+    self.assertAllClose(moving_mean, np.mean(_X @ kernel + bias, 0), atol=1e-6)
+
+
+class LearningRateAndFreezingTest(_Case, parameterized.TestCase):
+
+  def test_multiplier_zero_keeps_published_weights_bit_identical(self):
+    source = sources.PathSource(
+        path=self.mlp_path,
+        trainable=True,
+        fine_tuning=FineTuning(learning_rate_multiplier=0.0),
+    )
+    self.assertEqual(source.tags(_TRAIN), set())  # The inference variant.
+    with tf.Graph().as_default():
+      spec = self.train_graph(source, optimizers.adam, hidden_units=[5])
+      self.assertEmpty(_v1.get_collection(_v1.GraphKeys.UPDATE_OPS))
+      head = [v for v in _v1.trainable_variables() if 'head/' in v.name]
+      self.assertLen(_v1.trainable_variables(), len(head))
+      with _v1.Session() as session:
+        session.run(_v1.global_variables_initializer())
+        head_before = session.run(head)
+        for _ in range(3):
+          session.run(spec.train_op)
+        module_after = _module_values(session)
+        head_after = session.run(head)
+    checkpoint = os.path.join(self.mlp_path, 'variables', 'variables')
+    self.assertLen(module_after, 6)
+    for name, value in module_after.items():
+      published = tf.train.load_variable(checkpoint, name[len('module/') :])
+      self.assertEqual(value.tobytes(), published.tobytes(), name)
+    for before, after in zip(head_before, head_after):
+      self.assertNotAllEqual(before, after)
+
+  @parameterized.named_parameters(
+      ('sgd', optimizers.sgd),
+      ('momentum', optimizers.momentum),
+      ('adam', optimizers.adam),
+      ('adagrad', optimizers.adagrad),
+      ('rmsprop', optimizers.rmsprop),
+  )
+  def test_frozen_steps_with_partitioned_and_ref_variables(self, optimizer_fn):
+    path = _publish(tempfile.mkdtemp(dir=self.get_temp_dir()), _mixed_module_fn)
+    frozen_steps = 2
+    source = sources.PathSource(
+        path=path,
+        trainable=True,
+        fine_tuning=FineTuning(
+            signature='with_hparams',
+            hparams={'bn_momentum': 0.0},
+            learning_rate_multiplier=0.5,
+            frozen_steps=frozen_steps,
+        ),
+    )
+    with tf.Graph().as_default():
+      spec = self.train_graph(source, optimizer_fn, hidden_units=[5])
+      step = _v1.train.get_global_step()
+      with _v1.Session() as session:
+        session.run(_v1.global_variables_initializer())
+        published = _module_values(session)
+        self.assertCountEqual(
+            published,
+            [
+                'module/part/part_0',
+                'module/part/part_1',
+                'module/refs/scale',
+                'module/refs/moving_mean',
+            ],
+        )
+        values = {}
+        for _ in range(frozen_steps + 1):
+          session.run(spec.train_op)
+          values[session.run(step)] = _module_values(session)
+    # Bit-identical (weights and moving mean) through step N...
+    for at_step in range(1, frozen_steps + 1):
+      for name, value in values[at_step].items():
+        self.assertEqual(value.tobytes(), published[name].tobytes(), name)
+    # ...and every one of them changed by the first step after.
+    for name, value in values[frozen_steps + 1].items():
+      self.assertNotAllClose(value, published[name], msg=name)
+
+  def test_module_learns_at_the_multiplied_rate(self):
+    """SGD: the module's step is the head's rate x multiplier."""
+    updates = {}
+    for multiplier in (1.0, 0.25):
+      source = sources.PathSource(
+          path=self.mlp_path,
+          trainable=True,
+          fine_tuning=FineTuning(
+              signature='with_hparams',
+              hparams={'dropout_rate': 0.0},
+              learning_rate_multiplier=multiplier,
+          ),
+      )
+      with tf.Graph().as_default():
+        tf.random.set_seed(0)
+        spec = self.train_graph(source)
+        kernel = [
+            v for v in _v1.global_variables() if v.op.name.endswith('kernel')
+        ]
+        with _v1.Session() as session:
+          session.run(_v1.global_variables_initializer())
+          before = session.run(kernel)
+          session.run(spec.train_op)
+          after = session.run(kernel)
+      updates[multiplier] = [a - b for a, b in zip(after, before)]
+    module_full, head_full = updates[1.0]
+    module_low, head_low = updates[0.25]
+    self.assertAllClose(module_low, 0.25 * module_full, rtol=1e-4, atol=1e-7)
+    self.assertAllClose(head_low, head_full, rtol=1e-4, atol=1e-7)
+
+
+class RegularizationWeightTest(_Case):
+
+  def test_weight_scales_the_module_regularization_exactly(self):
+    results = {}
+    for weight in (1.0, 0.25, 0.0):
+      source = sources.PathSource(
+          path=self.mlp_path,
+          trainable=True,
+          fine_tuning=FineTuning(
+              signature='with_hparams',
+              hparams={'dropout_rate': 0.0},  # The same data loss each time.
+              regularization_weight=weight,
+          ),
+      )
+      with tf.Graph().as_default():
+        tf.random.set_seed(0)  # The same head initial values in each graph.
+        spec = self.train_graph(source)
+        module_losses = _v1.get_collection(
+            _v1.GraphKeys.REGULARIZATION_LOSSES, 'module/'
+        )
+        self.assertLen(module_losses, 1)
+        regularization = module_losses[0]
+        if weight != 1:
+          regularization = _v1.get_default_graph().get_tensor_by_name(
+              'regularization_loss:0'
+          )
+        with _v1.Session() as session:
+          session.run(_v1.global_variables_initializer())
+          results[weight] = session.run(
+              [regularization, module_losses[0], spec.loss]
+          )
+    _, raw, _ = results[1.0]
+    self.assertGreater(raw, 0)
+    for weight in (0.25, 0.0):
+      value, module_raw, loss = results[weight]
+      self.assertEqual(module_raw, raw)
+      self.assertEqual(value, np.float32(weight) * raw)
+    # The total loss moves by exactly the removed part of the penalty.
+    self.assertAllClose(results[1.0][2] - results[0.0][2], raw, rtol=1e-6)
+
+
+class BadSettingsTest(_Case):
+
+  def assert_config_error(self, patterns, fn):
+    with self.assertRaises(gin_utils.ConfigError) as cm:
+      fn()
+    for pattern in patterns:
+      self.assertIn(pattern, str(cm.exception))
+
+  def check(self, **kwargs):
+    trainable = kwargs.pop('trainable', True)
+    sources.PathSource(
+        path=self.mlp_path,
+        trainable=trainable,
+        fine_tuning=FineTuning(**kwargs),
+    ).check()
+
+  def test_unknown_hparam_lists_the_inputs_with_defaults(self):
+    self.assert_config_error(
+        [
+            "FineTuning.hparams: ['bn_momentm'] are not inputs with a default",
+            "signature 'with_hparams'",
+            'bn_momentum (default 0.9',
+            'dropout_rate (default 0.25)',
+        ],
+        lambda: self.check(
+            signature='with_hparams', hparams={'bn_momentm': 0.5}
+        ),
+    )
+    # The default signature has no such input at all.
+    self.assert_config_error(
+        ["['dropout_rate'] are not inputs", 'inputs with defaults: none'],
+        lambda: self.check(hparams={'dropout_rate': 0.5}),
+    )
+
+  def test_missing_signature_names_the_key(self):
+    self.assert_config_error(
+        [
+            "FineTuning.signature='hparam'",
+            "'with_hparams': ['bn_momentum', 'dropout_rate']",
+        ],
+        lambda: self.check(signature='hparam'),
+    )
+
+  def test_values_must_fit_dtype_and_shape(self):
+    self.assert_config_error(
+        ["FineTuning.hparams['dropout_rate']='high'", 'float32'],
+        lambda: self.check(
+            signature='with_hparams', hparams={'dropout_rate': 'high'}
+        ),
+    )
+    self.assert_config_error(
+        ["FineTuning.hparams['bn_momentum']=True"],
+        lambda: self.check(
+            signature='with_hparams', hparams={'bn_momentum': True}
+        ),
+    )
+    self.assert_config_error(
+        ["FineTuning.hparams['bn_momentum']=[0.9, 0.9]", 'shape ()'],
+        lambda: self.check(
+            signature='with_hparams', hparams={'bn_momentum': [0.9, 0.9]}
+        ),
+    )
+
+  def test_bad_numbers_name_the_field(self):
+    for kwargs, key in (
+        ({'learning_rate_multiplier': -0.1}, 'learning_rate_multiplier'),
+        (
+            {'learning_rate_multiplier': float('nan')},
+            'learning_rate_multiplier',
+        ),
+        ({'regularization_weight': -1}, 'regularization_weight'),
+        ({'frozen_steps': 2.5}, 'frozen_steps'),
+        ({'frozen_steps': -1}, 'frozen_steps'),
+        ({'hparams': [('bn_momentum', 0.9)]}, 'hparams'),
+    ):
+      self.assert_config_error(
+          [f'FineTuning.{key}'], lambda: FineTuning(**kwargs)
+      )
+    self.assert_config_error(
+        ['FineTuning.frozen_steps=10 contradicts'],
+        lambda: FineTuning(learning_rate_multiplier=0, frozen_steps=10),
+    )
+
+  def test_training_a_frozen_source_is_refused(self):
+    self.assert_config_error(
+        ['PathSource.trainable=False', 'learning_rate_multiplier=0.5'],
+        lambda: self.check(trainable=False, learning_rate_multiplier=0.5),
+    )
+    self.check(trainable=False, learning_rate_multiplier=0.0)  # Consistent.
+
+  def test_signature_set_twice_must_agree(self):
+    self.assert_config_error(
+        [
+            "PathSource.signature='hparams'",
+            "FineTuning.signature='with_hparams'",
+        ],
+        lambda: sources.PathSource(
+            path=self.mlp_path,
+            signature='hparams',
+            fine_tuning=FineTuning(signature='with_hparams'),
+        ),
+    )
+
+
+if __name__ == '__main__':
+  tf.test.main()
