@@ -26,6 +26,14 @@ def _serving_input_fn():
   raise AssertionError("the fake export core never builds a graph")
 
 
+_MODULE_SOURCE = {
+    "source": "RunExportSource",
+    "run": "/runs/publisher",
+    "version": "1700000000",
+    "fine_tuning": {"learning_rate_multiplier": 0.1, "frozen_steps": 5},
+}
+
+
 def _fake_write_modules(plan, checkpoint_path, target_dir):
   """Writes a minimal module folder per planned module (no TensorFlow graph)."""
   paths = []
@@ -54,8 +62,11 @@ class _PolicyTestCase(tf.test.TestCase):
     self.now = 1_700_000_000.0
     self.estimator = mock.Mock(spec=tf.estimator.Estimator)
     self.estimator.latest_checkpoint.return_value = "/ckpt/model.ckpt-1"
+    graph = tf.Graph()
+    with graph.as_default():  # As a consumer's module source records it.
+      registry.record_module_source(_MODULE_SOURCE)
     plan = types.SimpleNamespace(
-        modules=[types.SimpleNamespace(export_name="embedding")]
+        modules=[types.SimpleNamespace(export_name="embedding")], graph=graph
     )
     self.plan_get = self.enter_context(
         mock.patch.object(core.PLANS, "get", return_value=plan)
@@ -433,6 +444,7 @@ class FailureAndProvenanceTest(_PolicyTestCase):
     self.assertIn("tensorflow", metadata["package_versions"])
     self.assertIn("hub-estimator", metadata["package_versions"])
     self.assertIsNone(metadata["gin_config_file"])
+    self.assertEqual(metadata["module_sources"], [_MODULE_SOURCE])
 
   def test_gin_bindings_and_operative_config(self):
     gin.parse_config("""
@@ -462,7 +474,15 @@ class FailureAndProvenanceTest(_PolicyTestCase):
     metadata = provenance.read_metadata(path)
     self.assertEqual(metadata["gin_config_file"], "operative_config.gin")
     with open(os.path.join(path, "operative_config.gin")) as f:
-      self.assertIn("BestModuleExporter.metric = 'accuracy'", f.read())
+      text = f.read()
+    self.assertIn("BestModuleExporter.metric = 'accuracy'", text)
+    self.assertTrue(
+        text.startswith(
+            "# Module source: "
+            + json.dumps(_MODULE_SOURCE, sort_keys=True)
+            + "\n"
+        )
+    )
     saved_model = saved_model_pb2.SavedModel()
     with open(os.path.join(path, "embedding", "saved_model.pb"), "rb") as f:
       saved_model.ParseFromString(f.read())

@@ -13,13 +13,14 @@ Swapping the module a model uses is one gin line:
 
 import abc
 import os
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 import gin
 import tensorflow as tf
 
 from hub_estimator import gin_utils
 from hub_estimator.consume import fine_tuning as fine_tuning_lib
+from hub_estimator.export import provenance as provenance_lib
 from hub_estimator.export import registry
 from hub_estimator.format import module as module_lib
 from hub_estimator.format import op_policy
@@ -74,6 +75,7 @@ class ModuleSource(abc.ABC):
     self._train_tags = None if train_tags is None else set(train_tags)
     self._name = name
     self._spec = None
+    self._record = None
 
   # -- what subclasses provide --
 
@@ -89,6 +91,36 @@ class ModuleSource(abc.ABC):
   @abc.abstractmethod
   def _build_spec(self) -> Any:
     """Builds or loads the ModuleSpec (raising ConfigError when it cannot)."""
+
+  def _origin(self) -> Dict[str, Any]:
+    """Where the module comes from, for `provenance` (subclasses add to it)."""
+    return {}
+
+  def provenance(self) -> Dict[str, Any]:
+    """Where the module came from and how it is fine-tuned (JSON-able).
+
+    Recorded in every export's `export_metadata.json` (`module_sources`) and
+    `operative_config.gin` header. Keys: `source` (the gin configurable),
+    `description`, `export_name`, `trainable`, `signature`, `fine_tuning`
+    (the FineTuning settings or None), plus what the source knows of the
+    module's origin: `path`; for a published export also `run`, `exporter`,
+    `version`, `global_step`, `metric` (the exporter's metric name, if any)
+    and `metrics` (the publisher's evaluation of that version).
+    """
+    if self._record is None:
+      record = {
+          'source': self.key,
+          'description': self.describe(),
+          'export_name': self._export_name,
+          'trainable': self._trainable and not self._frozen,
+          'signature': self._signature,
+          'fine_tuning': (
+              self._fine_tuning.as_record() if self._fine_tuning else None
+          ),
+      }
+      record.update(self._origin())
+      self._record = provenance_lib.json_safe(record)
+    return dict(self._record)
 
   # -- shared behaviour --
 
@@ -291,6 +323,7 @@ class ModuleSource(abc.ABC):
     )
     if self._export_name is not None:
       registry.register_module_for_export(module, self._export_name)
+    registry.record_module_source(self.provenance())
     return module
 
   def apply(
@@ -411,6 +444,13 @@ class ModuleFnSource(ModuleSource):
     fn = getattr(self._module_fn, '__qualname__', repr(self._module_fn))
     return f'the module built by module_fn {fn}'
 
+  def _origin(self) -> Dict[str, Any]:
+    return {
+        'module_fn': getattr(
+            self._module_fn, '__qualname__', repr(self._module_fn)
+        )
+    }
+
   def _build_spec(self):
     try:
       return spec_lib.create_module_spec(
@@ -481,6 +521,23 @@ class PathSource(ModuleSource):
 
   def path(self) -> str:
     return self._path
+
+  def _origin(self) -> Dict[str, Any]:
+    """The path; for a module inside an export version, that version's record."""
+    path = self.path()
+    version_dir = os.path.dirname(path.rstrip('/'))
+    origin = {'path': path}
+    metadata = provenance_lib.read_metadata(version_dir)
+    if metadata is not None:
+      exporter = metadata.get('exporter') or {}
+      origin.update(
+          version=os.path.basename(version_dir),
+          exporter=exporter.get('name'),
+          metric=(exporter.get('policy') or {}).get('metric'),
+          global_step=metadata.get('global_step'),
+          metrics=metadata.get('metrics'),
+      )
+    return origin
 
   def _binding(self) -> str:
     return f'PathSource.path={self._path!r}'
@@ -579,6 +636,12 @@ class RunExportSource(PathSource):
         f'RunExportSource.model_dir={self._model_dir!r},'
         f' RunExportSource.exporter_name={self._exporter_name!r}'
     )
+
+  def _origin(self) -> Dict[str, Any]:
+    origin = super()._origin()
+    origin['run'] = self._model_dir
+    origin.setdefault('exporter', self._exporter_name)
+    return origin
 
   def path(self) -> str:
     """Resolves (once) and returns the module directory."""

@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from hub_estimator.export import core
 from hub_estimator.export import provenance
+from hub_estimator.export import registry
 from hub_estimator.export import retention
 from hub_estimator.export import writer as writer_lib
 
@@ -187,9 +188,11 @@ class ModuleExporter(tf.estimator.Exporter, metaclass=abc.ABCMeta):
     try:
       staging = writer.new_staging_dir()
       module_dirs = core.write_modules(plan, checkpoint_path, staging)
+      module_sources = registry.get_module_sources(plan.graph)
       gin_text = provenance.operative_gin_config()
       gin_file = None
       if gin_text is not None:
+        gin_text = provenance.module_sources_header(module_sources) + gin_text
         gin_file = provenance.write_gin_config(staging, gin_text)
         for module_dir in module_dirs:
           provenance.attach_text(
@@ -206,6 +209,7 @@ class ModuleExporter(tf.estimator.Exporter, metaclass=abc.ABCMeta):
           created=_now(),
           gin_config_file=gin_file,
           export_base_dir=export_path,
+          module_sources=module_sources,
       )
       provenance.write_metadata(staging, metadata)
       published = writer.publish(staging)

@@ -14,7 +14,7 @@ import math
 import os
 import platform
 import re
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 from absl import logging
 import numpy as np
@@ -154,8 +154,14 @@ def make_metadata(
     created: float,
     gin_config_file: Optional[str],
     export_base_dir: str,
+    module_sources: Sequence[Mapping[str, Any]] = (),
 ) -> Dict[str, Any]:
-  """Returns the export_metadata.json content of one version."""
+  """Returns the export_metadata.json content of one version.
+
+  `module_sources` are the records of `registry.record_module_source`: where
+  each module of the model came from (e.g. the publisher's run, exporter,
+  version and metrics) and how it was fine-tuned.
+  """
   return json_safe({
       "format_version": METADATA_FORMAT_VERSION,
       "exporter": {
@@ -178,6 +184,7 @@ def make_metadata(
       ),
       "gin_config_file": gin_config_file,
       "export_base_dir": tf.compat.as_str_any(export_base_dir),
+      "module_sources": [dict(s) for s in module_sources],
       "package_versions": package_versions(),
   })
 
@@ -209,6 +216,20 @@ def read_metadata(version_dir: str) -> Optional[Dict[str, Any]]:
     logging.warning("Ignoring export metadata %s: not a JSON object", path)
     return None
   return data
+
+
+def module_sources_header(module_sources: Sequence[Mapping[str, Any]]) -> str:
+  """Returns gin comment lines naming where the model's modules came from.
+
+  Prepended to `operative_config.gin`, so the config tells the resolved module
+  (a run's "best export" is a different folder at each publish) beside the
+  FineTuning bindings gin records itself. Empty when there are no records.
+  """
+  lines = []
+  for record in module_sources:
+    text = json.dumps(json_safe(record), sort_keys=True, allow_nan=False)
+    lines.append("# Module source: %s\n" % text)
+  return "".join(lines) + ("\n" if lines else "")
 
 
 def write_gin_config(version_dir: str, text: str) -> str:

@@ -1,6 +1,6 @@
 """Registration of the modules that exporters write, one graph collection."""
 
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import tensorflow as tf
 
@@ -8,6 +8,9 @@ import tensorflow as tf
 # collection key as tensorflow_hub 0.15, so a model_fn written against either
 # library registers modules that both libraries' exporters find.
 EXPORT_MODULES_COLLECTION = ("__tfhub_export_modules",)
+# Where the model's modules came from (one JSON-able dict per module source),
+# recorded in every export's metadata. A tuple key: never serialized.
+MODULE_SOURCES_COLLECTION = ("__hub_estimator_module_sources",)
 
 
 def register_module_for_export(module: Any, export_name: str) -> None:
@@ -39,6 +42,28 @@ def register_module_for_export(module: Any, export_name: str) -> None:
   tf.compat.v1.add_to_collection(
       EXPORT_MODULES_COLLECTION, (export_name, module)
   )
+
+
+def record_module_source(record: Mapping[str, Any]) -> None:
+  """Records where a module of the model came from, for export provenance.
+
+  Call it inside the `model_fn` (PREDICT mode included), once per module; the
+  exporters of this package copy every record into `export_metadata.json`
+  (`module_sources`) and the header of `operative_config.gin`.
+
+  Args:
+    record: a JSON-able dict, e.g. `{"source": "RunExportSource", "path":
+      ..., "version": ..., "fine_tuning": {...}}`.
+  """
+  tf.compat.v1.add_to_collection(MODULE_SOURCES_COLLECTION, dict(record))
+
+
+def get_module_sources(
+    graph: Optional[tf.Graph] = None,
+) -> List[Dict[str, Any]]:
+  """Returns the records of `record_module_source` in `graph` (None: default)."""
+  graph = graph or tf.compat.v1.get_default_graph()
+  return [dict(r) for r in graph.get_collection(MODULE_SOURCES_COLLECTION)]
 
 
 def get_registered_modules(
