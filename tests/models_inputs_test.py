@@ -119,6 +119,17 @@ class InputsTest(tf.test.TestCase):
     with self.assertRaisesRegex(ValueError, 'digits_input.task'):
       inputs.load_digits('train', task='nope')
 
+  def test_digits_fraction_takes_the_first_examples(self):
+    train_x, _ = inputs.load_digits('train')
+    features, _ = _first_batch(
+        inputs.digits_input(
+            fraction=0.1, batch_size=1000, shuffle=False, num_epochs=1
+        )
+    )
+    self.assertAllEqual(features['x'], train_x[:144])
+    with self.assertRaisesRegex(ValueError, r'digits_input.fraction.*got 0'):
+      inputs.digits_input(fraction=0)
+
   def test_topics(self):
     features, labels = _first_batch(
         inputs.topics_input(split='eval', num_examples=10, batch_size=10)
