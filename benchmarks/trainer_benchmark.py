@@ -8,7 +8,12 @@ decay.
   module:  hub_estimator.models.model_fn.make_model_fn over a ModuleFnSource
            of hub_estimator.models.module_fns.mlp (the body is a hub.Module,
            {"train"} variant, registered for export);
-  hand:    an ordinary estimator model_fn written with tf.compat.v1.layers.
+  hand:    an ordinary estimator model_fn written with tf.compat.v1.layers;
+  finetune:   the model_fn over a PathSource of that body, exported once
+              (trainable, {"train"} variant): plain fine-tuning;
+  multiplier: the same with FineTuning(learning_rate_multiplier=0.1): the
+              module's variables get their own optimizer at a tenth of the
+              rate.
 
 Steps/sec is measured by a hook between step `--warmup` and the last step
 (graph building, session start and warm-up are excluded). Repetitions
@@ -19,7 +24,8 @@ same machine load, so this is the figure to read on a shared machine).
     .venv/bin/python benchmarks/trainer_benchmark.py [--steps 1500]
         [--repeats 10] [--units 128,64] [--batch_size 64]
 
-Target (issue 4): module / hand >= 0.97.
+Targets: module / hand >= 0.97 (issue 4); multiplier / finetune >= 0.97
+(issue 12).
 """
 
 import argparse
@@ -35,6 +41,8 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import tensorflow as tf
 
+import hub_estimator as hub
+from hub_estimator.consume import fine_tuning as fine_tuning_lib
 from hub_estimator.consume import sources
 from hub_estimator.models import heads
 from hub_estimator.models import inputs
@@ -52,20 +60,40 @@ L2 = 1e-4
 LEARNING_RATE = 0.003
 
 
-def module_model_fn(units, steps):
-  """The model_fn built by the library from a module spec."""
-  source = sources.ModuleFnSource(
-      module_fn=module_fns.mlp(
-          input_dim=64,
-          units=units,
-          dropout_rate=DROPOUT,
-          batch_norm=True,
-          bn_momentum=BN_MOMENTUM,
-          bn_epsilon=BN_EPSILON,
-          l2=L2,
-      ),
-      export_name='body',
+def _mlp(units):
+  return module_fns.mlp(
+      input_dim=64,
+      units=units,
+      dropout_rate=DROPOUT,
+      batch_norm=True,
+      bn_momentum=BN_MOMENTUM,
+      bn_epsilon=BN_EPSILON,
+      l2=L2,
   )
+
+
+def export_body(units, folder):
+  """Exports the MLP body (initial values) as a module; returns its path."""
+  spec = hub.create_module_spec(_mlp(units), module_fns.TAGS_AND_ARGS)
+  path = os.path.join(folder, 'body')
+  with tf.Graph().as_default():
+    module = hub.Module(spec)
+    with _v1.Session() as session:
+      session.run(_v1.global_variables_initializer())
+      module.export(path, session)
+  return path
+
+
+def module_model_fn(units, steps, source=None):
+  """The model_fn built by the library from a module source.
+
+  Args:
+    units: the MLP's layer sizes.
+    steps: the learning-rate decay length.
+    source: the module source; None means a ModuleFnSource of the MLP.
+  """
+  if source is None:
+    source = sources.ModuleFnSource(module_fn=_mlp(units), export_name='body')
   return model_fn_lib.make_model_fn(
       module_source=source,
       head=heads.ClassificationHead(num_classes=10),
@@ -166,21 +194,37 @@ def main(argv):
   warnings.filterwarnings('ignore', category=UserWarning)
   units = [int(u) for u in args.units.split(',')]
   input_fn = inputs.digits_input(batch_size=args.batch_size)
+  body = export_body(units, tempfile.mkdtemp(prefix='trainer_benchmark_'))
+  multiplier = fine_tuning_lib.FineTuning(learning_rate_multiplier=0.1)
   variants = {
       'module': module_model_fn(units, args.steps),
       'hand': hand_model_fn(units, args.steps),
+      'finetune': module_model_fn(
+          units, args.steps, sources.PathSource(path=body, trainable=True)
+      ),
+      'multiplier': module_model_fn(
+          units,
+          args.steps,
+          sources.PathSource(path=body, trainable=True, fine_tuning=multiplier),
+      ),
   }
   rates = {name: [] for name in variants}
   for repeat in range(args.repeats):
-    order = sorted(variants, reverse=bool(repeat % 2))
+    # Compared pairs run next to each other; the order flips every repeat.
+    order = list(variants)[:: -1 if repeat % 2 else 1]
     for name in order:
       rate = measure(variants[name], input_fn, args.steps, args.warmup, repeat)
       rates[name].append(rate)
-      print(f'repeat {repeat} {name:6s} {rate:8.1f} steps/sec', flush=True)
+      print(f'repeat {repeat} {name:10s} {rate:8.1f} steps/sec', flush=True)
   module = statistics.median(rates['module'])
   hand = statistics.median(rates['hand'])
   paired = statistics.median(
       m / h for m, h in zip(rates['module'], rates['hand'])
+  )
+  plain = statistics.median(rates['finetune'])
+  lowered = statistics.median(rates['multiplier'])
+  paired_multiplier = statistics.median(
+      m / f for m, f in zip(rates['multiplier'], rates['finetune'])
   )
   print(
       f'\nMLP {units}, batch {args.batch_size}, {args.steps} steps'
@@ -190,6 +234,10 @@ def main(argv):
   print(f'  hand-written model_fn: {hand:8.1f} steps/sec')
   print(f'  ratio of medians     : {module / hand:8.3f}')
   print(f'  median paired ratio  : {paired:8.3f}  (target >= 0.97)')
+  print(f'  fine-tuning, plain   : {plain:8.1f} steps/sec')
+  print(f'  fine-tuning, x0.1 lr : {lowered:8.1f} steps/sec')
+  print(f'  ratio of medians     : {lowered / plain:8.3f}')
+  print(f'  median paired ratio  : {paired_multiplier:8.3f}  (target >= 0.97)')
   return 0
 
 

@@ -50,6 +50,33 @@ class BadConfigTest(tf.test.TestCase):
         'does not exist',
     )
 
+  def test_bad_fine_tuning_settings_name_the_gin_key(self):
+    publisher = os.path.join(self.get_temp_dir(), 'tiny_publisher')
+    if not os.path.exists(publisher):
+      gin_utils.parse(
+          [_MLP],
+          [f"MODEL_DIR='{publisher}'", 'TRAIN_STEPS=1', 'mlp.units=[4]'],
+      )
+      experiment.run()
+      gin.clear_config()
+    small = 'gin/experiments/digits_finetune_small.gin'
+    self.assert_fails_before_training(
+        small,
+        [
+            f"PUBLISHER_DIR='{publisher}'",
+            "FineTuning.hparams={'bn_momentm': 1}",
+        ],
+        "FineTuning.hparams: ['bn_momentm'] are not inputs with a default",
+        'bn_momentum (default 0.9)',
+        'dropout_rate (default 0.1)',
+    )
+    gin.clear_config()
+    self.assert_fails_before_training(
+        small,
+        [f"PUBLISHER_DIR='{publisher}'", 'FineTuning.frozen_steps=-5'],
+        'FineTuning.frozen_steps must be an integer >= 0; got -5',
+    )
+
   def test_run_without_exports(self):
     self.assert_fails_before_training(
         'gin/experiments/digits_finetune.gin',

@@ -16,6 +16,7 @@ import tensorflow as tf
 
 import hub_estimator as hub
 from hub_estimator import experiment
+from hub_estimator import export as export_lib
 from hub_estimator import gin_utils
 from hub_estimator.consume import feature_columns
 from hub_estimator.format import op_policy
@@ -152,6 +153,58 @@ class PublisherConsumerTest(tf.test.TestCase):
     names = [name for name, _ in tf.train.list_variables(checkpoint)]
     self.assertIn('module/dense_0/kernel', names)
     self.assertIn('head/logits/kernel', names)
+
+  def test_fine_tuning_settings_reach_training_and_provenance(self):
+    consumer_dir = os.path.join(self.get_temp_dir(), 'settings_consumer')
+    result = run_experiment(
+        'gin/experiments/digits_finetune_small.gin',
+        consumer_dir,
+        [f"PUBLISHER_DIR='{self.publisher_dir}'"],
+    )
+    self.assertEqual(result.global_step, 6)
+    version = result.exports['best'][-1]
+    # 6 steps < FineTuning.frozen_steps: the body is exactly the published.
+    published = os.path.join(self.publisher.exports['best'][-1], 'digits_mlp')
+    tuned = os.path.join(version, 'digits_mlp_finetuned')
+    for name, _ in tf.train.list_variables(
+        os.path.join(published, 'variables', 'variables')
+    ):
+      self.assertAllEqual(
+          tf.train.load_variable(
+              os.path.join(tuned, 'variables', 'variables'), name
+          ),
+          tf.train.load_variable(
+              os.path.join(published, 'variables', 'variables'), name
+          ),
+          msg=name,
+      )
+    with open(os.path.join(version, 'export_metadata.json')) as f:
+      (source,) = json.load(f)['module_sources']
+    publisher_metadata = export_lib.read_metadata(os.path.dirname(published))
+    self.assertEqual(source['source'], 'RunExportSource')
+    self.assertEqual(source['run'], self.publisher_dir)
+    self.assertEqual(source['exporter'], 'best')
+    self.assertEqual(
+        source['version'], os.path.basename(os.path.dirname(published))
+    )
+    self.assertEqual(source['path'], published)
+    self.assertEqual(source['metric'], 'accuracy')
+    self.assertEqual(source['metrics'], publisher_metadata['metrics'])
+    self.assertEqual(
+        source['fine_tuning'],
+        {
+            'signature': 'with_hparams',
+            'hparams': {'bn_momentum': 0.99, 'dropout_rate': 0.2},
+            'learning_rate_multiplier': 0.1,
+            'frozen_steps': 200,
+            'regularization_weight': 1.0,
+        },
+    )
+    with open(os.path.join(version, 'operative_config.gin')) as f:
+      config = f.read()
+    self.assertIn(f'"version": "{source["version"]}"', config)
+    self.assertIn('FineTuning.learning_rate_multiplier = 0.1', config)
+    self.assertIn('FineTuning.frozen_steps = 200', config)
 
   def test_one_gin_line_swaps_in_a_module_path(self):
     consumer_dir = os.path.join(self.get_temp_dir(), 'path_consumer')
