@@ -23,6 +23,7 @@ same machine load, so this is the figure to read on a shared machine).
 
     .venv/bin/python benchmarks/trainer_benchmark.py [--steps 1500]
         [--repeats 10] [--units 128,64] [--batch_size 64]
+        [--compare all|hand|multiplier]
 
 Targets: module / hand >= 0.97 (issue 4); multiplier / finetune >= 0.97
 (issue 12).
@@ -189,6 +190,12 @@ def main(argv):
   parser.add_argument('--repeats', type=int, default=10)
   parser.add_argument('--units', default='128,64')
   parser.add_argument('--batch_size', type=int, default=64)
+  parser.add_argument(
+      '--compare',
+      default='all',
+      choices=['all', 'hand', 'multiplier'],
+      help='hand: module vs hand only; multiplier: finetune vs multiplier only',
+  )
   args = parser.parse_args(argv)
   tf.get_logger().setLevel('ERROR')
   warnings.filterwarnings('ignore', category=UserWarning)
@@ -208,6 +215,12 @@ def main(argv):
           sources.PathSource(path=body, trainable=True, fine_tuning=multiplier),
       ),
   }
+  pairs = {
+      'hand': ('module', 'hand'),
+      'multiplier': ('multiplier', 'finetune'),
+  }
+  if args.compare != 'all':
+    variants = {k: variants[k] for k in pairs[args.compare]}
   rates = {name: [] for name in variants}
   for repeat in range(args.repeats):
     # Compared pairs run next to each other; the order flips every repeat.
@@ -216,28 +229,26 @@ def main(argv):
       rate = measure(variants[name], input_fn, args.steps, args.warmup, repeat)
       rates[name].append(rate)
       print(f'repeat {repeat} {name:10s} {rate:8.1f} steps/sec', flush=True)
-  module = statistics.median(rates['module'])
-  hand = statistics.median(rates['hand'])
-  paired = statistics.median(
-      m / h for m, h in zip(rates['module'], rates['hand'])
-  )
-  plain = statistics.median(rates['finetune'])
-  lowered = statistics.median(rates['multiplier'])
-  paired_multiplier = statistics.median(
-      m / f for m, f in zip(rates['multiplier'], rates['finetune'])
-  )
   print(
       f'\nMLP {units}, batch {args.batch_size}, {args.steps} steps'
       f' ({args.warmup} warm-up), median of {args.repeats}:'
   )
-  print(f'  module spec model_fn : {module:8.1f} steps/sec')
-  print(f'  hand-written model_fn: {hand:8.1f} steps/sec')
-  print(f'  ratio of medians     : {module / hand:8.3f}')
-  print(f'  median paired ratio  : {paired:8.3f}  (target >= 0.97)')
-  print(f'  fine-tuning, plain   : {plain:8.1f} steps/sec')
-  print(f'  fine-tuning, x0.1 lr : {lowered:8.1f} steps/sec')
-  print(f'  ratio of medians     : {lowered / plain:8.3f}')
-  print(f'  median paired ratio  : {paired_multiplier:8.3f}  (target >= 0.97)')
+  labels = {
+      'module': 'module spec model_fn',
+      'hand': 'hand-written model_fn',
+      'finetune': 'fine-tuning, plain',
+      'multiplier': 'fine-tuning, x0.1 lr',
+  }
+  for ours, peer in pairs.values():
+    if ours not in rates:
+      continue
+    median_ours = statistics.median(rates[ours])
+    median_peer = statistics.median(rates[peer])
+    paired = statistics.median(o / p for o, p in zip(rates[ours], rates[peer]))
+    print(f'  {labels[ours]:22s}: {median_ours:8.1f} steps/sec')
+    print(f'  {labels[peer]:22s}: {median_peer:8.1f} steps/sec')
+    print(f'  {"ratio of medians":22s}: {median_ours / median_peer:8.3f}')
+    print(f'  {"median paired ratio":22s}: {paired:8.3f}  (target >= 0.97)')
   return 0
 
 

@@ -157,6 +157,26 @@ class HparamsReachTheGraphTest(_Case):
     self.assertAllClose(moving_mean, np.mean(_X @ kernel + bias, 0), atol=1e-6)
 
 
+class OptionalInputsTest(_Case):
+
+  def test_inputs_with_defaults_need_no_feature(self):
+    source = sources.PathSource(path=self.mlp_path, signature='with_hparams')
+    source.check_features({'x': tf.TensorSpec([None, 4], tf.float32)})
+    with tf.Graph().as_default():
+      receiver = source.serving_input_fn()()
+      self.assertEqual(list(receiver.features), ['x'])
+    # Mapped explicitly, an input with a default is fed from its feature.
+    mapped = sources.PathSource(
+        path=self.mlp_path,
+        signature='with_hparams',
+        feature_keys={'x': 'x', 'dropout_rate': 'rate'},
+    )
+    with self.assertRaisesRegex(
+        gin_utils.ConfigError, "unmatched inputs \\['dropout_rate'\\]"
+    ):
+      mapped.check_features({'x': tf.TensorSpec([None, 4], tf.float32)})
+
+
 class LearningRateAndFreezingTest(_Case, parameterized.TestCase):
 
   def test_multiplier_zero_keeps_published_weights_bit_identical(self):
@@ -394,6 +414,19 @@ class BadSettingsTest(_Case):
         lambda: self.check(trainable=False, learning_rate_multiplier=0.5),
     )
     self.check(trainable=False, learning_rate_multiplier=0.0)  # Consistent.
+
+  def test_input_fed_by_feature_and_hparams_is_refused(self):
+    self.assert_config_error(
+        ["Inputs ['bn_momentum'] are fed twice", 'PathSource.feature_keys'],
+        lambda: sources.PathSource(
+            path=self.mlp_path,
+            trainable=True,
+            feature_keys={'x': 'x', 'bn_momentum': 'm'},
+            fine_tuning=FineTuning(
+                signature='with_hparams', hparams={'bn_momentum': 0.5}
+            ),
+        ).check(),
+    )
 
   def test_signature_set_twice_must_agree(self):
     self.assert_config_error(

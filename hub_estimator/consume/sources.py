@@ -219,6 +219,12 @@ class ModuleSource(abc.ABC):
           f'learning_rate_multiplier={settings.learning_rate_multiplier}'
           ' trains the module; set trainable=True (or the multiplier to 0).'
       )
+    both = sorted(set(settings.hparams) & set(self._feature_keys or ()))
+    if both:
+      raise gin_utils.config_error(
+          f'Inputs {both} are fed twice: by {self.key}.feature_keys and by'
+          ' FineTuning.hparams; keep one.'
+      )
     for mode in (_TRAIN, tf.estimator.ModeKeys.EVAL):
       self._hparam_values(self.tags(mode))
 
@@ -411,7 +417,9 @@ class ModuleFnSource(ModuleSource):
       signature: the signature applied to the features.
       output_key: the signature output fed to the head.
       feature_keys: map from signature input name to feature key; None means
-        inputs and features share names (or there is one of each).
+        inputs and features share names (or there is one of each). Inputs
+        with defaults are fed from features only when mapped here (else they
+        take their default, or `FineTuning.hparams`).
       train_tags: the graph variant used in TRAIN mode; None means
         `{"train"}` when trainable and present.
       tags_and_args: the variants to build (`create_module_spec`).
@@ -491,7 +499,9 @@ class PathSource(ModuleSource):
       signature: the signature applied to the features.
       output_key: the signature output fed to the head.
       feature_keys: map from signature input name to feature key; None means
-        inputs and features share names (or there is one of each).
+        inputs and features share names (or there is one of each). Inputs
+        with defaults are fed from features only when mapped here (else they
+        take their default, or `FineTuning.hparams`).
       train_tags: the graph variant used in TRAIN mode; None means
         `{"train"}` when trainable and present, else the default variant.
       name: the module's variable scope in the model.
@@ -602,7 +612,9 @@ class RunExportSource(PathSource):
       signature: the signature applied to the features.
       output_key: the signature output fed to the head.
       feature_keys: map from signature input name to feature key; None means
-        inputs and features share names (or there is one of each).
+        inputs and features share names (or there is one of each). Inputs
+        with defaults are fed from features only when mapped here (else they
+        take their default, or `FineTuning.hparams`).
       train_tags: the graph variant used in TRAIN mode; None means
         `{"train"}` when trainable and present, else the default variant.
       name: the module's variable scope in the model.

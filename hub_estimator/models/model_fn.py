@@ -191,7 +191,8 @@ def _apply_frozen_until_step(module_source, module, features, frozen):
 
   The UPDATE_OPS the training variant brings (batch-norm moving averages) are
   taken out of the graph's collection and made to run inside the training
-  branch only, with its output; the frozen branch stops the gradient.
+  branch only, with its output; any the frozen branch's variant brings are
+  dropped (frozen: no updates), and that branch stops the gradient.
 
   Args:
     module_source: the ModuleSource (its `apply` takes the variant's tags).
@@ -205,9 +206,11 @@ def _apply_frozen_until_step(module_source, module, features, frozen):
   update_ops = _v1.get_collection_ref(_v1.GraphKeys.UPDATE_OPS)
 
   def frozen_branch():
+    count = len(update_ops)
     net = module_source.apply(
         module, features, tags=module_source.tags(_ModeKeys.EVAL)
     )
+    del update_ops[count:]
     return tf.stop_gradient(net)
 
   def training_branch():
