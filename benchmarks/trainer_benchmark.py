@@ -20,10 +20,13 @@ Steps/sec is measured by a hook between step `--warmup` and the last step
 alternate which variant runs first; the median of each is reported, and the
 median of the per-repetition ratios (runs next to each other in time see the
 same machine load, so this is the figure to read on a shared machine).
+`--clock cpu` counts the process's CPU seconds (all threads) instead of
+elapsed seconds: steps per CPU-second hardly move with other processes' load,
+where wall-clock rates swing threefold between runs on a busy machine.
 
     .venv/bin/python benchmarks/trainer_benchmark.py [--steps 1500]
         [--repeats 10] [--units 128,64] [--batch_size 64]
-        [--compare all|hand|multiplier]
+        [--compare all|hand|multiplier] [--clock wall|cpu]
 
 Targets: module / hand >= 0.97 (issue 4); multiplier / finetune >= 0.97
 (issue 12).
@@ -145,9 +148,10 @@ def hand_model_fn(units, steps):
 
 
 class _RateHook(tf.estimator.SessionRunHook):
-  """Times the steps after `warmup`."""
+  """Times the steps after `warmup` with `clock` (seconds)."""
 
-  def __init__(self, warmup):
+  def __init__(self, warmup, clock):
+    self._clock = clock
     self._warmup = warmup
     self._count = 0
     self.t_start = self.t_end = None
@@ -156,9 +160,9 @@ class _RateHook(tf.estimator.SessionRunHook):
   def after_run(self, run_context, run_values):
     self._count += 1
     if self._count == self._warmup:
-      self.t_start = time.perf_counter()
+      self.t_start = self._clock()
     elif self._count > self._warmup:
-      self.t_end = time.perf_counter()
+      self.t_end = self._clock()
       self.steps = self._count - self._warmup
 
   @property
@@ -166,8 +170,26 @@ class _RateHook(tf.estimator.SessionRunHook):
     return self.steps / (self.t_end - self.t_start)
 
 
-def measure(model_fn, input_fn, steps, warmup, seed):
-  """Trains `steps` steps in a fresh model_dir; returns steps/sec."""
+_CLOCKS = {
+    # Elapsed time: what a user waits for.
+    'wall': time.perf_counter,
+    # CPU time of the process, all threads: barely moved by other processes
+    # on a busy shared machine, where wall-clock rates swing 3x between runs.
+    'cpu': time.process_time,
+}
+
+
+def measure(model_fn, input_fn, steps, warmup, seed, clock='wall'):
+  """Trains `steps` steps in a fresh model_dir; returns steps per second.
+
+  Args:
+    model_fn: the model_fn to train.
+    input_fn: the training input_fn.
+    steps: steps to train.
+    warmup: steps before timing starts.
+    seed: the graph-level random seed.
+    clock: `wall` (elapsed seconds) or `cpu` (process CPU seconds).
+  """
   config = tf.estimator.RunConfig(
       model_dir=tempfile.mkdtemp(prefix='trainer_benchmark_'),
       tf_random_seed=seed,
@@ -176,7 +198,7 @@ def measure(model_fn, input_fn, steps, warmup, seed):
       save_summary_steps=10**9,
       log_step_count_steps=10**9,
   )
-  hook = _RateHook(warmup)
+  hook = _RateHook(warmup, _CLOCKS[clock])
   tf.estimator.Estimator(model_fn, config=config).train(
       input_fn, steps=steps, hooks=[hook]
   )
@@ -190,6 +212,12 @@ def main(argv):
   parser.add_argument('--repeats', type=int, default=10)
   parser.add_argument('--units', default='128,64')
   parser.add_argument('--batch_size', type=int, default=64)
+  parser.add_argument(
+      '--clock',
+      default='wall',
+      choices=sorted(_CLOCKS),
+      help='wall: steps per second; cpu: steps per process CPU-second',
+  )
   parser.add_argument(
       '--compare',
       default='all',
@@ -222,13 +250,21 @@ def main(argv):
   if args.compare != 'all':
     variants = {k: variants[k] for k in pairs[args.compare]}
   rates = {name: [] for name in variants}
+  unit = 'steps/sec' if args.clock == 'wall' else 'steps/CPU-sec'
   for repeat in range(args.repeats):
     # Compared pairs run next to each other; the order flips every repeat.
     order = list(variants)[:: -1 if repeat % 2 else 1]
     for name in order:
-      rate = measure(variants[name], input_fn, args.steps, args.warmup, repeat)
+      rate = measure(
+          variants[name],
+          input_fn,
+          args.steps,
+          args.warmup,
+          repeat,
+          args.clock,
+      )
       rates[name].append(rate)
-      print(f'repeat {repeat} {name:10s} {rate:8.1f} steps/sec', flush=True)
+      print(f'repeat {repeat} {name:10s} {rate:8.1f} {unit}', flush=True)
   print(
       f'\nMLP {units}, batch {args.batch_size}, {args.steps} steps'
       f' ({args.warmup} warm-up), median of {args.repeats}:'
@@ -245,8 +281,8 @@ def main(argv):
     median_ours = statistics.median(rates[ours])
     median_peer = statistics.median(rates[peer])
     paired = statistics.median(o / p for o, p in zip(rates[ours], rates[peer]))
-    print(f'  {labels[ours]:22s}: {median_ours:8.1f} steps/sec')
-    print(f'  {labels[peer]:22s}: {median_peer:8.1f} steps/sec')
+    print(f'  {labels[ours]:22s}: {median_ours:8.1f} {unit}')
+    print(f'  {labels[peer]:22s}: {median_peer:8.1f} {unit}')
     print(f'  {"ratio of medians":22s}: {median_ours / median_peer:8.3f}')
     print(f'  {"median paired ratio":22s}: {paired:8.3f}  (target >= 0.97)')
   return 0
