@@ -22,11 +22,12 @@ median of the per-repetition ratios (runs next to each other in time see the
 same machine load, so this is the figure to read on a shared machine).
 `--clock cpu` counts the process's CPU seconds (all threads) instead of
 elapsed seconds: steps per CPU-second hardly move with other processes' load,
-where wall-clock rates swing threefold between runs on a busy machine.
+where wall-clock rates swing threefold between runs on a busy machine;
+with `--threads 1` no thread pool spins either.
 
     .venv/bin/python benchmarks/trainer_benchmark.py [--steps 1500]
         [--repeats 10] [--units 128,64] [--batch_size 64]
-        [--compare all|hand|multiplier] [--clock wall|cpu]
+        [--compare all|hand|multiplier] [--clock wall|cpu] [--threads 0]
 
 Targets: module / hand >= 0.97 (issue 4); multiplier / finetune >= 0.97
 (issue 12).
@@ -179,7 +180,7 @@ _CLOCKS = {
 }
 
 
-def measure(model_fn, input_fn, steps, warmup, seed, clock='wall'):
+def measure(model_fn, input_fn, steps, warmup, seed, clock='wall', threads=0):
   """Trains `steps` steps in a fresh model_dir; returns steps per second.
 
   Args:
@@ -189,6 +190,8 @@ def measure(model_fn, input_fn, steps, warmup, seed, clock='wall'):
     warmup: steps before timing starts.
     seed: the graph-level random seed.
     clock: `wall` (elapsed seconds) or `cpu` (process CPU seconds).
+    threads: TensorFlow's intra- and inter-op thread pool sizes; 0 means
+      TensorFlow's default (one per core).
   """
   config = tf.estimator.RunConfig(
       model_dir=tempfile.mkdtemp(prefix='trainer_benchmark_'),
@@ -197,6 +200,10 @@ def measure(model_fn, input_fn, steps, warmup, seed, clock='wall'):
       save_checkpoints_secs=None,
       save_summary_steps=10**9,
       log_step_count_steps=10**9,
+      session_config=tf.compat.v1.ConfigProto(
+          intra_op_parallelism_threads=threads,
+          inter_op_parallelism_threads=threads,
+      ),
   )
   hook = _RateHook(warmup, _CLOCKS[clock])
   tf.estimator.Estimator(model_fn, config=config).train(
@@ -217,6 +224,12 @@ def main(argv):
       default='wall',
       choices=sorted(_CLOCKS),
       help='wall: steps per second; cpu: steps per process CPU-second',
+  )
+  parser.add_argument(
+      '--threads',
+      type=int,
+      default=0,
+      help='TensorFlow thread pool sizes; 0 means one per core',
   )
   parser.add_argument(
       '--compare',
@@ -262,6 +275,7 @@ def main(argv):
           args.warmup,
           repeat,
           args.clock,
+          args.threads,
       )
       rates[name].append(rate)
       print(f'repeat {repeat} {name:10s} {rate:8.1f} {unit}', flush=True)
