@@ -30,14 +30,50 @@ def op_name(tensor_or_op_name):
   return tensor_or_op_name.lstrip("^").split(":")[0]
 
 
+def tensor_name(name):
+  """Returns the tensor name "op:k" of a data input written "op" or "op:k"."""
+  return name if ":" in name else name + ":0"
+
+
+def _num_outputs(node):
+  """The number of outputs of a NodeDef, or None if its op is not registered."""
+  if node is None:
+    return None
+  op_def = op_def_registry.get(node.op)
+  if op_def is None:
+    return None
+  defaults = {attr.name: attr.default_value for attr in op_def.attr}
+  count = 0
+  for arg in op_def.output_arg:
+    if arg.number_attr:
+      value = node.attr.get(arg.number_attr) or defaults.get(arg.number_attr)
+      if value is None:
+        return None
+      count += value.i
+    elif arg.type_list_attr:
+      value = node.attr.get(arg.type_list_attr) or defaults.get(
+          arg.type_list_attr
+      )
+      if value is None:
+        return None
+      count += len(value.list.type)
+    else:
+      count += 1
+  return count
+
+
 class GraphIndex:
   """Node lookups, state ops and dependency closures of one MetaGraphDef."""
 
   def __init__(self, meta_graph):
     self.meta_graph = meta_graph
     self.nodes = {node.name: node for node in meta_graph.graph_def.node}
-    self._inputs = {
-        name: [op_name(i) for i in node.input]
+    self._data_inputs = {
+        name: [tensor_name(i) for i in node.input if not i.startswith("^")]
+        for name, node in self.nodes.items()
+    }
+    self._control_inputs = {
+        name: [i[1:] for i in node.input if i.startswith("^")]
         for name, node in self.nodes.items()
     }
     used_ops = {node.op for node in meta_graph.graph_def.node}
@@ -73,6 +109,7 @@ class GraphIndex:
           self._contexts.append((key, value) + _context_op_names(key, value))
     self._state_meta_graphs = {}
     self._consumers = None
+    self._input_dependent = None
 
   def input_defaults(self, input_infos):
     """Returns the defaults of the signature inputs that callers may leave out.
@@ -102,62 +139,63 @@ class GraphIndex:
       defaults[key] = value
     return defaults
 
-  def closure(self, seeds, stops=()):
-    """Returns the names of `seeds` and every node they depend on, not crossing `stops`."""
-    stops = set(stops)
-    seen = set()
-    pending = [s for s in seeds if s in self.nodes]
-    while pending:
-      name = pending.pop()
-      if name in seen:
-        continue
-      seen.add(name)
-      if name in stops:
-        continue
-      pending.extend(i for i in self._inputs[name] if i not in seen)
-    return seen
+  def cut_ops(self, fed):
+    """Names of the ops all of whose outputs are in `fed` (a set of tensor names).
 
-  def blocked_by_unfed_placeholders(self, stops):
-    """Names of the nodes that need a placeholder not in `stops` (through non-stops).
-
-    Such nodes cannot run in a call that feeds only `stops`.
+    A call never runs such an op: every use of it is replaced by a fed value.
     """
-    if self._consumers is None:
-      self._consumers = {}
-      for name, inputs in self._inputs.items():
-        for input_name in inputs:
-          self._consumers.setdefault(input_name, []).append(name)
-    blocked = set()
-    pending = [
-        name
-        for name, node in self.nodes.items()
-        if node.op in PLACEHOLDER_OPS and name not in stops
-    ]
-    while pending:
-      name = pending.pop()
-      if name in blocked:
-        continue
-      blocked.add(name)
-      pending.extend(
-          c
-          for c in self._consumers.get(name, ())
-          if c not in stops and c not in blocked
-      )
-    return blocked
+    by_op = {}
+    for name in fed:
+      by_op.setdefault(op_name(name), set()).add(name)
+    result = set()
+    for name, tensors in by_op.items():
+      count = _num_outputs(self.nodes.get(name))
+      if count and all("%s:%d" % (name, k) in tensors for k in range(count)):
+        result.add(name)
+    return result
 
-  def closure_with_contexts(self, seeds, stops=()):
-    """Like `closure`, also keeping whole every v1 control-flow context it touches.
+  def call_closure(self, seeds, fed, cut):
+    """Names of the ops a call must import to compute `seeds`.
 
-    Importing a cond or while context looks up every op it names, so a context
-    is kept with all of its ops or dropped entirely.
+    The walk goes back along data edges except those carrying a tensor in `fed`
+    (a fed tensor is a cut whatever op makes it and however many outputs that
+    op has), and along control edges except those from an op in `cut` (those are
+    re-pointed at the fed values). Kept v1 control-flow contexts are kept whole
+    (importing one looks up every op it names); an op of `cut` that a kept
+    context names is returned as a stand-in, to be imported as a Placeholder.
+
+    Args:
+      seeds: names of the ops to compute.
+      fed: set of tensor names ("op:k") whose values the call provides.
+      cut: `cut_ops(fed)`.
 
     Returns:
-      (names of the nodes to keep, set of indexes of the contexts kept,
-       names of the nodes the kept contexts refer to).
+      (names of the ops to keep, including the stand-ins; set of indexes of the
+      contexts kept; set of stand-in names).
     """
-    keep = self.closure(seeds, stops)
+    keep = set()
+    stand_ins = set()
+
+    def walk(names):
+      pending = [n for n in names if n in self.nodes and n not in keep]
+      while pending:
+        name = pending.pop()
+        if name in keep:
+          continue
+        keep.add(name)
+        pending.extend(
+            op_name(t)
+            for t in self._data_inputs[name]
+            if t not in fed and op_name(t) not in keep
+        )
+        pending.extend(
+            c
+            for c in self._control_inputs[name]
+            if c not in cut and c not in keep
+        )
+
+    walk(s for s in seeds if s not in cut)
     kept_contexts = set()
-    referenced = set()
     changed = bool(self._contexts)
     while changed:
       changed = False
@@ -165,10 +203,65 @@ class GraphIndex:
         if index in kept_contexts or not own_names & keep:
           continue
         kept_contexts.add(index)
-        referenced |= names
-        keep |= self.closure(names - keep, stops)
+        stand_ins |= (names & cut) - keep
+        walk(names - cut)
         changed = True
-    return keep, kept_contexts, referenced
+    keep |= stand_ins
+    return keep, kept_contexts, stand_ins
+
+  def blocked_ops(self, fed, cut, sources):
+    """Names of the ops that need a tensor of an op in `sources` that is not fed.
+
+    Such ops cannot run in a call that feeds `fed`, when the ops of `sources`
+    (e.g. the placeholders the call does not feed) cannot run.
+
+    Args:
+      fed: set of tensor names the call provides.
+      cut: `cut_ops(fed)`.
+      sources: names of the ops that cannot run.
+    """
+    if self._consumers is None:
+      self._consumers = {}
+      for name in self.nodes:
+        for tensor in self._data_inputs[name]:
+          self._consumers.setdefault(op_name(tensor), []).append((name, tensor))
+        for control in self._control_inputs[name]:
+          self._consumers.setdefault(control, []).append((name, None))
+    blocked = set()
+    pending = list(sources)
+    while pending:
+      name = pending.pop()
+      if name in blocked:
+        continue
+      blocked.add(name)
+      for consumer, tensor in self._consumers.get(name, ()):
+        if consumer in blocked:
+          continue
+        if tensor is None:
+          if name not in cut:
+            pending.append(consumer)
+        elif tensor not in fed:
+          pending.append(consumer)
+    return blocked
+
+  def unfed_placeholders(self, fed):
+    """Names of the Placeholder ops whose output is not in `fed`."""
+    return [
+        name
+        for name, node in self.nodes.items()
+        if node.op in PLACEHOLDER_OPS and name + ":0" not in fed
+    ]
+
+  def input_dependent_ops(self):
+    """Names of the ops that depend on a placeholder (with or without default)."""
+    if self._input_dependent is None:
+      sources = [
+          name
+          for name, node in self.nodes.items()
+          if node.op in PLACEHOLDER_OPS + ("PlaceholderWithDefault",)
+      ]
+      self._input_dependent = self.blocked_ops(set(), set(), sources)
+    return self._input_dependent
 
   def variable_defs(self):
     """Returns the VariableDef protos of the GLOBAL_VARIABLES collection."""
@@ -191,8 +284,9 @@ class GraphIndex:
     """Returns the MetaGraphDef that creates a module instance's state.
 
     It holds the state ops with their initializers, snapshots, table initializers,
-    asset constants (and regularization losses when `trainable`), and only the
-    collections an instance keeps.
+    asset constants (and, when `trainable`, the regularization losses that do
+    not depend on a signature input), and only the collections an instance
+    keeps.
     """
     if trainable in self._state_meta_graphs:
       return self._state_meta_graphs[trainable]
@@ -214,11 +308,26 @@ class GraphIndex:
       ]
       if variable_def.initial_value_name:
         seeds.append(op_name(variable_def.initial_value_name))
+    input_dependent = self.input_dependent_ops()
     for key in keys:
       if key not in _VARIABLE_COLLECTIONS:
-        seeds += [op_name(n) for n in self.node_list(key)]
-    keep, kept_contexts, _ = self.closure_with_contexts(seeds)
+        seeds += [
+            op_name(n)
+            for n in self.node_list(key)
+            if op_name(n) not in input_dependent
+        ]
+    keep, kept_contexts, _ = self.call_closure(seeds, set(), set())
     meta_graph, _ = self.subgraph(keep, keys, kept_contexts)
+    # Losses computed from inputs come with each call that can feed them.
+    losses = meta_graph.collection_def.get(_GraphKeys.REGULARIZATION_LOSSES)
+    if losses is not None:
+      kept = [
+          n for n in losses.node_list.value if op_name(n) not in input_dependent
+      ]
+      del losses.node_list.value[:]
+      losses.node_list.value.extend(kept)
+      if not kept:
+        del meta_graph.collection_def[_GraphKeys.REGULARIZATION_LOSSES]
     self._state_meta_graphs[trainable] = meta_graph
     return meta_graph
 
@@ -227,7 +336,6 @@ class GraphIndex:
       keep,
       collection_keys,
       kept_contexts=(),
-      dropped=(),
       placeholders=None,
   ):
     """Returns a MetaGraphDef with the nodes in `keep` and the named collections.
@@ -236,20 +344,17 @@ class GraphIndex:
       keep: names of the nodes to keep.
       collection_keys: collections to keep, each filtered to kept nodes.
       kept_contexts: indexes of the v1 control-flow contexts to keep.
-      dropped: names of kept nodes to leave out after all, because their outputs
-        are fed through an input map.
       placeholders: dict from kept node name to the DataType of a Placeholder
         that stands in for it (its output is fed through an input map, but a
         kept control-flow context refers to it by name).
 
     Returns:
       (meta_graph, colocation_refs): colocation_refs maps each node whose
-      colocation constraints named a dropped or placeholder node to those names
-      (the constraints are removed from the node; the caller re-points them).
+      colocation constraints named a node left out or replaced by a placeholder
+      to those names (the constraints are removed from the node;
+      the caller re-points those at fed values).
     """
-    dropped = set(dropped)
     placeholders = placeholders or {}
-    replaced = dropped | set(placeholders)
     source = self.meta_graph
     result = meta_graph_pb2.MetaGraphDef()
     result.meta_info_def.CopyFrom(source.meta_info_def)
@@ -258,7 +363,7 @@ class GraphIndex:
       result.graph_def.library.CopyFrom(source.graph_def.library)
     colocation_refs = {}
     for node in source.graph_def.node:
-      if node.name not in keep or node.name in dropped:
+      if node.name not in keep:
         continue
       new_node = result.graph_def.node.add()
       if node.name in placeholders:
@@ -270,10 +375,10 @@ class GraphIndex:
         continue
       groups = list(node.attr["_class"].list.s)
       targets = [g[len(b"loc:@") :].decode("utf-8") for g in groups]
-      refs = [t for t in targets if t in replaced]
+      refs = [t for t in targets if t in placeholders or t not in keep]
       if refs:
         colocation_refs[node.name] = refs
-        remaining = [g for g, t in zip(groups, targets) if t not in replaced]
+        remaining = [g for g, t in zip(groups, targets) if t not in refs]
         if remaining:
           new_node.attr["_class"].list.s[:] = remaining
         else:

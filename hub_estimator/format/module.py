@@ -6,7 +6,6 @@ import os
 import tensorflow as tf
 from tensorflow.core.framework import attr_value_pb2
 from tensorflow.python.framework import meta_graph as meta_graph_lib
-from tensorflow.python.framework import op_def_registry
 
 from hub_estimator.format import graph_index as graph_index_lib
 from hub_estimator.format import saved_model_io
@@ -380,72 +379,69 @@ class Module:
     return outputs if as_dict else outputs["default"]
 
   def _apply(self, index, signature, feed, output_infos):
-    feed_ops = {}
-    for tensor_name in feed:
-      feed_ops.setdefault(graph_index_lib.op_name(tensor_name), []).append(
-          tensor_name
-      )
-    stops = set(index.state_ops)
-    for name, tensor_names in feed_ops.items():
-      node = index.nodes.get(name)
-      if node is not None and (
-          node.op in graph_index_lib.PLACEHOLDER_OPS
-          or tensor_names == [name + ":0"]
-          and _has_one_output(node)
-      ):
-        stops.add(name)
+    # Every value the call provides, by module tensor name: the signature
+    # inputs, and the instance's state in place of the module's state ops.
+    values = {
+        graph_index_lib.tensor_name(name): value for name, value in feed.items()
+    }
+    for name, tensor in self._state_tensors.items():
+      values.setdefault(name + ":0", tensor)
+    fed = set(values)
+    cut = index.cut_ops(fed)
+    value_of_op = {}  # a value fed for each cut op, its output 0 if fed
+    for name in sorted(values, reverse=True):
+      if graph_index_lib.op_name(name) in cut:
+        value_of_op[graph_index_lib.op_name(name)] = values[name]
     seeds = [
-        graph_index_lib.op_name(n)
+        graph_index_lib.op_name(name)
         for info in output_infos.values()
-        for n in info.component_names()
+        for name in info.component_names()
+        if graph_index_lib.tensor_name(name) not in fed
     ]
-    runnable_update_ops = []
+    collections = {}
     if self._trainable:
-      runnable_update_ops = _runnable_update_ops(index, stops)
-      seeds += runnable_update_ops
-    keep, kept_contexts, context_names = index.closure_with_contexts(
-        seeds, stops
-    )
-    # Fed nodes a kept control-flow context names stay, as placeholders.
+      collections = self._runnable_collections(index, fed, cut)
+      for names in collections.values():
+        seeds += [graph_index_lib.op_name(n) for n in names]
+    keep, kept_contexts, stand_ins = index.call_closure(seeds, fed, cut)
+    # Fed ops that a kept control-flow context names stay, as placeholders.
     placeholders = {}
-    for name in stops & keep & context_names:
+    for name in stand_ins:
       placeholders[name] = (
           tf.dtypes.resource.as_datatype_enum
           if name in self._state_tensors
-          else feed[feed_ops[name][0]].dtype.as_datatype_enum
+          else values[name + ":0"].dtype.as_datatype_enum
       )
-    dropped = (stops & keep) - set(placeholders)
     apply_meta_graph, colocation_refs = index.subgraph(
-        keep, _APPLY_COLLECTIONS, kept_contexts, dropped, placeholders
+        keep, _APPLY_COLLECTIONS, kept_contexts, placeholders=placeholders
     )
-    if runnable_update_ops:
-      apply_meta_graph.collection_def[
-          _GraphKeys.UPDATE_OPS
-      ].node_list.value.extend(
-          n
-          for n in index.node_list(_GraphKeys.UPDATE_OPS)
-          if graph_index_lib.op_name(n) in runnable_update_ops
-      )
+    for key, names in collections.items():
+      names = [n for n in names if graph_index_lib.op_name(n) in keep]
+      if names:
+        apply_meta_graph.collection_def[key].node_list.value.extend(names)
 
-    referenced = {
-        graph_index_lib.op_name(i)
-        for node in apply_meta_graph.graph_def.node
-        for i in node.input
-    }
     input_map = {}
-    for tensor_name, tensor in feed.items():
-      if graph_index_lib.op_name(tensor_name) in referenced:
-        input_map[tensor_name] = tensor
-    for name in (dropped | set(placeholders)) & referenced:
-      if name in self._state_tensors:
-        input_map[name + ":0"] = self._state_tensors[name]
+    for node in apply_meta_graph.graph_def.node:
+      for name in node.input:
+        if name.startswith("^"):
+          if name[1:] in cut:
+            input_map[name] = value_of_op[name[1:]]  # a tensor of its op
+        else:
+          name = graph_index_lib.tensor_name(name)
+          if name in fed:
+            input_map[name] = values[name]
     groups_by_name = {
-        graph_index_lib.op_name(tensor_name): tensor.op.colocation_groups()
-        for tensor_name, tensor in input_map.items()
+        name: value_of_op[name].op.colocation_groups()
+        for names in colocation_refs.values()
+        for name in names
+        if name in cut
     }
     context = self._graph._get_control_flow_context()  # pylint: disable=protected-access
     if context is not None:
-      input_map = {k: context.AddValue(v) for k, v in input_map.items()}
+      input_map = {
+          k: v if k.startswith("^") else context.AddValue(v)
+          for k, v in input_map.items()
+      }
 
     apply_name = "%s_apply_%s" % (self._name, signature.replace(":", "_"))
     with tf.compat.v1.name_scope(apply_name) as scope:
@@ -458,12 +454,43 @@ class Module:
         self._graph, scope, colocation_refs, groups_by_name
     )
 
-    def get_tensor(tensor_name):
-      if tensor_name in feed:
-        return feed[tensor_name]
-      return self._graph.get_tensor_by_name(scope + tensor_name)
+    def get_tensor(name):
+      if graph_index_lib.tensor_name(name) in fed:
+        return values[graph_index_lib.tensor_name(name)]
+      return self._graph.get_tensor_by_name(scope + name)
 
     return {key: info.build(get_tensor) for key, info in output_infos.items()}
+
+  def _runnable_collections(self, index, fed, cut):
+    """UPDATE_OPS and input-dependent REGULARIZATION_LOSSES this call can run.
+
+    Regularization losses come only with calls of the instance's own variant
+    (`index`), as its state-only losses came with the instance.
+
+    Returns:
+      Dict from collection key to the node_list entries whose ops need no
+      placeholder that the call leaves unfed (reasoning per tensor).
+    """
+    blocked = index.blocked_ops(fed, cut, index.unfed_placeholders(fed))
+    input_dependent = index.input_dependent_ops()
+    result = {}
+    keys = [_GraphKeys.UPDATE_OPS]
+    if index is self._index:
+      keys.append(_GraphKeys.REGULARIZATION_LOSSES)
+    for key in keys:
+      names = [
+          n
+          for n in index.node_list(key)
+          if graph_index_lib.op_name(n) not in blocked
+          and graph_index_lib.op_name(n) not in cut
+          and (
+              key == _GraphKeys.UPDATE_OPS
+              or graph_index_lib.op_name(n) in input_dependent
+          )
+      ]
+      if names:
+        result[key] = names
+    return result
 
   def _write_variables(self, session, prefix):
     """Writes this instance's variable values from `session` as a checkpoint at `prefix`."""
@@ -502,25 +529,6 @@ class Module:
     if self._variable_map:
       write_variables_fn = lambda prefix: self._write_variables(session, prefix)
     writer.write_module(self._spec, path, write_variables_fn)
-
-
-def _runnable_update_ops(index, stops):
-  """Update ops of the variant whose inputs a call feeding `stops` can provide."""
-  blocked = index.blocked_by_unfed_placeholders(stops)
-  names = (
-      graph_index_lib.op_name(n) for n in index.node_list(_GraphKeys.UPDATE_OPS)
-  )
-  return [name for name in names if name not in blocked]
-
-
-def _has_one_output(node):
-  op_def = op_def_registry.get(node.op)
-  return (
-      op_def is not None
-      and len(op_def.output_arg) == 1
-      and not op_def.output_arg[0].number_attr
-      and not op_def.output_arg[0].type_list_attr
-  )
 
 
 def _missing_data_shards(checkpoint):
