@@ -413,7 +413,15 @@ class BadSettingsTest(_Case):
         ['PathSource.trainable=False', 'learning_rate_multiplier=0.5'],
         lambda: self.check(trainable=False, learning_rate_multiplier=0.5),
     )
-    self.check(trainable=False, learning_rate_multiplier=0.0)  # Consistent.
+    self.assert_config_error(
+        ['PathSource.trainable=False', 'frozen_steps=10'],
+        lambda: self.check(trainable=False, frozen_steps=10),
+    )
+    # Consistent: frozen by the multiplier, or hparams alone.
+    self.check(trainable=False, learning_rate_multiplier=0.0)
+    self.check(
+        trainable=False, signature='with_hparams', hparams={'bn_momentum': 0.5}
+    )
 
   def test_input_fed_by_feature_and_hparams_is_refused(self):
     self.assert_config_error(

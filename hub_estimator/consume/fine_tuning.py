@@ -193,8 +193,5 @@ class FineTuning:
 
 
 def constants(values: Mapping[str, np.ndarray]) -> Dict[str, tf.Tensor]:
-  """Returns the hparam values as constant tensors (named after the inputs)."""
-  return {
-      key: tf.constant(value, name=f'fine_tuning_{key}')
-      for key, value in values.items()
-  }
+  """Returns the hparam values as constant tensors, keyed like `values`."""
+  return {key: tf.constant(value) for key, value in values.items()}

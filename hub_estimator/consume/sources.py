@@ -213,11 +213,13 @@ class ModuleSource(abc.ABC):
 
   def _check_fine_tuning(self) -> None:
     settings = self._fine_tuning
-    if settings.learning_rate_multiplier > 0 and not self._trainable:
+    if not self._trainable and not settings.frozen and not settings.is_plain:
       raise gin_utils.config_error(
-          f'{self.key}.trainable=False, but FineTuning.'
-          f'learning_rate_multiplier={settings.learning_rate_multiplier}'
-          ' trains the module; set trainable=True (or the multiplier to 0).'
+          f'{self.key}.trainable=False, but FineTuning trains the module'
+          f' (learning_rate_multiplier={settings.learning_rate_multiplier},'
+          f' frozen_steps={settings.frozen_steps}, regularization_weight='
+          f'{settings.regularization_weight}); set trainable=True, or leave'
+          ' those at their defaults for a frozen module with hparams.'
       )
     both = sorted(set(settings.hparams) & set(self._feature_keys or ()))
     if both:
