@@ -1,17 +1,23 @@
 """Policy tests for the hub-module exporters, driven by scripted evals."""
 
+import errno
 import json
 import math
 import os
+import subprocess
+import sys
 import tempfile
+import time
 import types
 from unittest import mock
 
 import gin
 import numpy as np
+import psutil
 import tensorflow as tf
 
 from hub_estimator.export import core
+from hub_estimator.export import ownership
 from hub_estimator.export import policies
 from hub_estimator.export import provenance
 from hub_estimator.export import registry
@@ -48,6 +54,18 @@ def _fake_write_modules(plan, checkpoint_path, target_dir):
       f.write(checkpoint_path)
     paths.append(path)
   return paths
+
+
+def _dead_process_staging(base):
+  """A staging folder name owned by a process of this host that has ended."""
+  child = subprocess.Popen([sys.executable, "-c", "pass"])
+  started = psutil.Process(child.pid).create_time()
+  child.wait()
+  return os.path.join(
+      base,
+      "temp-%d-abc-%d-%d-%s"
+      % (time.time(), child.pid, started, ownership.current_owner().host),
+  )
 
 
 class _PolicyTestCase(tf.test.TestCase):
@@ -240,8 +258,10 @@ class BestModuleExporterTest(_PolicyTestCase):
         mode="max",
         exports_to_keep=2,
     )
+    # Retention runs at every export call, exported or not: the least
+    # accurate version (step 1) goes although the newest is kept.
     self.assertIsNone(self.export(by_acc, 4, {"loss": 0.1, "accuracy": 0.8}))
-    self.assertEqual(self.exported_steps(), [1, 2, 3])
+    self.assertEqual(self.exported_steps(), [2, 3])
     self.export(by_acc, 5, {"loss": 0.1, "accuracy": 0.95})
     self.assertEqual(self.exported_steps(), [2, 5])
     self.assertEqual(by_acc.best_so_far(self.base)[0], 0.95)
@@ -380,21 +400,56 @@ class FailureAndProvenanceTest(_PolicyTestCase):
     self.assertIsNotNone(self.export(exporter, 3, {"loss": 1.0}))
     self.assertEqual(self.exported_steps(), [3])
 
-  def test_stale_temp_folders_are_cleaned(self):
-    stale = os.path.join(self.base, "temp-1700000000")
-    tf.io.gfile.makedirs(os.path.join(stale, "embedding", "variables"))
+  def test_staging_of_a_dead_owner_is_cleaned(self):
+    dead = _dead_process_staging(self.base)
+    tf.io.gfile.makedirs(os.path.join(dead, "embedding", "variables"))
     exporter = policies.LatestModuleExporter("latest", _serving_input_fn)
     self.export(exporter, 1)
-    self.assertFalse(tf.io.gfile.exists(stale))
+    self.assertFalse(tf.io.gfile.exists(dead))
     self.assertLen(self.listing(), 1)
 
-  def test_stale_temp_folders_are_cleaned_even_without_export(self):
+  def test_abandoned_staging_is_cleaned_even_without_export(self):
     exporter = policies.BestModuleExporter("best", _serving_input_fn)
     self.export(exporter, 1, {"loss": 1.0})
-    stale = os.path.join(self.base, "temp-deadbeef")
-    tf.io.gfile.makedirs(stale)
+    dead = _dead_process_staging(self.base)
+    tf.io.gfile.makedirs(dead)
+    # A name without an owner (older versions) goes once past the lease.
+    legacy = os.path.join(self.base, "temp-deadbeef")
+    tf.io.gfile.makedirs(legacy)
+    old = time.time() - ownership.DEFAULT_LEASE_SECS - 60
+    os.utime(legacy, (old, old))
     self.assertIsNone(self.export(exporter, 2, {"loss": 2.0}))
-    self.assertFalse(tf.io.gfile.exists(stale))
+    self.assertFalse(tf.io.gfile.exists(dead))
+    self.assertFalse(tf.io.gfile.exists(legacy))
+
+  def test_live_staging_of_another_writer_is_kept(self):
+    exporter = policies.LatestModuleExporter("latest", _serving_input_fn)
+    # A live process on this host (the parent of this one, e.g. pytest's
+    # launcher), one on another host, and a fresh folder without an owner.
+    parent = psutil.Process(os.getppid())
+    live = os.path.join(
+        self.base,
+        "temp-%d-abc-%d-%d-%s"
+        % (
+            time.time(),
+            parent.pid,
+            parent.create_time(),
+            ownership.current_owner().host,
+        ),
+    )
+    remote = os.path.join(
+        self.base, "temp-%d-abc-1-1-elsewhere.example" % (time.time() - 120)
+    )
+    legacy = os.path.join(self.base, "temp-deadbeef")
+    for path in (live, remote, legacy):
+      tf.io.gfile.makedirs(os.path.join(path, "embedding"))
+    self.export(exporter, 1)
+    for path in (live, remote, legacy):
+      self.assertTrue(tf.io.gfile.exists(path), path)
+    # Past its lease, the remote owner's folder counts as abandoned.
+    writer = writer_lib.ExportWriter(self.base, lease_secs=60)
+    self.assertIn(remote, writer.clean_stale_temp_dirs())
+    self.assertTrue(tf.io.gfile.exists(live))
 
   def test_metadata(self):
     exporter = policies.BestModuleExporter(
@@ -548,16 +603,39 @@ class WriterAndRetentionTest(tf.test.TestCase):
     base = tempfile.mkdtemp(dir=self.get_temp_dir())
     writer = writer_lib.ExportWriter(base, time_fn=lambda: 1_700_000_000)
     staging = writer.new_staging_dir()
+    tf.io.gfile.makedirs(os.path.join(staging, "m"))
     real_exists = tf.io.gfile.exists
+    raced = []
 
     def racing_exists(path):
-      # Another process publishes 1700000000 between the check and the rename.
-      if path.endswith("1700000000"):
-        tf.io.gfile.makedirs(os.path.join(path, "m"))
+      # Another process publishes 1700000000 between the check and the
+      # rename; the rename then meets a non-empty folder.
+      if path.endswith("1700000000") and not raced:
+        raced.append(path)
+        os.makedirs(os.path.join(path, "m"))
         return False
       return real_exists(path)
 
     with mock.patch.object(tf.io.gfile, "exists", side_effect=racing_exists):
+      version = writer.publish(staging)
+    self.assertEqual(version.version, 1_700_000_001)
+    self.assertTrue(os.path.isdir(os.path.join(version.path, "m")))
+
+  def test_publish_retries_a_directory_not_empty_collision(self):
+    base = tempfile.mkdtemp(dir=self.get_temp_dir())
+    writer = writer_lib.ExportWriter(base, time_fn=lambda: 1_700_000_000)
+    staging = writer.new_staging_dir()
+    real_rename = tf.io.gfile.rename
+
+    def posix_rename(src, dst, overwrite=False):
+      # What POSIX rename(2) says when another writer's version got there
+      # first (gfile's own existence check passed a moment before).
+      if dst.endswith("1700000000"):
+        os.makedirs(os.path.join(dst, "m"))
+        raise OSError(errno.ENOTEMPTY, "Directory not empty")
+      return real_rename(src, dst, overwrite)
+
+    with mock.patch.object(tf.io.gfile, "rename", side_effect=posix_rename):
       version = writer.publish(staging)
     self.assertEqual(version.version, 1_700_000_001)
 
@@ -574,7 +652,10 @@ class WriterAndRetentionTest(tf.test.TestCase):
 
     with mock.patch.object(tf.io.gfile, "rename", side_effect=spy):
       writer.remove_version(version)
-    self.assertTrue(renamed[0].startswith("temp-1700000000-deleted-"))
+    # Renamed to a staging name this process owns, so no other writer
+    # removes it while it is deleted.
+    owner = ownership.parse_name(renamed[0]).owner
+    self.assertEqual(owner, ownership.current_owner())
     self.assertEqual(os.listdir(base), [])
 
   def test_best_to_delete_never_returns_best(self):

@@ -214,6 +214,29 @@ def write_modules(
   return written
 
 
+def variable_bytes(plan: ExportPlan) -> int:
+  """Bytes of the variable values `plan` copies (fast-path modules only).
+
+  Partitioned variables count each slice once; the checkpoint format adds a
+  little on top (the index file).
+  """
+  total = 0
+  for module_plan in getattr(plan, "modules", ()):
+    for entry in getattr(module_plan, "entries", None) or ():
+      if entry.slice_spec:
+        lengths = [
+            int(part.split(",")[1])
+            for part in entry.slice_spec.split(" ")[-1].split(":")
+        ]
+      else:
+        lengths = [d or 0 for d in entry.shape]
+      count = 1
+      for length in lengths:
+        count *= length
+      total += count * entry.dtype.size
+  return total
+
+
 class PlanCache:
   """Plans shared by every exporter, per estimator and serving_input_fn."""
 

@@ -10,6 +10,7 @@ metadata files, so it survives restarts; nothing is kept only in memory.
 
 import abc
 import math
+import shutil
 import time
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
@@ -18,6 +19,7 @@ import gin
 import tensorflow as tf
 
 from hub_estimator.export import core
+from hub_estimator.export import failures
 from hub_estimator.export import provenance
 from hub_estimator.export import registry
 from hub_estimator.export import retention
@@ -69,6 +71,10 @@ class ModuleExporter(tf.estimator.Exporter, metaclass=abc.ABCMeta):
     self._serving_input_fn = serving_input_fn
     self._exports_to_keep = exports_to_keep
     self._raise_on_failure = bool(raise_on_failure)
+    # Bytes staged before the disk filled, and of the module variables, in
+    # the current export (for the message of a full disk).
+    self._staged_bytes = 0
+    self._variable_bytes = 0
 
   @property
   def name(self) -> str:
@@ -107,12 +113,24 @@ class ModuleExporter(tf.estimator.Exporter, metaclass=abc.ABCMeta):
   ) -> _Decision:
     """Whether this evaluation is exported (the policy's own rule)."""
 
+  def _keep(self, room: int) -> Optional[int]:
+    """exports_to_keep, less `room` versions to make space for (at least 1)."""
+    if self._exports_to_keep is None:
+      return None
+    return max(1, self._exports_to_keep - room)
+
   def _to_delete(
-      self, writer: writer_lib.ExportWriter
+      self, writer: writer_lib.ExportWriter, room: int = 0
   ) -> List[writer_lib.Version]:
-    """The versions retention removes (after a publish); newest N by default."""
+    """The versions retention removes; the newest N by default.
+
+    Args:
+      writer: the export folder's writer.
+      room: how many versions about to be published to make room for (1 on
+        a full disk, so that exports_to_keep holds once it is published).
+    """
     return retention.newest_to_delete(
-        writer.versions(), self._exports_to_keep, lambda v: v.version
+        writer.versions(), self._keep(room), lambda v: v.version
     )
 
   # -- the export -------------------------------------------------------------
@@ -158,9 +176,24 @@ class ModuleExporter(tf.estimator.Exporter, metaclass=abc.ABCMeta):
     checkpoint_path = tf.compat.as_str_any(checkpoint_path)
     export_path = tf.compat.as_str_any(export_path)
     self._check_eval_result(eval_result)
+    self._staged_bytes = 0
+    self._variable_bytes = 0
     writer = writer_lib.ExportWriter(export_path, time_fn=_now)
-    # Before deciding, so leftovers of a crash go even if nothing is exported.
+    # Before deciding, so that leftovers of a crash go, and exports_to_keep
+    # holds again after a crash between a publish and its retention, even
+    # when nothing is exported.
     writer.clean_stale_temp_dirs()
+    self._apply_retention(writer, None)
+    done = self._exported_from(writer, checkpoint_path)
+    if done is not None:
+      logging.info(
+          "%s %r: checkpoint %s is already exported as %s; skipped.",
+          cls,
+          self._name,
+          checkpoint_path,
+          done.path,
+      )
+      return None
     decision = self._decide(
         writer, checkpoint_path, eval_result, is_the_final_export
     )
@@ -184,55 +217,38 @@ class ModuleExporter(tf.estimator.Exporter, metaclass=abc.ABCMeta):
       )
       return None
 
-    staging = None
+    self._variable_bytes = core.variable_bytes(plan)
+
+    def attempt():
+      return self._write_and_publish(
+          writer, plan, checkpoint_path, eval_result, is_the_final_export
+      )
+
     try:
-      staging = writer.new_staging_dir()
-      module_dirs = core.write_modules(plan, checkpoint_path, staging)
-      module_sources = registry.get_module_sources(plan.graph)
-      gin_text = provenance.operative_gin_config()
-      gin_file = None
-      if gin_text is not None:
-        gin_text = provenance.module_sources_header(module_sources) + gin_text
-        gin_file = provenance.write_gin_config(staging, gin_text)
-        for module_dir in module_dirs:
-          provenance.attach_text(
-              module_dir, provenance.GIN_CONFIG_ATTACHMENT_KEY, gin_text
-          )
-      metadata = provenance.make_metadata(
-          exporter_name=self._name,
-          exporter_class=cls,
-          policy=self.policy,
-          checkpoint_path=checkpoint_path,
-          eval_result=eval_result,
-          is_the_final_export=is_the_final_export,
-          modules=[m.export_name for m in plan.modules],
-          created=_now(),
-          gin_config_file=gin_file,
-          export_base_dir=export_path,
-          module_sources=module_sources,
-      )
-      provenance.write_metadata(staging, metadata)
-      published = writer.publish(staging)
-      staging = None
+      try:
+        published = attempt()
+      except Exception as e:  # pylint: disable=broad-except
+        if not failures.is_disk_full(e):
+          raise
+        # Free what we can (our staging is gone already), then once more.
+        logging.warning(
+            "%s %r: the disk is full exporting into %s (%s); applying "
+            "retention and retrying once.",
+            cls,
+            self._name,
+            export_path,
+            failures.error_cause(e),
+        )
+        writer.clean_stale_temp_dirs()
+        self._apply_retention(writer, None, room=1)
+        published = attempt()
     except Exception as e:  # pylint: disable=broad-except
-      writer.discard(staging)
-      message = (
-          "%s %r failed to export checkpoint %s into %s; nothing was "
-          "published. Cause: %s: %s"
-          % (
-              cls,
-              self._name,
-              checkpoint_path,
-              export_path,
-              type(e).__name__,
-              str(e).strip().splitlines()[0] if str(e).strip() else "",
-          )
-      )
+      message = self._failure_message(writer, checkpoint_path, e)
       if self._raise_on_failure:
         raise ExportError(message) from e
       logging.error(
-          "%s. Training continues; the next evaluation will try "
-          "again (set raise_on_failure=True to stop instead).",
+          "%s Training continues; the next evaluation will try again (set "
+          "raise_on_failure=True to stop instead).",
           message,
       )
       return None
@@ -248,12 +264,113 @@ class ModuleExporter(tf.estimator.Exporter, metaclass=abc.ABCMeta):
     self._apply_retention(writer, published)
     return tf.compat.as_bytes(published.path)
 
-  def _apply_retention(
-      self, writer: writer_lib.ExportWriter, new: writer_lib.Version
-  ) -> None:
+  def _exported_from(
+      self, writer: writer_lib.ExportWriter, checkpoint_path: str
+  ) -> Optional[writer_lib.Version]:
+    """The published version made from `checkpoint_path`, or None.
+
+    Read from the versions' export_metadata.json, so an evaluation redone
+    after a restart does not publish the same checkpoint twice.
+    """
+    for published in reversed(self._history(writer)):
+      metadata = published.metadata or {}
+      if metadata.get("checkpoint_path") == checkpoint_path:
+        return published.version
+    return None
+
+  def _write_and_publish(
+      self,
+      writer: writer_lib.ExportWriter,
+      plan: core.ExportPlan,
+      checkpoint_path: str,
+      eval_result,
+      is_the_final_export,
+  ) -> writer_lib.Version:
+    """Stages every module with its provenance, then publishes the version.
+
+    The staging folder is removed on any failure (and on interrupts).
+    """
+    staging = writer.new_staging_dir()
     try:
-      for version in self._to_delete(writer):
-        if version.path == new.path:
+      module_dirs = core.write_modules(plan, checkpoint_path, staging)
+      module_sources = registry.get_module_sources(plan.graph)
+      gin_text = provenance.operative_gin_config()
+      gin_file = None
+      if gin_text is not None:
+        gin_text = provenance.module_sources_header(module_sources) + gin_text
+        gin_file = provenance.write_gin_config(staging, gin_text)
+        for module_dir in module_dirs:
+          provenance.attach_text(
+              module_dir, provenance.GIN_CONFIG_ATTACHMENT_KEY, gin_text
+          )
+      metadata = provenance.make_metadata(
+          exporter_name=self._name,
+          exporter_class=type(self).__name__,
+          policy=self.policy,
+          checkpoint_path=checkpoint_path,
+          eval_result=eval_result,
+          is_the_final_export=is_the_final_export,
+          modules=[m.export_name for m in plan.modules],
+          created=_now(),
+          gin_config_file=gin_file,
+          export_base_dir=writer.base_dir,
+          module_sources=module_sources,
+      )
+      provenance.write_metadata(staging, metadata)
+      published = writer.publish(staging)
+    except BaseException as e:
+      if failures.is_disk_full(e):
+        self._staged_bytes = writer.size_bytes(staging)
+      writer.discard(staging)
+      raise
+    return published
+
+  def _failure_message(
+      self,
+      writer: writer_lib.ExportWriter,
+      checkpoint_path: str,
+      error: Exception,
+  ) -> str:
+    """One message: exporter, checkpoint, folder, and the cause."""
+    cls = type(self).__name__
+    head = (
+        "%s %r failed to export checkpoint %s into %s; nothing was "
+        % (
+            cls,
+            self._name,
+            checkpoint_path,
+            writer.base_dir,
+        )
+        + "published."
+    )
+    if failures.is_disk_full(error):
+      versions = writer.versions()
+      newest = writer.size_bytes(versions[-1].path) if versions else 0
+      needed = max(newest, self._staged_bytes, self._variable_bytes)
+      head += (
+          " The disk is full: %s, after removing abandoned staging folders, "
+          "making room by retention (exports_to_keep=%r) and retrying once. "
+          "The export needs about %d bytes (the largest of: the newest "
+          "version, the module variables, what was written before the disk "
+          "filled)."
+          % (
+              _free_space_text(writer.base_dir),
+              self._exports_to_keep,
+              needed,
+          )
+      )
+    return "%s Cause: %s." % (head, failures.error_cause(error).rstrip("."))
+
+  def _apply_retention(
+      self,
+      writer: writer_lib.ExportWriter,
+      new: Optional[writer_lib.Version],
+      room: int = 0,
+  ) -> None:
+    """Removes what the retention rule says; never `new` (just published)."""
+    try:
+      for version in self._to_delete(writer, room):
+        if new is not None and version.path == new.path:
           continue  # Never delete what was just published.
         writer.remove_version(version)
         logging.info(
@@ -268,8 +385,17 @@ class ModuleExporter(tf.estimator.Exporter, metaclass=abc.ABCMeta):
           type(self).__name__,
           self._name,
           writer.base_dir,
-          e,
+          failures.error_cause(e),
       )
+
+
+def _free_space_text(path: str) -> str:
+  """'N bytes free on <path>' for a local folder, else a shorter note."""
+  try:
+    free = shutil.disk_usage(path).free
+  except OSError:
+    return "free space of %s unknown" % path
+  return "%d bytes free on %s" % (free, path)
 
 
 def _now() -> float:
@@ -469,11 +595,11 @@ class BestModuleExporter(ModuleExporter):
         ),
     )
 
-  def _to_delete(self, writer):
+  def _to_delete(self, writer, room=0):
     scored = self._scored(self._history(writer))
     doomed = retention.best_to_delete(
         scored,
-        self._exports_to_keep,
+        self._keep(room),
         self._mode,
         lambda s: s[1],
         lambda s: s[0].version.version,

@@ -3,23 +3,41 @@
 Layout of an export base folder (`model_dir/export/<exporter name>`):
 
     <10-digit version>/      published, complete versions (never half-written)
-    temp-<hex>/              staging folders; left behind only by a crash
+    temp-<...>/              staging folders: an export being written or a
+                             version being deleted (see `ownership`)
 
 A version is staged in a `temp-` folder and published by one rename. Removal
 first renames a version back to a `temp-` name, so an interrupted deletion
 never leaves a partial version visible either. TF Serving, tensorflow_hub and
 tf.estimator's garbage collection all ignore names that are not 10 digits.
+
+Many writers. Any number of processes (on any number of hosts) may write into
+one export folder at once, without locks: each stages in a folder whose name
+names its owner, removes only staging folders that are provably abandoned
+(`ownership.abandonment`), and publishes by a rename that fails when the
+version name is taken, then retries with the next free name.
+
+What holds where. On local and POSIX network file systems (rename(2) is
+atomic and refuses to replace a non-empty folder) every guarantee above holds:
+readers never see a partial version and no two exports share a version. On
+object stores (`gs://`, `s3://` through tf.io.gfile) a folder rename is a copy
+then a delete: a reader listing during the copy may see a version still being
+copied, and two writers racing for one version name may interleave. Give each
+writer its own export folder there, or read versions through
+`export_metadata.json` (written into staging, so a version whose metadata is
+missing is not complete yet).
 """
 
 import os
 import time
-import uuid
 from typing import List, NamedTuple, Optional
 
 from absl import logging
 import tensorflow as tf
 
-TEMP_PREFIX = "temp-"
+from hub_estimator.export import ownership
+
+TEMP_PREFIX = ownership.TEMP_PREFIX
 _VERSION_DIGITS = 10
 # How many taken version names to skip before giving up on a publish. Each
 # retry takes the next integer, so this only matters if another process keeps
@@ -44,18 +62,28 @@ class ExportWriter:
 
   Version names are integer seconds since the epoch, as in tf.estimator and
   tensorflow_hub, but a new version is always `max(now, newest + 1)`: names
-  increase monotonically and never collide, and publishing never sleeps.
+  increase monotonically and publishing never sleeps. When another writer
+  takes a name first, publishing retries with the next one.
   """
 
-  def __init__(self, base_dir: str, time_fn=time.time):
+  def __init__(
+      self,
+      base_dir: str,
+      time_fn=time.time,
+      lease_secs: float = ownership.DEFAULT_LEASE_SECS,
+  ):
     """Creates a writer for `base_dir` (created on first staging).
 
     Args:
       base_dir: the export base folder, e.g. `model_dir/export/best`.
-      time_fn: returns the current time in seconds (for tests).
+      time_fn: returns the current time in seconds, for version names (for
+        tests; staging leases always use the wall clock).
+      lease_secs: a staging folder older than this (seconds) counts as
+        abandoned even when its owner's liveness cannot be checked.
     """
     self._base_dir = tf.compat.as_str_any(base_dir)
     self._time_fn = time_fn
+    self._lease_secs = lease_secs
 
   @property
   def base_dir(self) -> str:
@@ -79,42 +107,54 @@ class ExportWriter:
     ]
     return sorted(found)
 
-  def clean_stale_temp_dirs(self) -> List[str]:
-    """Deletes `temp-*` folders (left by crashed exports or deletions).
+  def staging_dirs(self) -> List[str]:
+    """Returns every `temp-*` folder, live or abandoned."""
+    return [
+        os.path.join(self._base_dir, name)
+        for name in self._list()
+        if name.startswith(TEMP_PREFIX)
+    ]
 
-    Only one process exports into a given base folder (the evaluator), and it
-    calls this before staging, so every `temp-*` folder found is stale.
+  def clean_stale_temp_dirs(self) -> List[str]:
+    """Deletes the staging folders that are provably abandoned.
+
+    Another writer's live staging folder is never touched: see
+    `ownership.abandonment` for when a folder counts as abandoned.
 
     Returns:
       The paths deleted.
     """
     removed = []
-    for name in self._list():
-      if not name.startswith(TEMP_PREFIX):
+    for path in self.staging_dirs():
+      reason = ownership.abandonment(path, self._lease_secs)
+      if reason is None:
         continue
-      path = os.path.join(self._base_dir, name)
       try:
         tf.io.gfile.rmtree(path)
         removed.append(path)
+        logging.info(
+            "Removed abandoned export staging folder %s (%s).", path, reason
+        )
       except tf.errors.NotFoundError:
         continue  # Removed meanwhile: nothing left to clean.
       except (tf.errors.OpError, OSError) as e:
         logging.warning(
-            "Could not remove stale export staging folder %s: %s", path, e
+            "Could not remove abandoned export staging folder %s: %s", path, e
         )
-    if removed:
-      logging.info(
-          "Removed %d stale export staging folder(s) left by an "
-          "interrupted export: %s",
-          len(removed),
-          ", ".join(removed),
-      )
     return removed
 
   def new_staging_dir(self) -> str:
-    """Creates and returns a fresh, empty `temp-<hex>` staging folder."""
-    path = os.path.join(self._base_dir, TEMP_PREFIX + uuid.uuid4().hex)
-    tf.io.gfile.makedirs(path)
+    """Creates and returns a fresh, empty staging folder owned by us.
+
+    It counts as live until `publish` or `discard` is called with it.
+    """
+    path = os.path.join(self._base_dir, ownership.new_name())
+    ownership.mark_live(path)  # Before it exists: no cleaner may take it.
+    try:
+      tf.io.gfile.makedirs(path)
+    except BaseException:
+      ownership.mark_done(path)
+      raise
     return path
 
   def next_version(self) -> int:
@@ -126,6 +166,9 @@ class ExportWriter:
   def publish(self, staging_dir: str) -> Version:
     """Atomically renames `staging_dir` to a new version folder.
 
+    A version name taken meanwhile by another writer (the rename fails and
+    the target exists) is retried with the next integer.
+
     Args:
       staging_dir: a folder made by `new_staging_dir`, completely written.
 
@@ -133,9 +176,9 @@ class ExportWriter:
       The published `Version`.
 
     Raises:
-      RuntimeError: if no free version name was found (another process keeps
-        publishing into the same folder).
-      tf.errors.OpError, OSError: if the rename fails.
+      RuntimeError: if no free version name was found after 100 attempts, or
+        the staging folder vanished (another process removed it).
+      tf.errors.OpError, OSError: if the rename fails for another reason.
     """
     version = self.next_version()
     for _ in range(_MAX_PUBLISH_ATTEMPTS):
@@ -143,17 +186,23 @@ class ExportWriter:
       if not tf.io.gfile.exists(target):
         try:
           tf.io.gfile.rename(staging_dir, target, overwrite=False)
+          ownership.mark_done(staging_dir)
           return Version(version, target)
-        except tf.errors.AlreadyExistsError:
+        except (tf.errors.OpError, OSError) as e:
+          # POSIX rename onto a non-empty folder fails with "Directory not
+          # empty"; gfile's own check with AlreadyExistsError.
+          if not tf.io.gfile.exists(staging_dir):
+            raise RuntimeError(
+                "Export staging folder %s vanished before it was published "
+                "(was it removed by another process?)" % staging_dir
+            ) from e
+          if not tf.io.gfile.exists(target):
+            raise
           logging.info(
-              "Version %d appeared meanwhile under %s; trying the next.",
+              "Version %d was taken meanwhile under %s; trying the next.",
               version,
               self._base_dir,
           )
-        except OSError:
-          # POSIX rename fails on a non-empty existing target folder.
-          if not tf.io.gfile.exists(target):
-            raise
       version += 1
     raise RuntimeError(
         "Could not find a free version name under %s after %d attempts; is "
@@ -171,24 +220,43 @@ class ExportWriter:
     except (tf.errors.OpError, OSError) as e:
       logging.warning(
           "Could not remove export staging folder %s (it will be "
-          "removed by the next export): %s",
+          "removed by a later export once abandoned): %s",
           staging_dir,
           e,
       )
+    finally:
+      ownership.mark_done(staging_dir)
 
   def remove_version(self, version: Version) -> None:
     """Unpublishes `version` atomically, then deletes its files.
 
+    Removing a version another writer removed meanwhile is a no-op.
+
     Raises:
       tf.errors.OpError, OSError: if the version cannot be unpublished.
     """
-    doomed = os.path.join(
-        self._base_dir,
-        "%s%d-deleted-%s"
-        % (TEMP_PREFIX, version.version, uuid.uuid4().hex[:8]),
-    )
+    doomed = os.path.join(self._base_dir, ownership.new_name())
+    ownership.mark_live(doomed)
     try:
       tf.io.gfile.rename(version.path, doomed, overwrite=False)
     except tf.errors.NotFoundError:
+      ownership.mark_done(doomed)
       return
+    except BaseException:
+      ownership.mark_done(doomed)
+      raise
     self.discard(doomed)
+
+  def size_bytes(self, path: str) -> int:
+    """Total bytes of the files under `path` (0 if it is gone)."""
+    total = 0
+    try:
+      for folder, _, files in tf.io.gfile.walk(path):
+        for name in files:
+          try:
+            total += tf.io.gfile.stat(os.path.join(folder, name)).length
+          except tf.errors.NotFoundError:
+            continue  # Removed meanwhile.
+    except tf.errors.NotFoundError:
+      return total
+    return total
