@@ -10,6 +10,7 @@ TF_CONFIG roles chief / worker / ps / evaluator) and returns a `RunResult`.
 import dataclasses
 import logging as pylogging
 import math
+import os
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
@@ -19,6 +20,7 @@ import gin.tf
 import tensorflow as tf
 
 from hub_estimator import gin_utils
+from hub_estimator import preemption
 from hub_estimator import progress
 from hub_estimator.consume import sources
 from hub_estimator.models import model_fn as model_fn_lib
@@ -279,11 +281,12 @@ class Experiment:
             f'Experiment.exporter_fns: cannot create exporter {fn!r}: {e}'
         ) from e
     names = [e.name for e in self.exporters]
-    if len(set(names)) != len(names) or progress.EVAL_REPORTER_NAME in names:
+    reserved = (progress.EVAL_REPORTER_NAME, preemption.EVAL_COMPLETED_NAME)
+    if len(set(names)) != len(names) or set(reserved) & set(names):
       raise gin_utils.config_error(
           'Experiment.exporter_fns: exporter names must be unique (and not'
-          f' {progress.EVAL_REPORTER_NAME!r}); got {names}. Bind `name` per'
-          " scope, e.g. best/BestModuleExporter.name = 'best'."
+          f' {" or ".join(map(repr, reserved))}); got {names}. Bind `name`'
+          " per scope, e.g. best/BestModuleExporter.name = 'best'."
       )
 
   def run_config(self) -> tf.estimator.RunConfig:
@@ -320,7 +323,16 @@ class Experiment:
     return hooks
 
   def train_and_evaluate(self) -> progress.RunResult:
-    """Trains and evaluates (exporting at each evaluation); returns results."""
+    """Trains and evaluates (exporting at each evaluation); returns results.
+
+    Raises:
+      preemption.Preempted: on SIGTERM / SIGINT, after the step in flight
+        and its checkpoint (see `hub_estimator.preemption`).
+    """
+    with preemption.handle_signals():
+      return self._train_and_evaluate()
+
+  def _train_and_evaluate(self) -> progress.RunResult:
     if self.model_fn is None:
       self.prepare()
     config = self.run_config()
@@ -329,16 +341,22 @@ class Experiment:
       logging.info('Wrote %s', path)
     estimator = tf.estimator.Estimator(model_fn=self.model_fn, config=config)
     hooks = self.train_hooks(config)
+    hooks.append(preemption.TrainHook(self.model_dir, config.is_chief))
     reporter = progress.EvalReporter(self.model_dir)
+    eval_dir = estimator.eval_dir()
+    eval_hooks = [preemption.EvalHook(self.model_dir, eval_dir)]
+    # EvalCompleted last: an evaluation is complete once every exporter ran.
+    exporters = self.exporters + [reporter, preemption.EvalCompleted(eval_dir)]
     train_spec = tf.estimator.TrainSpec(
         self.train_input_fn, max_steps=self.train_steps, hooks=hooks
     )
     eval_spec = tf.estimator.EvalSpec(
         self.eval_input_fn,
         steps=self.settings.eval_steps,
-        exporters=self.exporters + [reporter],
+        exporters=exporters,
         start_delay_secs=0,
         throttle_secs=self.eval_throttle_secs(config),
+        hooks=eval_hooks,
     )
     logging.info(
         'Training %s to step %d in %s; exporters %s',
@@ -349,6 +367,10 @@ class Experiment:
     )
     start = time.time()
     try:
+      if config.task_type == 'evaluator' or not config.cluster_spec:
+        self._redo_interrupted_evaluation(
+            estimator, eval_dir, eval_hooks, exporters
+        )
       tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)
     finally:
       reporter.close()
@@ -356,6 +378,43 @@ class Experiment:
     result = self._result(estimator, reporter.evaluations, wall)
     logging.info('%s', result.summary())
     return result
+
+  def _redo_interrupted_evaluation(
+      self, estimator, eval_dir, eval_hooks, exporters
+  ) -> None:
+    """Evaluates and exports the checkpoint an earlier process left pending."""
+    checkpoint = preemption.read_pending(eval_dir)
+    if checkpoint is None:
+      return
+    if not tf.io.gfile.exists(checkpoint + '.index'):
+      logging.warning(
+          'The evaluation of %s was interrupted in an earlier process, but'
+          ' the checkpoint is gone (RunSettings.keep_checkpoint_max); not'
+          ' redone.',
+          checkpoint,
+      )
+      preemption.clear_pending(eval_dir)
+      return
+    logging.info(
+        'Redoing the evaluation and exports of %s, interrupted in an earlier'
+        ' process.',
+        checkpoint,
+    )
+    metrics = estimator.evaluate(
+        self.eval_input_fn,
+        steps=self.settings.eval_steps,
+        checkpoint_path=checkpoint,
+        hooks=eval_hooks,
+    )
+    final = int(metrics.get('global_step', 0)) >= self.train_steps
+    for exporter in exporters:
+      exporter.export(
+          estimator,
+          os.path.join(self.model_dir, 'export', exporter.name),
+          checkpoint,
+          metrics,
+          final,
+      )
 
   def _result(self, estimator, evaluations, wall) -> progress.RunResult:
     step = 0

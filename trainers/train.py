@@ -13,9 +13,11 @@ import sys
 
 from absl import app
 from absl import flags
+from absl import logging
 
 from hub_estimator import experiment
 from hub_estimator import gin_utils
+from hub_estimator import preemption
 
 
 def main(argv):
@@ -31,6 +33,13 @@ def main(argv):
     experiment.run()
   except gin_utils.ConfigError as e:
     sys.exit(f'trainers.train: configuration error, nothing trained.\n{e}')
+  except preemption.Preempted as e:
+    logging.warning(
+        'trainers.train: %s Exiting with status %d (preempted).',
+        e,
+        preemption.PREEMPTED_EXIT_CODE,
+    )
+    sys.exit(preemption.PREEMPTED_EXIT_CODE)
 
 
 def _shipped_configs_text() -> str:
