@@ -31,8 +31,9 @@ LAYERS = {
     'gin_utils': ('hub_estimator.gin_utils',),
     # gin-configurable building blocks: module_fns, heads, model_fn, inputs.
     'models': ('hub_estimator.models',),
-    # gin -> Estimator -> train_and_evaluate, run results.
-    'experiment': ('hub_estimator.experiment',),
+    # gin -> Estimator -> train_and_evaluate, run results; preemption
+    # (signals, checkpoint on SIGTERM, redoing an interrupted evaluation).
+    'experiment': ('hub_estimator.experiment', 'hub_estimator.preemption'),
     # Command-line tools (python -m hub_estimator.tools.X).
     'tools': ('hub_estimator.tools',),
     # The public API (`import hub_estimator as hub`) and this table.

@@ -217,22 +217,17 @@ def write_modules(
 def variable_bytes(plan: ExportPlan) -> int:
   """Bytes of the variable values `plan` copies (fast-path modules only).
 
-  Partitioned variables count each slice once; the checkpoint format adds a
-  little on top (the index file).
+  A partitioned variable counts once, at its full shape; the checkpoint
+  format adds a little on top (the index file).
   """
   total = 0
   for module_plan in getattr(plan, "modules", ()):
-    for entry in getattr(module_plan, "entries", None) or ():
-      if entry.slice_spec:
-        lengths = [
-            int(part.split(",")[1])
-            for part in entry.slice_spec.split(" ")[-1].split(":")
-        ]
-      else:
-        lengths = [d or 0 for d in entry.shape]
+    copy = getattr(module_plan, "copy", None)
+    full = {e.checkpoint_key: e for e in (copy.entries if copy else ())}
+    for entry in full.values():
       count = 1
-      for length in lengths:
-        count *= length
+      for length in entry.shape:
+        count *= length or 0
       total += count * entry.dtype.size
   return total
 
