@@ -227,6 +227,7 @@ class Experiment:
     Raises:
       ConfigError: naming the gin binding at fault.
     """
+    self.module_source.use_model_dir(self.model_dir)
     self.module_source.check()
     element_specs = {}
     for key, input_fn in (

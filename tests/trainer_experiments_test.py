@@ -7,6 +7,7 @@ digits_finetune fine-tunes the best export of that run under a new head.
 import glob
 import json
 import os
+import shutil
 from unittest import mock
 
 from absl.testing import parameterized
@@ -18,6 +19,7 @@ import hub_estimator as hub
 from hub_estimator import experiment
 from hub_estimator import export as export_lib
 from hub_estimator import gin_utils
+from hub_estimator import progress
 from hub_estimator.consume import feature_columns
 from hub_estimator.format import op_policy
 
@@ -205,6 +207,42 @@ class PublisherConsumerTest(tf.test.TestCase):
     self.assertIn(f'"version": "{source["version"]}"', config)
     self.assertIn('FineTuning.learning_rate_multiplier = 0.1', config)
     self.assertIn('FineTuning.frozen_steps = 200', config)
+
+  def test_consumer_survives_the_publisher_deleting_its_version(self):
+    publisher_dir = os.path.join(self.get_temp_dir(), 'doomed_publisher')
+    shutil.copytree(self.publisher_dir, publisher_dir)
+    best = os.path.join(publisher_dir, 'export', 'best')
+    consumer_dir = os.path.join(self.get_temp_dir(), 'snapshot_consumer')
+    report = progress.EvalReporter.export
+
+    def delete_publisher_exports(reporter, *args, **kwargs):
+      # The publisher's retention removes the consumed version mid-run,
+      # after the consumer's first evaluation and before its second.
+      shutil.rmtree(best, ignore_errors=True)
+      return report(reporter, *args, **kwargs)
+
+    with mock.patch.object(
+        progress.EvalReporter, 'export', delete_publisher_exports
+    ):
+      result = run_experiment(
+          'gin/experiments/digits_finetune.gin',
+          consumer_dir,
+          [f"PUBLISHER_DIR='{publisher_dir}'"],
+      )
+    self.assertFalse(os.path.exists(best))
+    self.assertEqual(result.global_step, 6)
+    self.assertLen(result.evaluations, 2)
+    self.assertNotEmpty(result.exports['best'])
+    with open(
+        os.path.join(consumer_dir, 'source_module', 'source_provenance.json')
+    ) as f:
+      record = json.load(f)
+    version = os.path.basename(self.publisher.exports['best'][-1])
+    self.assertEqual(record['version'], version)
+    self.assertEqual(record['exporter_name'], 'best')
+    self.assertEqual(record['publisher_model_dir'], publisher_dir)
+    self.assertEqual(record['metric']['name'], 'accuracy')
+    self.assertIsInstance(record['metric']['value'], float)
 
   def test_one_gin_line_swaps_in_a_module_path(self):
     consumer_dir = os.path.join(self.get_temp_dir(), 'path_consumer')

@@ -1,6 +1,8 @@
 """Tests for hub_estimator.consume.sources: resolution, tags, features."""
 
+import json
 import os
+import shutil
 
 import numpy as np
 import tensorflow as tf
@@ -68,6 +70,54 @@ class RunExportSourceTest(tf.test.TestCase):
         model_dir=self.run_dir, module_name='body', trainable=False
     )
     self.assertEqual(source.tags(tf.estimator.ModeKeys.TRAIN), set())
+
+
+class SnapshotTest(tf.test.TestCase):
+
+  def test_consumer_keeps_its_snapshot_when_the_version_is_deleted(self):
+    publisher = os.path.join(self.get_temp_dir(), 'publisher')
+    version_dir = os.path.join(publisher, 'export', 'best', '1700000000')
+    _export_module(os.path.join(version_dir, 'body'))
+    with open(os.path.join(version_dir, 'export_metadata.json'), 'w') as f:
+      json.dump(
+          {
+              'global_step': 30,
+              'checkpoint_path': '/p/model.ckpt-30',
+              'metrics': {'loss': 0.25},
+              'exporter': {'policy': {'metric': 'loss', 'mode': 'min'}},
+          },
+          f,
+      )
+    consumer = os.path.join(self.get_temp_dir(), 'consumer')
+    source = sources.RunExportSource(model_dir=publisher)
+    source.use_model_dir(consumer)
+    path = source.path()
+    self.assertEqual(path, os.path.join(consumer, 'source_module', 'body'))
+    published = os.path.join(version_dir, 'body', 'saved_model.pb')
+    snapshot = os.path.join(path, 'saved_model.pb')
+    self.assertTrue(os.path.samefile(published, snapshot))  # A hard link.
+    with open(
+        os.path.join(consumer, 'source_module', 'source_provenance.json')
+    ) as f:
+      record = json.load(f)
+    self.assertEqual(record['version'], '1700000000')
+    self.assertEqual(record['global_step'], 30)
+    self.assertEqual(
+        record['metric'], {'name': 'loss', 'value': 0.25, 'mode': 'min'}
+    )
+    self.assertEqual(record['snapshot_method'], 'hard link')
+
+    # The publisher's retention deletes the version; a newer one appears.
+    shutil.rmtree(version_dir)
+    _export_module(
+        os.path.join(publisher, 'export', 'best', '1700000009', 'body'), 5
+    )
+    restarted = sources.RunExportSource(model_dir=publisher)
+    restarted.use_model_dir(consumer)
+    restarted.check()  # Loads from the snapshot: the same module as before.
+    self.assertEqual(restarted.path(), path)
+    info = restarted.module_spec().get_output_info_dict()
+    self.assertEqual(info['default'].get_shape().as_list(), [None, 3])
 
 
 class PathSourceTest(tf.test.TestCase):

@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from hub_estimator import gin_utils
 from hub_estimator.consume import fine_tuning as fine_tuning_lib
+from hub_estimator.consume import snapshot
 from hub_estimator.export import provenance as provenance_lib
 from hub_estimator.export import registry
 from hub_estimator.format import module as module_lib
@@ -141,6 +142,14 @@ class ModuleSource(abc.ABC):
   def _frozen(self) -> bool:
     """True when fine-tuning freezes the module for the whole run."""
     return self._fine_tuning is not None and self._fine_tuning.frozen
+
+  def use_model_dir(self, model_dir: str) -> None:
+    """Tells the source the model_dir of the run that consumes it.
+
+    Called by the experiment before anything else; sources that keep a copy
+    of their module in the consumer's run (`RunExportSource`) put it there.
+    """
+    del model_dir
 
   def module_spec(self) -> Any:
     """Returns the module spec (built or loaded once).
@@ -644,6 +653,20 @@ class RunExportSource(PathSource):
     self._exporter_name = exporter_name
     self._module_name = module_name
     self._resolved = None
+    self._consumer_dir = None
+
+  def use_model_dir(self, model_dir: str) -> None:
+    """Snapshots the resolved module into `model_dir` (see `snapshot`).
+
+    Without it (library use outside an Experiment) the module is read from
+    the publisher's folder directly, and the publisher's retention may
+    delete it mid-run.
+    """
+    if self._consumer_dir != model_dir:
+      self._consumer_dir = model_dir
+      self._resolved = None
+      self._spec = None
+      self._record = None
 
   def _binding(self) -> str:
     return (
@@ -652,16 +675,61 @@ class RunExportSource(PathSource):
     )
 
   def _origin(self) -> Dict[str, Any]:
-    origin = super()._origin()
+    record = None
+    if self._consumer_dir is not None:
+      self.path()  # Takes the snapshot if needed.
+      record = snapshot.read_record(self._consumer_dir)
+    if record is None:
+      origin = super()._origin()
+    else:
+      # The publisher's version as it was when the snapshot was taken.
+      origin = {
+          'path': os.path.join(record['version_dir'], record['module_name']),
+          'snapshot': self.path(),
+          'version': record.get('version'),
+          'exporter': record.get('exporter_name'),
+          'metric': (record.get('metric') or {}).get('name'),
+          'global_step': record.get('global_step'),
+          'metrics': record.get('metrics'),
+      }
     origin['run'] = self._model_dir
     origin.setdefault('exporter', self._exporter_name)
     return origin
 
   def path(self) -> str:
-    """Resolves (once) and returns the module directory."""
+    """Resolves (once) and returns the module directory.
+
+    With `use_model_dir`, that is the consumer's snapshot of the module
+    (taken on first use, reused by later processes of the run).
+
+    Raises:
+      ConfigError: no export folder, version or module to use.
+    """
     if self._resolved is None:
-      self._resolved = self._resolve()
+      if self._consumer_dir is None:
+        self._resolved = self._resolve()
+      else:
+        try:
+          self._resolved = snapshot.take_or_reuse(
+              self._consumer_dir,
+              self._resolve_with_provenance,
+              self.describe_source(),
+          )
+        except RuntimeError as e:
+          raise gin_utils.config_error(f'{self._binding()}: {e}') from e
     return self._resolved
+
+  def describe_source(self) -> str:
+    return f'the newest {self._exporter_name!r} export of run {self._model_dir}'
+
+  def _resolve_with_provenance(self) -> snapshot.Resolved:
+    module_dir = self._resolve()
+    return snapshot.Resolved(
+        module_dir,
+        snapshot.version_provenance(
+            self._model_dir, self._exporter_name, module_dir
+        ),
+    )
 
   def _resolve(self) -> str:
     base = os.path.join(self._model_dir, 'export', self._exporter_name)
