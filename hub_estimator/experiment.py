@@ -330,6 +330,10 @@ class Experiment:
       preemption.Preempted: on SIGTERM / SIGINT, after the step in flight
         and its checkpoint (see `hub_estimator.preemption`).
     """
+    if self.run_config().task_type == 'ps':
+      # A ps serves in C++ until killed: a Python handler would never run,
+      # so SIGTERM keeps its default action there.
+      return self._train_and_evaluate()
     with preemption.handle_signals():
       return self._train_and_evaluate()
 
