@@ -328,7 +328,8 @@ class CrashBetweenPublishAndRetentionTest(tf.test.TestCase):
     base = os.path.join(tempfile.mkdtemp(dir=self.get_temp_dir()), "best")
     exporter = policies.BestModuleExporter("best", lambda: None)
     plan = types.SimpleNamespace(
-        modules=[types.SimpleNamespace(export_name=worker.MODULE_NAME)]
+        modules=[types.SimpleNamespace(export_name=worker.MODULE_NAME)],
+        graph=tf.Graph(),
     )
     with (
         mock.patch.object(policies.core.PLANS, "get", return_value=plan),

@@ -60,7 +60,7 @@ def main(base, writer_id, count, kind, keep):
         "latest", _serving_input_fn, exports_to_keep=keep
     )
   plan = types.SimpleNamespace(
-      modules=[types.SimpleNamespace(export_name=MODULE_NAME)]
+      modules=[types.SimpleNamespace(export_name=MODULE_NAME)], graph=tf.Graph()
   )
   estimator = mock.Mock()
   with (
