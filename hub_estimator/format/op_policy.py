@@ -332,6 +332,17 @@ def _is_registered(op_type):
   return _registered[op_type]
 
 
+def _may_reach_outside(op_type, function_names):
+  """False for op types that never reach outside (most of them), by type alone."""
+  return (
+      op_type in _REFUSED_OP_TYPES
+      or op_type == "PrintV2"
+      or op_type.startswith("Debug")
+      or op_type in _PROTO_OPS
+      or (op_type not in function_names and not _is_registered(op_type))
+  )
+
+
 def _kind_of(node, function_names):
   """Returns the kind of reach of a NodeDef, or None if it stays inside."""
   op = node.op
@@ -360,20 +371,38 @@ def _kind_of(node, function_names):
   return UNREGISTERED
 
 
+def _candidates(node_defs, function_names):
+  """(node, kind) of the nodes that reach outside, looking at each op type once."""
+  node_defs = list(node_defs)
+  op_types = [node.op for node in node_defs]
+  suspects = {
+      op_type
+      for op_type in set(op_types)
+      if _may_reach_outside(op_type, function_names)
+  }
+  result = []
+  if suspects:
+    for node, op_type in zip(node_defs, op_types):
+      if op_type in suspects:
+        kind = _kind_of(node, function_names)
+        if kind is not None:
+          result.append((node, kind))
+  return result
+
+
 def _vet_meta_graph(meta_graph, assets_dir):
   graph_def = meta_graph.graph_def
   tags = sorted(meta_graph.meta_info_def.tags)
   function_names = {f.signature.name for f in graph_def.library.function}
-  candidates = []
-  for node in graph_def.node:
-    kind = _kind_of(node, function_names)
-    if kind is not None:
-      candidates.append((None, node, kind))
+  candidates = [
+      (None, node, kind)
+      for node, kind in _candidates(graph_def.node, function_names)
+  ]
   for function in graph_def.library.function:
-    for node in function.node_def:
-      kind = _kind_of(node, function_names)
-      if kind is not None:
-        candidates.append((function.signature.name, node, kind))
+    candidates.extend(
+        (function.signature.name, node, kind)
+        for node, kind in _candidates(function.node_def, function_names)
+    )
   if not candidates:
     return []
   nodes = {node.name: node for node in graph_def.node}

@@ -93,6 +93,11 @@ def _json_value(value):
   value = np.asarray(value)
   if value.dtype.kind in ("S", "O"):
     return _decode_nested(value.tolist())
+  if value.dtype in (np.float16, np.float32):
+    # The shortest decimal that reads back as the same value: 0.9, not
+    # 0.8999999761581421 (the float32 widened to a Python float).
+    shortest = [float(str(x)) for x in value.reshape(-1)]
+    return np.array(shortest, dtype=object).reshape(value.shape).tolist()
   return value.tolist()
 
 
