@@ -4,27 +4,15 @@ Checked against importing the whole module graph (as tensorflow_hub does) on
 random small module graphs, and against tensorflow_hub itself where it applies.
 """
 
-import contextlib
-
 import numpy as np
 import tensorflow as tf
-from tensorflow.python.ops import control_flow_util
 import tensorflow_hub as peer_hub
 
 import hub_estimator as hub
+import control_flow_fixtures
 
 _v1 = tf.compat.v1
 _GraphKeys = _v1.GraphKeys
-
-
-@contextlib.contextmanager
-def _control_flow(v2):
-  saved = control_flow_util.ENABLE_CONTROL_FLOW_V2
-  control_flow_util.ENABLE_CONTROL_FLOW_V2 = v2
-  try:
-    yield
-  finally:
-    control_flow_util.ENABLE_CONTROL_FLOW_V2 = saved
 
 
 def _unstack_batch_norm_spec(lib):
@@ -293,7 +281,7 @@ class _RandomModule:
     )
 
   def create_spec(self):
-    with _control_flow(self.control_flow_v2):
+    with control_flow_fixtures.control_flow(self.control_flow_v2):
       return hub.create_module_spec(self.module_fn)
 
 

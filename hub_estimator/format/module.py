@@ -14,6 +14,7 @@ from hub_estimator.format import tensor_info as tensor_info_lib
 from hub_estimator.format import writer
 
 _GraphKeys = tf.compat.v1.GraphKeys
+_UPDATE_OPS = _GraphKeys.UPDATE_OPS
 _APPLY_COLLECTIONS = [_GraphKeys.ASSET_FILEPATHS]
 
 
@@ -60,6 +61,12 @@ class Module:
 
   Calls apply a signature; every call shares the instance's state. Each instance
   made from one spec has separate state (scopes `module`, `module_1`, ...).
+
+  The state lives in the outermost graph that owns variables (see
+  `_state_owner_graph`), even when the Module is made inside a function graph
+  (tf.function, Defun, wrap_function, v2 control flow) or a TPU replicate
+  context; calls may be made in that graph or any function graph inside it, and
+  capture the state.
   """
 
   def __init__(
@@ -101,7 +108,7 @@ class Module:
           )
       )
     self._trainable = trainable
-    self._graph = tf.compat.v1.get_default_graph()
+    self._graph = _state_owner_graph()
     self._index = self._spec.graph_index(self._tags)
     if self._index.missing_ops:
       raise tf.errors.NotFoundError(
@@ -117,12 +124,13 @@ class Module:
               or "unknown",
           ),
       )
-    self._scope = self._claim_state_scope(name)
-    self._name = self._scope.split("/")[-1]
     self._signature_infos = {}
     self._state_tensors = {}
     self._variable_map = {}
-    self._create_state()
+    with _in_state_owner_graph(self._graph):
+      self._scope = self._claim_state_scope(name)
+      self._name = self._scope.split("/")[-1]
+      self._create_state()
 
   def _claim_state_scope(self, name):
     """Returns a new absolute scope for the state, unique as variable and name scope.
@@ -149,7 +157,7 @@ class Module:
         self._index.state_meta_graph(self._trainable)
     )
     _prefix_shared_names(state_meta_graph.graph_def, self._scope)
-    with tf.control_dependencies(None), self._graph.name_scope(None):
+    with self._graph.name_scope(None):
       meta_graph_lib.import_scoped_meta_graph_with_return_elements(
           state_meta_graph, import_scope=self._scope + "/"
       )
@@ -342,8 +350,14 @@ class Module:
     Returns:
       The "default" output, or a dict of all outputs when `as_dict` is true.
 
+    A call made inside a branch or loop body (v1 or v2 control flow) or a
+    function graph of a trainable instance runs its UPDATE_OPS with its
+    outputs instead of adding them to the UPDATE_OPS collection, and brings no
+    input-dependent REGULARIZATION_LOSSES (they would have no value outside).
+
     Raises:
-      RuntimeError: if called in another graph than the instance's.
+      RuntimeError: if called outside the graph that holds the instance's
+        state and the function graphs built inside it.
       ValueError: for an unknown signature.
       TypeError: for inputs of wrong keys, kinds, dtypes or shapes.
     """
@@ -352,9 +366,11 @@ class Module:
     return self._call(self._index, self._tags, inputs, signature, as_dict)
 
   def _call(self, index, tags, inputs, signature, as_dict):
-    if tf.compat.v1.get_default_graph() is not self._graph:
+    if not _is_within(tf.compat.v1.get_default_graph(), self._graph):
       raise RuntimeError(
-          "Module must be applied in the graph it was instantiated for."
+          "Module must be applied in the graph it was instantiated for (or a"
+          " function graph inside it: a tf.cond or tf.while_loop branch,"
+          " tf.map_fn, tf.function, wrap_function)."
       )
     signature = signature or "default"
     input_infos, output_infos, optional = self._signature_info(signature, tags)
@@ -398,9 +414,13 @@ class Module:
         for name in info.component_names()
         if graph_index_lib.tensor_name(name) not in fed
     ]
+    graph = tf.compat.v1.get_default_graph()
+    inside_branch = _inside_branch(graph, self._graph)
     collections = {}
     if self._trainable:
       collections = self._runnable_collections(index, fed, cut)
+      if inside_branch:  # a loss made there has no value outside
+        collections.pop(_GraphKeys.REGULARIZATION_LOSSES, None)
       for names in collections.values():
         seeds += [graph_index_lib.op_name(n) for n in names]
     keep, kept_contexts, stand_ins = index.call_closure(seeds, fed, cut)
@@ -436,7 +456,8 @@ class Module:
         for name in names
         if name in cut
     }
-    context = self._graph._get_control_flow_context()  # pylint: disable=protected-access
+    input_map = {k: _capture(graph, v) for k, v in input_map.items()}
+    context = graph._get_control_flow_context()  # pylint: disable=protected-access
     if context is not None:
       input_map = {
           k: v if k.startswith("^") else context.AddValue(v)
@@ -446,20 +467,25 @@ class Module:
     apply_name = "%s_apply_%s" % (self._name, signature.replace(":", "_"))
     with tf.compat.v1.name_scope(apply_name) as scope:
       _prefix_shared_names(apply_meta_graph.graph_def, scope.rstrip("/"))
-      with self._graph.name_scope(None):  # `scope` is absolute already
+      with graph.name_scope(None):  # `scope` is absolute already
         meta_graph_lib.import_scoped_meta_graph_with_return_elements(
             apply_meta_graph, import_scope=scope, input_map=input_map
         )
-    _colocate_with_fed_tensors(
-        self._graph, scope, colocation_refs, groups_by_name
-    )
+    _colocate_with_fed_tensors(graph, scope, colocation_refs, groups_by_name)
 
     def get_tensor(name):
       if graph_index_lib.tensor_name(name) in fed:
-        return values[graph_index_lib.tensor_name(name)]
-      return self._graph.get_tensor_by_name(scope + name)
+        return _capture(graph, values[graph_index_lib.tensor_name(name)])
+      return graph.get_tensor_by_name(scope + name)
 
-    return {key: info.build(get_tensor) for key, info in output_infos.items()}
+    outputs = {
+        key: info.build(get_tensor) for key, info in output_infos.items()
+    }
+    if _UPDATE_OPS in collections and inside_branch:
+      outputs = _run_with_outputs(
+          graph, [scope + name for name in collections[_UPDATE_OPS]], outputs
+      )
+    return outputs
 
   def _runnable_collections(self, index, fed, cut):
     """UPDATE_OPS and input-dependent REGULARIZATION_LOSSES this call can run.
@@ -529,6 +555,96 @@ class Module:
     if self._variable_map:
       write_variables_fn = lambda prefix: self._write_variables(session, prefix)
     writer.write_module(self._spec, path, write_variables_fn)
+
+
+def _outer_graph(graph):
+  """The graph a function graph is built in (None for other graphs)."""
+  if not graph.building_function:
+    return None
+  # FuncGraph (tf.function, v2 control flow, wrap_function) or Defun's graph.
+  return getattr(graph, "outer_graph", None) or getattr(
+      graph, "_outer_graph", None
+  )
+
+
+def _is_within(graph, owner):
+  """True if `graph` is `owner` or a function graph built inside it."""
+  while graph is not None and graph is not owner:
+    graph = _outer_graph(graph)
+  return graph is owner
+
+
+def _state_owner_graph():
+  """The graph where a module made now keeps its state.
+
+  That is the outermost graph that owns variables: the graph `tf.init_scope`
+  enters in graph mode (an Estimator's or a Session's graph, also from inside
+  tf.function, Defun, v2 control flow or a TPU replicate context), or, when the
+  code runs under eager execution (`tf.compat.v1.wrap_function` called
+  eagerly), the outermost function graph, whose variables wrap_function lifts.
+  """
+  graph = tf.compat.v1.get_default_graph()
+  with tf.init_scope():
+    if not tf.executing_eagerly():
+      return tf.compat.v1.get_default_graph()
+  while (
+      _outer_graph(graph) is not None and _outer_graph(graph).building_function
+  ):
+    graph = _outer_graph(graph)
+  return graph
+
+
+@contextlib.contextmanager
+def _in_state_owner_graph(owner):
+  """Makes `owner` the default graph, outside any control dependencies and
+  control-flow context, keeping the current name and variable scopes."""
+  if not owner.building_function:
+    with tf.init_scope():
+      yield
+  else:
+    with owner.as_default(), tf.control_dependencies(None):
+      yield
+
+
+def _capture(graph, tensor):
+  """`tensor` as seen from `graph`, a function graph inside `tensor.graph`."""
+  if tensor.graph is graph:
+    return tensor
+  return graph.capture(tensor)
+
+
+def _inside_branch(graph, owner):
+  """True if ops made now run only in some iterations or branches.
+
+  That is inside a function graph (v2 control flow, tf.function) within the
+  graph `owner` of the state, or inside a v1 cond or while context.
+  """
+  if graph is not owner:
+    return True
+  context = graph._get_control_flow_context()  # pylint: disable=protected-access
+  while context is not None:
+    if context.IsCondContext() or context.IsWhileContext():
+      return True
+    context = context.outer_context
+  return False
+
+
+def _run_with_outputs(graph, update_op_names, outputs):
+  """Makes the outputs of a call wait for its update ops.
+
+  Update ops made inside a branch or loop body cannot run from outside it, so
+  they leave the UPDATE_OPS collection and run whenever the call's outputs are
+  computed, i.e. under the same branch, once per iteration.
+  """
+  update_ops = [
+      graph.get_operation_by_name(n.split(":")[0]) for n in update_op_names
+  ]
+  collection = graph.get_collection_ref(_UPDATE_OPS)
+  collection[:] = [
+      item for item in collection if getattr(item, "op", item) not in update_ops
+  ]
+  with tf.control_dependencies(update_ops):
+    return tf.nest.map_structure(tf.identity, outputs, expand_composites=True)
 
 
 def _missing_data_shards(checkpoint):

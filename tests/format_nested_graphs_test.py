@@ -1,0 +1,323 @@
+"""Modules made or applied inside function graphs and control flow.
+
+tf.cond / tf.while_loop build function graphs (control flow v2) in graph mode,
+as do tf.map_fn, tf.function, Defun and wrap_function. State is made once, in
+the outermost graph that owns variables, and calls capture it. Checked against
+tensorflow_hub where it supports the case (TPU replicate context, wrap_function)
+and against the same computation written without a module where it does not.
+"""
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.python.framework import function as function_lib
+from tensorflow.python.ops import control_flow_ops
+import tensorflow_hub as peer_hub
+
+import hub_estimator as hub
+import control_flow_fixtures
+
+_v1 = tf.compat.v1
+_GraphKeys = _v1.GraphKeys
+
+
+def _affine(x, w, b):
+  return tf.matmul(x, w) + b
+
+
+_W = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], np.float32)
+_B = np.array([0.5, -0.5], np.float32)
+
+
+def _affine_module_fn(lib):
+  def module_fn():
+    x = _v1.placeholder(tf.float32, [None, 3], name="x")
+    w = _v1.get_variable("w", initializer=_W)
+    b = _v1.get_variable("b", initializer=_B)
+    lib.add_signature(inputs=x, outputs=_affine(x, w, b))
+
+  return module_fn
+
+
+def _batch_norm_module_fn(lib):
+  def module_fn(training):
+    x = _v1.placeholder(tf.float32, [None, 2], name="x")
+    y = _v1.layers.batch_normalization(
+        x, training=training, momentum=0.0, center=False, scale=False
+    )
+    lib.add_signature(inputs=x, outputs=y)
+
+  return module_fn
+
+
+def _batch_norm_spec(lib):
+  return lib.create_module_spec(
+      _batch_norm_module_fn(lib),
+      [({"train"}, {"training": True}), (set(), {"training": False})],
+  )
+
+
+def _stateful_random_module_fn(lib):
+  def module_fn():
+    r = _v1.get_variable(
+        "r",
+        shape=[],
+        initializer=_v1.random_uniform_initializer(),
+        use_resource=True,
+    )
+    lib.add_signature(outputs=r.value())
+
+  return module_fn
+
+
+def _stateful_input_module_fn(lib):
+  def module_fn():
+    r = _v1.get_variable(
+        "r", shape=[], initializer=_v1.constant_initializer(10.0)
+    )
+    x = _v1.placeholder(tf.float32, shape=[])
+    lib.add_signature(inputs=x, outputs=x + r)
+
+  return module_fn
+
+
+class _TPUReplicateContext(control_flow_ops.ControlFlowContext):
+  """Stands for the context tpu.replicate enters (found by its class name)."""
+
+  def __init__(self):
+    super().__init__()
+    self._name = "TPUReplicateContext"
+
+  def AddOp(self, _):
+    pass
+
+  def AddValue(self, x):
+    return x
+
+  def to_control_flow_context_def(self, context_def, export_scope=None):
+    super().to_control_flow_context_def(context_def, export_scope)
+
+
+def _initialize_and_run(fetches):
+  with _v1.Session() as session:
+    session.run([_v1.global_variables_initializer(), _v1.tables_initializer()])
+    return session.run(fetches)
+
+
+_X = np.array([[1.0, 0.0, -1.0], [2.0, 1.0, 0.0]], np.float32)
+
+
+class CallsInsideFunctionGraphsTest(tf.test.TestCase):
+  """A module made in the graph, applied inside function graphs."""
+
+  def _with_and_without_module(self, build):
+    """Runs `build(apply)` with a module and with the same plain graph."""
+    results = []
+    for use_module in (True, False):
+      with tf.Graph().as_default():
+        if use_module:
+          module = hub.Module(
+              hub.create_module_spec(_affine_module_fn(hub)), trainable=True
+          )
+          apply, variables = module, [module.variable_map[k] for k in "wb"]
+        else:
+          w = _v1.get_variable("w", initializer=_W)
+          b = _v1.get_variable("b", initializer=_B)
+          apply, variables = (lambda x: _affine(x, w, b)), [w, b]
+        output = build(apply)
+        loss = tf.reduce_sum(output * output)
+        gradients = tf.gradients(loss, variables)
+        self.assertNotIn(None, gradients)
+        results.append(_initialize_and_run([output] + gradients))
+    self.assertAllClose(results[0], results[1])
+    return results[0]
+
+  def test_v2_cond_branches(self):
+    for predicate in (True, False):
+      with self.subTest(predicate=predicate):
+        self._with_and_without_module(
+            lambda apply: tf.cond(
+                tf.constant(predicate),
+                lambda: apply(tf.constant(_X)),
+                lambda: apply(tf.constant(_X) * 2.0) + 1.0,
+            )
+        )
+
+  def test_v2_while_loop_body_and_nested_cond(self):
+    def build(apply):
+      def body(i, acc):
+        step = tf.cond(
+            i > 0, lambda: apply(tf.constant(_X)), lambda: tf.zeros([2, 2])
+        )
+        return i + 1, acc + step
+
+      return tf.while_loop(
+          lambda i, _: i < 3, body, [tf.constant(0), tf.zeros([2, 2])]
+      )[1]
+
+    self._with_and_without_module(build)
+
+  def test_map_fn(self):
+    self._with_and_without_module(
+        lambda apply: tf.map_fn(
+            lambda row: apply(row[tf.newaxis])[0], tf.constant(_X)
+        )
+    )
+
+  def test_tf_function_in_graph_mode(self):
+    def build(apply):
+      @tf.function
+      def f(x):
+        return apply(x) * 2.0
+
+      return f(tf.constant(_X))
+
+    self._with_and_without_module(build)
+
+  def test_update_ops_of_a_call_in_a_branch_run_under_that_branch(self):
+    spec = _batch_norm_spec(hub)
+    batch = np.array([[1.0, 2.0], [3.0, 6.0]], np.float32)
+    for v2 in (True, False):
+      for taken in (True, False):
+        with (
+            self.subTest(control_flow_v2=v2, taken=taken),
+            control_flow_fixtures.control_flow(v2),
+        ):
+          with tf.Graph().as_default():
+            module = hub.Module(spec, trainable=True, tags={"train"})
+            output = tf.cond(
+                tf.constant(taken),
+                lambda: module(tf.constant(batch)),
+                lambda: tf.zeros([2, 2]),
+            )
+            # The updates travel with the branch, not in the collection that
+            # code outside the branch could not run.
+            self.assertEmpty(_v1.get_collection(_GraphKeys.UPDATE_OPS))
+            moving_mean = [
+                v for v in module.variables if "moving_mean" in v.op.name
+            ][0]
+            with _v1.Session() as session:
+              session.run(_v1.global_variables_initializer())
+              session.run(output)
+              mean = session.run(moving_mean)
+          self.assertAllClose(mean, [2.0, 4.0] if taken else [0.0, 0.0])
+
+  def test_update_ops_of_a_call_in_a_v2_while_body_run_each_iteration(self):
+    with tf.Graph().as_default():
+      module = hub.Module(_batch_norm_spec(hub), trainable=True, tags={"train"})
+      batches = tf.constant([[[1.0, 1.0]], [[5.0, 7.0]]])
+
+      def body(i, acc):
+        return i + 1, acc + module(batches[i])
+
+      total = tf.while_loop(  # One iteration after the other.
+          lambda i, _: i < 2,
+          body,
+          [tf.constant(0), tf.zeros([1, 2])],
+          parallel_iterations=1,
+      )[1]
+      moving_mean = [v for v in module.variables if "moving_mean" in v.op.name]
+      with _v1.Session() as session:
+        session.run(_v1.global_variables_initializer())
+        session.run(total)
+        self.assertAllClose(session.run(moving_mean[0]), [5.0, 7.0])
+
+  def test_calls_outside_the_graph_that_owns_the_state_fail(self):
+    spec = hub.create_module_spec(_affine_module_fn(hub))
+    with tf.Graph().as_default():
+      module = hub.Module(spec)
+    with tf.Graph().as_default():
+      with self.assertRaisesRegex(
+          RuntimeError, "Module must be applied in the graph it was"
+      ):
+        module(tf.constant(_X))
+
+
+class ModulesMadeInsideFunctionGraphsTest(tf.test.TestCase):
+  """A module made inside a function graph keeps its state outside it."""
+
+  def _tpu_defun(self, lib):
+    spec = lib.create_module_spec(_stateful_random_module_fn(lib))
+
+    @function_lib.Defun()
+    def computation():
+      context = _TPUReplicateContext()
+      context.Enter()
+      module = lib.Module(spec, name="module_", trainable=True)
+      return [module(), module()]
+
+    with tf.Graph().as_default():
+      outputs = computation()
+      return _initialize_and_run(outputs)
+
+  def test_tpu_replicate_context_in_defun_initializes_once(self):
+    for lib in (hub, peer_hub):
+      with self.subTest(lib=lib.__name__):
+        first, second = self._tpu_defun(lib)
+        self.assertEqual(first, second)
+
+  def _tpu_function_values(self, lib, wrap):
+    spec = lib.create_module_spec(_stateful_input_module_fn(lib))
+
+    def computation(first, second):
+      context = _TPUReplicateContext()
+      context.Enter()
+      module = lib.Module(spec, trainable=True)
+      return [module(first), module(second)]
+
+    with tf.Graph().as_default():
+      if wrap:
+        function = _v1.wrap_function(
+            computation,
+            [tf.TensorSpec((), tf.float32), tf.TensorSpec((), tf.float32)],
+        )
+      else:
+        function = tf.function(computation)
+      return _initialize_and_run(function(9.0, 6.0))
+
+  def test_tpu_replicate_context_in_tf_function_and_wrap_function(self):
+    for wrap in (False, True):
+      with self.subTest(wrap_function=wrap):
+        ours = self._tpu_function_values(hub, wrap)
+        self.assertAllClose(ours, [19.0, 16.0])
+        self.assertAllClose(ours, self._tpu_function_values(peer_hub, wrap))
+
+  def test_made_inside_tf_function_and_v2_cond_without_tpu_context(self):
+    spec = hub.create_module_spec(_stateful_input_module_fn(hub))
+    with tf.Graph().as_default() as graph:
+
+      @tf.function
+      def f(x):
+        return tf.cond(x > 0, lambda: hub.Module(spec)(x), lambda: x)
+
+      outputs = [f(tf.constant(1.0)), f(tf.constant(-1.0))]
+      # One state in the graph, made by the first trace only.
+      variables = _v1.global_variables()
+      self.assertEqual([v.op.name for v in variables], ["module/r"])
+      self.assertIs(variables[0].graph, graph)
+      self.assertAllClose(_initialize_and_run(outputs), [11.0, -1.0])
+
+  def _eager_wrap_function(self, lib):
+    spec = lib.create_module_spec(_stateful_input_module_fn(lib))
+    initializers = []
+
+    def use_module(x, y):
+      module = lib.Module(spec, name="module_", trainable=True)
+      initializers.append(_v1.initializers.global_variables())
+      return [module(x), module(y)]
+
+    function = _v1.wrap_function(
+        use_module,
+        [tf.TensorSpec((), tf.float32), tf.TensorSpec((), tf.float32)],
+    )
+    function.prune([], initializers)()
+    return [value.numpy() for value in function(9.0, 6.0)]
+
+  def test_wrap_function_from_eager_code(self):
+    self.assertTrue(tf.executing_eagerly())
+    ours = self._eager_wrap_function(hub)
+    self.assertAllClose(ours, [19.0, 16.0])
+    self.assertAllClose(ours, self._eager_wrap_function(peer_hub))
+
+
+if __name__ == "__main__":
+  tf.test.main()
