@@ -109,7 +109,10 @@ def _generate(path, rows, dim, binary):
 
 
 def _run(argv, env=None):
-  """Runs argv; returns (wall seconds, peak RSS bytes). Raises on failure."""
+  """Runs argv; returns (wall s, CPU s, peak RSS bytes). Exits on failure.
+
+  CPU seconds (user + system) are the steadier figure on a busy machine.
+  """
   started = time.monotonic()
   process = subprocess.Popen(
       argv,
@@ -126,7 +129,16 @@ def _run(argv, env=None):
         "%s failed (%d):\n%s"
         % (argv[:3], process.returncode, output.decode()[-3000:])
     )
-  return seconds, usage.ru_maxrss * 1024
+  return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024
+
+
+def _report(name, measured, baseline, matrix):
+  seconds, cpu, rss = measured
+  print(
+      "  %-7s wall %6.1f s  CPU %6.1f s  peak RSS %6.0f MB  (baseline +"
+      " %.2fx matrix)"
+      % (name + ":", seconds, cpu, rss / 1e6, (rss - baseline) / matrix)
+  )
 
 
 def main(argv):
@@ -145,7 +157,7 @@ def main(argv):
         " tensorflow/hub's example exporter)."
     )
   try:
-    _, baseline = _run([sys.executable, "-c", _BASELINE], env)
+    _, _, baseline = _run([sys.executable, "-c", _BASELINE], env)
     print("TensorFlow baseline process: peak RSS %.0f MB" % (baseline / 1e6))
     for name in FLAGS.formats:
       binary = name == "binary"
@@ -175,10 +187,7 @@ def main(argv):
           ],
           env,
       )
-      print(
-          "  ours:   %6.1f s  peak RSS %6.0f MB  (baseline + %.2fx matrix)"
-          % (ours[0], ours[1] / 1e6, (ours[1] - baseline) / matrix)
-      )
+      _report("ours", ours, baseline, matrix)
       if FLAGS.tfhub_export_script and not binary:
         theirs_dir = os.path.join(work, "theirs")
         theirs = _run(
@@ -198,13 +207,10 @@ def main(argv):
             check=True,
         )
         shutil.rmtree(theirs_dir)
+        _report("theirs", theirs, baseline, matrix)
         print(
-            "  theirs: %6.1f s  peak RSS %6.0f MB  (baseline + %.2fx matrix)"
-            % (theirs[0], theirs[1] / 1e6, (theirs[1] - baseline) / matrix)
-        )
-        print(
-            "  ours / theirs: time %.2fx, peak RSS %.2fx"
-            % (ours[0] / theirs[0], ours[1] / theirs[1])
+            "  ours / theirs: wall time %.2fx, CPU time %.2fx, peak RSS %.2fx"
+            % (ours[0] / theirs[0], ours[1] / theirs[1], ours[2] / theirs[2])
         )
         print(
             "  largest difference of the two modules' embeddings of 5"
