@@ -22,6 +22,7 @@ when it exceeds `max_partition_bytes`. The module appears at `export_path`
 only once it is complete.
 """
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -199,7 +200,7 @@ def export_text_embedding(
     duplicates: a token that appears again later in the file is an error
       ("error") or is dropped, the first one kept ("keep_first").
     max_partition_bytes: the embedding variable is partitioned along its rows
-      into the fewest partitions of at most this many bytes each.
+      into ceil(matrix bytes / max_partition_bytes) partitions (1: none).
     show_progress: show progress bars (rate, ETA) on stderr while reading and
       writing.
 
@@ -340,7 +341,11 @@ def _read_vectors(
       disable=not show_progress,
       file=sys.stderr,
   )
-  with bar, tf.io.gfile.GFile(vocab_file, "w") as vocab:
+  with contextlib.ExitStack() as stack:
+    stack.enter_context(bar)
+    vocab = stack.enter_context(tf.io.gfile.GFile(vocab_file, "w"))
+    if lower:
+      stack.callback(lower.close)
     for chunk in reader.chunks():
       keys = lower(chunk.tokens) if lower else chunk.tokens
       rows, lines = [], []
@@ -394,6 +399,9 @@ class _Lowercaser:
       self._tokens = tf.compat.v1.placeholder(tf.string, [None])
       self._lower = tf.strings.lower(self._tokens, encoding="utf-8")
     self._session = tf.compat.v1.Session(graph=self._graph)
+
+  def close(self):
+    self._session.close()
 
   def __call__(self, tokens):
     if not tokens:

@@ -88,14 +88,20 @@ class VectorsReader:
     )
     self._buffer = b""
     self._eof = False
-    self._fill(1 << 20)
-    if not self._buffer.strip():
-      raise VectorsFileError("Embedding file %r holds no vectors." % path)
-    self.format, self.dim, self.count = self._detect(file_format)
-    if self.dim < 1:
-      raise VectorsFileError("%s: vectors of dimension %d." % (path, self.dim))
-    if self.count == 0:
-      raise VectorsFileError("Embedding file %r holds no vectors." % path)
+    try:
+      self._fill(1 << 20)
+      if not self._buffer.strip():
+        raise VectorsFileError("Embedding file %r holds no vectors." % path)
+      self.format, self.dim, self.count = self._detect(file_format)
+      if self.dim < 1:
+        raise VectorsFileError(
+            "%s: vectors of dimension %d." % (path, self.dim)
+        )
+      if self.count == 0:
+        raise VectorsFileError("Embedding file %r holds no vectors." % path)
+    except BaseException:
+      self.close()
+      raise
 
   def close(self):
     self._stream.close()
