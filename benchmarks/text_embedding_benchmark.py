@@ -1,4 +1,4 @@
-r"""Wall time and peak memory of export_text_embedding vs tensorflow/hub's example.
+r"""Time and peak memory of export_text_embedding vs tensorflow/hub's example.
 
 Generates a synthetic word-vector file of --rows x --dim (GloVe text, which
 both exporters read, and/or word2vec binary, which only ours reads), then runs
