@@ -3,10 +3,12 @@
 Every wait is for an event (a log line, a process exit) with a generous
 bound, so the tests pass on a busy machine.
 
-Also runnable as a script (`python trainer_preemption_test.py child DIR`):
-the export-killed-midway test runs its first process that way.
+Also runnable as a script (`python trainer_preemption_test.py child DIR`,
+`... evaluator_child DIR`): the tests whose first process hangs in an export
+run it that way.
 """
 
+import json
 import os
 import re
 import signal
@@ -45,13 +47,13 @@ def _env():
 class _Process:
   """A subprocess whose output goes to a log file the test can wait on."""
 
-  def __init__(self, command, log_path):
+  def __init__(self, command, log_path, env=None):
     self.log_path = log_path
     self._log = open(log_path, 'wb')
     self.proc = subprocess.Popen(
         command,
         cwd=_REPO_ROOT,
-        env=_env(),
+        env=dict(_env(), **(env or {})),
         stdin=subprocess.DEVNULL,
         stdout=self._log,
         stderr=subprocess.STDOUT,
@@ -105,8 +107,12 @@ class PreemptionTest(tf.test.TestCase):
     self.base = tempfile.mkdtemp(dir=self.get_temp_dir())
     self.model_dir = os.path.join(self.base, 'run')
 
-  def start(self, name, command):
-    process = _Process(command, os.path.join(self.base, f'{name}.log'))
+  def start(self, name, command, evaluator=False):
+    process = _Process(
+        command,
+        os.path.join(self.base, f'{name}.log'),
+        _evaluator_env() if evaluator else None,
+    )
     self.addCleanup(process.close)
     return process
 
@@ -190,12 +196,79 @@ class PreemptionTest(tf.test.TestCase):
         preemption.read_pending(os.path.join(self.model_dir, 'eval'))
     )
 
+  def test_evaluator_stops_on_sigterm_and_redoes_the_interrupted_export(self):
+    trained = self.start(
+        'train',
+        _command(
+            self.model_dir,
+            'TRAIN_STEPS=6',
+            'RunSettings.save_checkpoints_steps=3',
+            'Experiment.exporter_fns=[]',
+        ),
+    )
+    self.assertEqual(trained.wait(), 0, trained.text()[-3000:])
+    final = os.path.join(self.model_dir, 'model.ckpt-6')
+    # An evaluator of a longer run: it evaluates model.ckpt-6, hangs in its
+    # first export, and is preempted there.
+    evaluator = self.start(
+        'evaluator',
+        [
+            sys.executable,
+            os.path.abspath(__file__),
+            'evaluator_child',
+            self.model_dir,
+        ],
+        evaluator=True,
+    )
+    self.assertIsNotNone(
+        evaluator.wait_for(_HANG_MARKER), evaluator.text()[-3000:]
+    )
+    evaluator.proc.send_signal(signal.SIGTERM)
+    code = evaluator.wait()
+    self.assertEqual(
+        code, preemption.PREEMPTED_EXIT_CODE, evaluator.text()[-3000:]
+    )
+    self.assertIn('Preempted by SIGTERM', evaluator.text())
+    export_dir = os.path.join(self.model_dir, 'export')
+    for name in ('best', 'latest'):
+      base = os.path.join(export_dir, name)
+      left = os.listdir(base) if os.path.isdir(base) else []
+      self.assertEqual(left, [], 'nothing published, no staging left')
+    eval_dir = os.path.join(self.model_dir, 'eval')
+    self.assertEqual(preemption.read_pending(eval_dir), final)
 
-def _child_main(model_dir):
-  """Trains; the first export writes its variables, then hangs."""
+    restarted = self.start(
+        'restarted',
+        _command(self.model_dir, 'TRAIN_STEPS=6'),
+        evaluator=True,
+    )
+    self.assertEqual(restarted.wait(), 0, restarted.text()[-3000:])
+    self.assertIn(
+        f'Redoing the evaluation and exports of {final}', restarted.text()
+    )
+    for name in ('best', 'latest'):
+      base = os.path.join(export_dir, name)
+      versions = os.listdir(base)
+      # Redone once; the evaluator's own evaluation of the same checkpoint
+      # then finds it exported (export_metadata.json) and skips it.
+      self.assertLen(versions, 1, name)
+      metadata = provenance.read_metadata(os.path.join(base, versions[0]))
+      self.assertEqual(metadata['checkpoint_path'], final)
+    self.assertIsNone(preemption.read_pending(eval_dir))
+
+
+def _evaluator_env():
+  """TF_CONFIG of an evaluator task (it never contacts the cluster)."""
+  return {
+      'TF_CONFIG': json.dumps({
+          'cluster': {'chief': ['127.0.0.1:1']},
+          'task': {'type': 'evaluator', 'index': 0},
+      })
+  }
+
+
+def _hang_in_first_export():
   # pylint: disable=g-import-not-at-top
-  from hub_estimator import experiment
-  from hub_estimator import gin_utils
   from hub_estimator.export import core
 
   write_modules = core.write_modules
@@ -206,6 +279,27 @@ def _child_main(model_dir):
     time.sleep(3600)
 
   core.write_modules = write_then_hang
+
+
+def _evaluator_child_main(model_dir):
+  """`trainers.train` as an evaluator whose first export hangs."""
+  # pylint: disable=g-import-not-at-top
+  from absl import app
+  from trainers import train
+
+  _hang_in_first_export()
+  sys.argv = _command(model_dir, 'TRAIN_STEPS=1000')[2:]
+  train.define_flags()
+  app.run(train.main)
+
+
+def _child_main(model_dir):
+  """Trains; the first export writes its variables, then hangs."""
+  # pylint: disable=g-import-not-at-top
+  from hub_estimator import experiment
+  from hub_estimator import gin_utils
+
+  _hang_in_first_export()
   gin_utils.parse(
       [_GIN_FILE],
       [
@@ -220,5 +314,7 @@ def _child_main(model_dir):
 if __name__ == '__main__':
   if len(sys.argv) > 1 and sys.argv[1] == 'child':
     _child_main(sys.argv[2])
+  elif len(sys.argv) > 1 and sys.argv[1] == 'evaluator_child':
+    _evaluator_child_main(sys.argv[2])
   else:
     tf.test.main()
