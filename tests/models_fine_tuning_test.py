@@ -41,6 +41,10 @@ def _mixed_module_fn(is_training=False):
     )
   h = tf.matmul(x, kernel) * scale
   if is_training:
+    # An input-dependent (activity) penalty: it comes with each call.
+    _v1.add_to_collection(
+        _v1.GraphKeys.REGULARIZATION_LOSSES, 0.01 * tf.reduce_mean(h * h)
+    )
     mean = tf.reduce_mean(h, 0)
     update = _v1.assign_sub(moving_mean, (moving_mean - mean) * (1 - momentum))
     _v1.add_to_collection(_v1.GraphKeys.UPDATE_OPS, update)
@@ -229,6 +233,11 @@ class LearningRateAndFreezingTest(_Case, parameterized.TestCase):
     with tf.Graph().as_default():
       spec = self.train_graph(source, optimizer_fn, hidden_units=[5])
       step = _v1.train.get_global_step()
+      # The kernel's penalties (one per partition, with the instance); the
+      # activity penalty leaves the cond as an output (0 while frozen).
+      losses = _v1.get_collection(_v1.GraphKeys.REGULARIZATION_LOSSES)
+      self.assertLen(losses, 3)
+      self.assertEqual(losses[-1].op.type, 'Merge')
       with _v1.Session() as session:
         session.run(_v1.global_variables_initializer())
         published = _module_values(session)

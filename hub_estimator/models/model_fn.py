@@ -87,6 +87,8 @@ def make_model_fn(
   def model_fn(features, labels, mode, config):
     del config  # Unused.
     training = mode == _ModeKeys.TRAIN
+    losses = _v1.get_collection_ref(_v1.GraphKeys.REGULARIZATION_LOSSES)
+    first_module_loss = len(losses)
     module = module_source.instantiate(mode)
     frozen = None
     if training and fine_tuning is not None and fine_tuning.frozen_steps:
@@ -97,6 +99,7 @@ def make_model_fn(
       net = _apply_frozen_until_step(module_source, module, features, frozen)
     else:
       net = module_source.apply(module, features)
+    module_losses = losses[first_module_loss:]  # Made and called above.
     with _v1.variable_scope('head'):
       for i, units in enumerate(hidden_units):
         net = act(module_fns.dense(net, units, f'hidden_{i}'))
@@ -118,7 +121,7 @@ def make_model_fn(
       regularization = _v1.losses.get_regularization_loss()
     else:
       regularization = _regularization_loss(
-          module, fine_tuning.regularization_weight
+          module_losses, fine_tuning.regularization_weight
       )
     loss = tf.identity(data_loss + regularization, name='total_loss')
     if mode == _ModeKeys.EVAL:
@@ -192,7 +195,9 @@ def _apply_frozen_until_step(module_source, module, features, frozen):
   The UPDATE_OPS the training variant brings (batch-norm moving averages) are
   taken out of the graph's collection and made to run inside the training
   branch only, with its output; any the frozen branch's variant brings are
-  dropped (frozen: no updates), and that branch stops the gradient.
+  dropped (frozen: no updates), and that branch stops the gradient. The
+  input-dependent REGULARIZATION_LOSSES a call brings leave the branch as one
+  more cond output (0 while frozen), which joins the collection.
 
   Args:
     module_source: the ModuleSource (its `apply` takes the variant's tags).
@@ -204,33 +209,45 @@ def _apply_frozen_until_step(module_source, module, features, frozen):
     The module output tensor.
   """
   update_ops = _v1.get_collection_ref(_v1.GraphKeys.UPDATE_OPS)
+  losses = _v1.get_collection_ref(_v1.GraphKeys.REGULARIZATION_LOSSES)
+
+  def call(tags):
+    """Applies the module; returns (output, the losses and updates it adds)."""
+    updates_before, losses_before = len(update_ops), len(losses)
+    net = module_source.apply(module, features, tags=tags)
+    call_losses, updates = losses[losses_before:], update_ops[updates_before:]
+    del update_ops[updates_before:], losses[losses_before:]
+    return net, call_losses, updates
+
+  training_losses = []
 
   def frozen_branch():
-    count = len(update_ops)
-    net = module_source.apply(
-        module, features, tags=module_source.tags(_ModeKeys.EVAL)
-    )
-    del update_ops[count:]
-    return tf.stop_gradient(net)
+    net, _, _ = call(module_source.tags(_ModeKeys.EVAL))
+    return tf.stop_gradient(net), tf.constant(0.0)
 
   def training_branch():
-    count = len(update_ops)
-    net = module_source.apply(module, features)
-    own_updates = update_ops[count:]
-    del update_ops[count:]
-    with tf.control_dependencies(own_updates):
-      return tf.identity(net)
+    net, own_losses, updates = call(None)
+    training_losses.extend(own_losses)
+    loss = tf.add_n(own_losses) if own_losses else tf.constant(0.0)
+    with tf.control_dependencies(updates):
+      return tf.identity(net), tf.identity(loss)
 
   with _control_flow_v1():
-    return _v1.cond(frozen, frozen_branch, training_branch, name='module')
+    net, loss = _v1.cond(frozen, frozen_branch, training_branch, name='module')
+  if training_losses:
+    losses.append(loss)
+  return net
 
 
-def _regularization_loss(module, module_weight):
-  """REGULARIZATION_LOSSES summed, the module's multiplied by `module_weight`."""
-  losses = _v1.get_collection(_v1.GraphKeys.REGULARIZATION_LOSSES)
-  prefix = module.name + '/'
-  own = [l for l in losses if l.op.name.startswith(prefix)]
-  others = [l for l in losses if not l.op.name.startswith(prefix)]
+def _regularization_loss(module_losses, module_weight):
+  """REGULARIZATION_LOSSES summed, `module_losses` times `module_weight`."""
+  own = list(module_losses)
+  mine = {id(l) for l in own}
+  others = [
+      l
+      for l in _v1.get_collection(_v1.GraphKeys.REGULARIZATION_LOSSES)
+      if id(l) not in mine
+  ]
   total = tf.constant(0.0)
   if own:
     total += module_weight * tf.add_n(own)
