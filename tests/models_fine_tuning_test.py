@@ -24,6 +24,17 @@ _X = np.random.RandomState(0).rand(16, 4).astype(np.float32)
 _LABELS = np.array([0, 1] * 8, np.int32)
 
 
+def _activity_penalty_module_fn(is_training=False):
+  """A body whose training variant has an input-dependent penalty."""
+  x = _v1.placeholder(tf.float32, [None, 4], name='x')
+  h = tf.matmul(x, _v1.get_variable('kernel', [4, 3]))
+  if is_training:
+    _v1.add_to_collection(
+        _v1.GraphKeys.REGULARIZATION_LOSSES, 0.01 * tf.reduce_mean(h * h)
+    )
+  hub.add_signature('default', {'x': x}, h)
+
+
 def _mixed_module_fn(is_training=False):
   """A body with a partitioned resource variable, ref variables, a moving mean."""
   x = _v1.placeholder(tf.float32, [None, 4], name='x')
@@ -41,10 +52,6 @@ def _mixed_module_fn(is_training=False):
     )
   h = tf.matmul(x, kernel) * scale
   if is_training:
-    # An input-dependent (activity) penalty: it comes with each call.
-    _v1.add_to_collection(
-        _v1.GraphKeys.REGULARIZATION_LOSSES, 0.01 * tf.reduce_mean(h * h)
-    )
     mean = tf.reduce_mean(h, 0)
     update = _v1.assign_sub(moving_mean, (moving_mean - mean) * (1 - momentum))
     _v1.add_to_collection(_v1.GraphKeys.UPDATE_OPS, update)
@@ -233,11 +240,6 @@ class LearningRateAndFreezingTest(_Case, parameterized.TestCase):
     with tf.Graph().as_default():
       spec = self.train_graph(source, optimizer_fn, hidden_units=[5])
       step = _v1.train.get_global_step()
-      # The kernel's penalties (one per partition, with the instance); the
-      # activity penalty leaves the cond as an output (0 while frozen).
-      losses = _v1.get_collection(_v1.GraphKeys.REGULARIZATION_LOSSES)
-      self.assertLen(losses, 3)
-      self.assertEqual(losses[-1].op.type, 'Merge')
       with _v1.Session() as session:
         session.run(_v1.global_variables_initializer())
         published = _module_values(session)
@@ -261,6 +263,27 @@ class LearningRateAndFreezingTest(_Case, parameterized.TestCase):
     # ...and every one of them changed by the first step after.
     for name, value in values[frozen_steps + 1].items():
       self.assertNotAllClose(value, published[name], msg=name)
+
+  def test_frozen_steps_refuse_input_dependent_penalties(self):
+    path = _publish(
+        tempfile.mkdtemp(dir=self.get_temp_dir()), _activity_penalty_module_fn
+    )
+    for weight, fails in ((1.0, True), (0.0, False)):
+      source = sources.PathSource(
+          path=path,
+          trainable=True,
+          fine_tuning=FineTuning(frozen_steps=3, regularization_weight=weight),
+      )
+      with tf.Graph().as_default():
+        if not fails:
+          self.train_graph(source)
+          continue
+        with self.assertRaisesRegex(
+            ValueError,
+            r"FineTuning.frozen_steps=3: the graph variant \['train'\] .* has"
+            r' 1 input-dependent regularization losses',
+        ):
+          self.train_graph(source)
 
   def test_module_learns_at_the_multiplied_rate(self):
     """SGD: the module's step is the head's rate x multiplier."""

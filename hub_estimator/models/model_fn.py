@@ -92,6 +92,9 @@ def make_model_fn(
     module = module_source.instantiate(mode)
     frozen = None
     if training and fine_tuning is not None and fine_tuning.frozen_steps:
+      _check_no_call_losses(
+          module_source, len(losses) - first_module_loss, fine_tuning
+      )
       global_step = _v1.train.get_or_create_global_step()
       frozen = tf.less(
           global_step, fine_tuning.frozen_steps, name='module_frozen'
@@ -189,15 +192,52 @@ def _control_flow_v1():
       _v1.enable_control_flow_v2()
 
 
+def _check_no_call_losses(module_source, made, fine_tuning):
+  """Fails if the training variant has losses a call inside a cond would drop.
+
+  A module's input-dependent REGULARIZATION_LOSSES (activity penalties) come
+  with each call, but not with a call inside a cond branch (they would have no
+  value outside it), which is how `frozen_steps` switches variants.
+
+  Args:
+    module_source: the source of the module just instantiated.
+    made: how many losses the instantiation added (its state-only ones).
+    fine_tuning: the FineTuning settings.
+
+  Raises:
+    ValueError: the variant declares more losses than the instance made,
+      unless `regularization_weight` is 0 (they would not count anyway).
+  """
+  if not fine_tuning.regularization_weight:
+    return
+  tags = module_source.tags(_ModeKeys.TRAIN)
+  meta_graph = module_source.module_spec().get_meta_graph(tags)
+  collection = meta_graph.collection_def.get(
+      _v1.GraphKeys.REGULARIZATION_LOSSES
+  )
+  declared = len(collection.node_list.value) if collection else 0
+  if declared > made:
+    raise ValueError(
+        f'FineTuning.frozen_steps={fine_tuning.frozen_steps}: the graph'
+        f' variant {sorted(tags)} of {module_source.describe()} has'
+        f' {declared - made} input-dependent regularization losses, which'
+        ' cannot apply when frozen steps switch variants inside a cond. Set'
+        ' FineTuning.frozen_steps = 0 (or regularization_weight = 0 to drop'
+        " the module's penalties)."
+    )
+
+
 def _apply_frozen_until_step(module_source, module, features, frozen):
   """The module output: default variant while `frozen`, else the training one.
 
   The UPDATE_OPS the training variant brings (batch-norm moving averages) are
   taken out of the graph's collection and made to run inside the training
   branch only, with its output; any the frozen branch's variant brings are
-  dropped (frozen: no updates), and that branch stops the gradient. The
-  input-dependent REGULARIZATION_LOSSES a call brings leave the branch as one
-  more cond output (0 while frozen), which joins the collection.
+  dropped (frozen: no updates), and that branch stops the gradient. Any
+  input-dependent REGULARIZATION_LOSSES a call brings (`_check_no_call_losses`
+  refuses modules whose variant has them; the format layer leaves them out of
+  calls inside a branch) leave the branch as one more cond output (0 while
+  frozen), which joins the collection.
 
   Args:
     module_source: the ModuleSource (its `apply` takes the variant's tags).
