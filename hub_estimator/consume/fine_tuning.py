@@ -72,7 +72,11 @@ class FineTuning:
       freezes the module for the whole run (see the module docstring).
     frozen_steps: the module is frozen while the global step is below this
       (steps 0 .. frozen_steps - 1), then trains; 0 means it trains from the
-      start. Counted in global steps, so a restart resumes the schedule.
+      start. Counted in global steps, so a restart resumes the schedule. The
+      switch is a `tf.compat.v1.cond` between the two graph variants; a
+      module whose training variant has input-dependent regularization
+      losses (activity penalties) cannot be switched so and is refused before
+      training, unless `regularization_weight` is 0.
     regularization_weight: multiplies the module's REGULARIZATION_LOSSES
       (e.g. its L2 penalties) in the training loss (>= 0); 1 keeps them as
       published, 0 drops them. Other regularization losses are unchanged.
