@@ -347,6 +347,28 @@ class OpPolicyTest(tf.test.TestCase):
           f(fixtures.TEXTS, as_dict=True)["leak"], b"the consumer's secret"
       )
 
+  def test_call_of_a_function_the_module_does_not_define(self):
+    @tf.function
+    def consumer_fn(x):
+      return x + 1.0
+
+    def edit(meta_graph):
+      (name,) = _graft(meta_graph, lambda: consumer_fn(tf.constant(1.0)))
+      # The body stays out: the call would run the loading graph's function
+      # of that name.
+      del meta_graph.graph_def.library.function[:]
+      _add_output(meta_graph, "called", name, tf.float32)
+
+    path = self._hostile("foreign_function", edit)
+    self.assert_refused(
+        path,
+        [
+            "op PartitionedCall (node 'hostile/PartitionedCall') calls a"
+            " function that is not in the module's function library"
+        ],
+        ["PartitionedCall"],
+    )
+
   def test_unregistered_op(self):
     def edit(meta_graph):
       meta_graph.graph_def.node.add(name="strange", op="NoSuchOpAnywhere")

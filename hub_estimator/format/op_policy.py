@@ -3,8 +3,10 @@
 A TF1 Hub module is a graph, and running a graph runs its ops with the rights
 of the process. Most ops compute on tensors; a few reach outside the module:
 Python callbacks, file reads, writes and listings, checkpoint save/restore,
-printing to files, network calls, and ops this TensorFlow does not register
-(native code from an op library). `load_module_spec` refuses a module whose
+printing to files, network calls, calls of functions the module's function
+library does not define (they would run the loading graph's function of that
+name), and ops this TensorFlow does not register (native code from an op
+library). `load_module_spec` refuses a module whose
 graph variants (or the functions in their function libraries) contain such an
 op, unless the caller allows its op type with `allowed_ops`.
 
@@ -51,6 +53,7 @@ CHECKPOINT = "checkpoint save/restore"
 PRINT_TO_FILE = "print to file"
 NETWORK = "network"
 UNREGISTERED = "unregistered op"
+FOREIGN_FUNCTION = "foreign function"
 
 _WHY = {
     PYTHON: (
@@ -66,6 +69,10 @@ _WHY = {
     ),
     PRINT_TO_FILE: "prints to a file",
     NETWORK: "talks to other processes or hosts",
+    FOREIGN_FUNCTION: (
+        "calls a function that is not in the module's function library (it"
+        " would run a function of the graph the module is loaded into)"
+    ),
     UNREGISTERED: (
         "is not registered in this TensorFlow (native code from an op library)"
     ),
@@ -332,10 +339,38 @@ def _is_registered(op_type):
   return _registered[op_type]
 
 
+_function_attrs = {}
+
+
+def _function_attr_names(op_type):
+  """Names of the attrs of type func or list(func) of a registered op type."""
+  if op_type not in _function_attrs:
+    op_def = op_def_registry.get(op_type)
+    _function_attrs[op_type] = tuple(
+        attr.name
+        for attr in (op_def.attr if op_def is not None else ())
+        if attr.type in ("func", "list(func)")
+    )
+  return _function_attrs[op_type]
+
+
+def _foreign_functions(node, function_names):
+  """Functions a node's attrs name that the module's library does not define."""
+  names = []
+  for attr_name in _function_attr_names(node.op):
+    if attr_name in node.attr:
+      value = node.attr[attr_name]
+      names.extend(f.name for f in value.list.func)
+      if value.HasField("func"):
+        names.append(value.func.name)
+  return [name for name in names if name and name not in function_names]
+
+
 def _may_reach_outside(op_type, function_names):
   """False for op types that never reach outside (most of them), by type alone."""
   return (
       op_type in _REFUSED_OP_TYPES
+      or bool(_function_attr_names(op_type))
       or op_type == "PrintV2"
       or op_type.startswith("Debug")
       or op_type in _PROTO_OPS
@@ -366,9 +401,13 @@ def _kind_of(node, function_names):
     if source not in (b"", b"local://") and not source.startswith(b"bytes://"):
       return FILE_READ
     return None
-  if op in function_names or _is_registered(op):
+  if op in function_names:
     return None
-  return UNREGISTERED
+  if not _is_registered(op):
+    return UNREGISTERED
+  if _foreign_functions(node, function_names):
+    return FOREIGN_FUNCTION
+  return None
 
 
 def _candidates(node_defs, function_names):
