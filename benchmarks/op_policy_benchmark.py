@@ -36,20 +36,10 @@ except ImportError as e:  # pragma: no cover - the peer is a test dependency
       "tensorflow-hub==0.15.0 is needed: pip install -e '.[test]'"
   ) from e
 
-MLP_SIZES = (2000, 4000, 4000, 4000)  # 8M + 16M + 16M = 40M weights
+# The 40M-weight MLP and the embedding module of the instantiation benchmark.
+import format_benchmark  # pylint: disable=g-import-not-at-top,wrong-import-order
+
 CHAIN_STEPS = 715  # 7 nodes a step: 5,005 graph nodes in all
-VOCAB_SIZE = 100_000
-EMBEDDING_DIM = 64
-
-
-def mlp_module_fn():
-  x = tf.compat.v1.placeholder(tf.float32, [None, MLP_SIZES[0]], name="x")
-  h = x
-  for i, units in enumerate(MLP_SIZES[1:]):
-    h = tf.compat.v1.layers.dense(
-        h, units, activation=tf.nn.relu, name="dense_%d" % i
-    )
-  hub_estimator.add_signature(inputs=x, outputs=h)
 
 
 def chain_module_fn():
@@ -59,41 +49,6 @@ def chain_module_fn():
   for i in range(CHAIN_STEPS):
     h = tf.nn.relu(h * (1.0 + 1e-4 * i) + 0.01) * 0.999
   hub_estimator.add_signature(inputs=x, outputs=h * scale)
-
-
-def make_embedding_module_fn(vocab_path):
-  def embedding_module_fn():
-    words = tf.compat.v1.placeholder(tf.string, [None], name="words")
-    table = tf.compat.v1.lookup.StaticVocabularyTable(
-        tf.lookup.TextFileInitializer(
-            vocab_path,
-            tf.string,
-            tf.lookup.TextFileIndex.WHOLE_LINE,
-            tf.int64,
-            tf.lookup.TextFileIndex.LINE_NUMBER,
-        ),
-        num_oov_buckets=1,
-    )
-    embeddings = tf.compat.v1.get_variable(
-        "embeddings", [VOCAB_SIZE + 1, EMBEDDING_DIM]
-    )
-    hub_estimator.add_signature(
-        inputs=words,
-        outputs=tf.nn.embedding_lookup(embeddings, table.lookup(words)),
-    )
-
-  return embedding_module_fn
-
-
-def export_module(module_fn, path):
-  with tf.Graph().as_default():
-    module = hub_estimator.Module(hub_estimator.create_module_spec(module_fn))
-    with tf.compat.v1.Session() as session:
-      session.run([
-          tf.compat.v1.global_variables_initializer(),
-          tf.compat.v1.tables_initializer(),
-      ])
-      module.export(path, session)
 
 
 def load_and_call(make_module, make_input):
@@ -166,20 +121,23 @@ def main():
   args = parser.parse_args()
   tf.compat.v1.disable_eager_execution()
   tf.get_logger().setLevel("ERROR")
+  sizes = format_benchmark.MLP_SIZES
   with tempfile.TemporaryDirectory() as root:
     mlp_path = os.path.join(root, "mlp")
-    export_module(mlp_module_fn, mlp_path)
+    format_benchmark.export_module(format_benchmark.mlp_module_fn, mlp_path)
     chain_path = os.path.join(root, "chain")
-    export_module(chain_module_fn, chain_path)
+    format_benchmark.export_module(chain_module_fn, chain_path)
     vocab_path = os.path.join(root, "vocab.txt")
     with open(vocab_path, "w") as f:
-      f.writelines("word%d\n" % i for i in range(VOCAB_SIZE))
+      f.writelines("word%d\n" % i for i in range(format_benchmark.VOCAB_SIZE))
     embedding_path = os.path.join(root, "embedding")
-    export_module(make_embedding_module_fn(vocab_path), embedding_path)
+    format_benchmark.export_module(
+        format_benchmark.make_embedding_module_fn(vocab_path), embedding_path
+    )
     compare(
-        "MLP %s (40M weights)" % "x".join(map(str, MLP_SIZES)),
+        "MLP %s (40M weights)" % "x".join(map(str, sizes)),
         mlp_path,
-        lambda: np.zeros([2, MLP_SIZES[0]], np.float32),
+        lambda: np.zeros([2, sizes[0]], np.float32),
         args.repeats,
     )
     compare(
@@ -190,7 +148,7 @@ def main():
     )
     compare(
         "embedding %dk x %d with a vocabulary table asset"
-        % (VOCAB_SIZE // 1000, EMBEDDING_DIM),
+        % (format_benchmark.VOCAB_SIZE // 1000, format_benchmark.EMBEDDING_DIM),
         embedding_path,
         lambda: tf.constant(["word1", "word7", "unknown"]),
         args.repeats,
