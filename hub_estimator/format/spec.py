@@ -3,7 +3,6 @@
 import os
 import re
 
-from absl import logging
 import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow.core.protobuf import saved_model_pb2
@@ -76,20 +75,6 @@ def add_signature(name=None, inputs=None, outputs=None):
             " to a tf.colocate_with(y) constraint (its colocation groups are"
             " %s)." % (component.name, key, name, groups)
         )
-  multivalued = [
-      "%s=%r" % (key, component.name)
-      for key, value in sorted(inputs.items())
-      for component in tf.nest.flatten(value, expand_composites=True)
-      if len(component.op.outputs) > 1
-  ]
-  if multivalued:
-    logging.warning(
-        "Signature %r has inputs that come from ops with several outputs (%s);"
-        " applying the module may then fail to rewrite colocation constraints."
-        " Prefer placeholders as signature inputs.",
-        name,
-        ", ".join(multivalued),
-    )
   graph = tf.compat.v1.get_default_graph()
   graph.add_to_collection(_SIGNATURES_KEY, (name, inputs, outputs))
 
@@ -123,6 +108,7 @@ def attach_message(key, message):
 
 
 def _state_op_colocation_error(graph, tags_text):
+  """Names a state op colocated with a non-state op (its rewrite is unknown)."""
   for op in graph.get_operations():
     if not graph_index_lib.is_state_op(op.type):
       continue
@@ -135,10 +121,55 @@ def _state_op_colocation_error(graph, tags_text):
         return (
             "A state-holding node %s of a module's graph (e.g., a Variable op) "
             "must not be subject to a tf.colocate_with(y) constraint unless y "
-            "is also a state-holding node (y = %s)%s."
-            % (op.name, other_name, tags_text)
+            "is also a state-holding node (y = %s, an op of type %s; the "
+            "colocation groups of %s are %s)%s."
+            % (
+                op.name,
+                other_name,
+                other.type,
+                op.name,
+                [g.decode("utf-8") for g in op.colocation_groups()],
+                tags_text,
+            )
         )
   return None
+
+
+def _multi_output_input_colocation_error(graph, signatures, tags_text):
+  """Names nodes colocated with a multi-output op that signature inputs come from.
+
+  A call replaces signature inputs tensor by tensor, so a `loc:@op` constraint
+  on such an op has no single op to follow once some of its outputs are fed
+  (from ops placed anywhere) and the others are not.
+  """
+  inputs_by_op = {}
+  for name, (inputs, _) in sorted(signatures.items()):
+    for key, value in sorted(inputs.items()):
+      for component in tf.nest.flatten(value, expand_composites=True):
+        if len(component.op.outputs) > 1:
+          inputs_by_op.setdefault(component.op.name, []).append(
+              "%r of signature %r (%s)" % (key, name, component.name)
+          )
+  if not inputs_by_op:
+    return None
+  problems = []
+  for op in graph.get_operations():
+    for group in op.colocation_groups():
+      target = group.decode("utf-8")[len("loc:@") :]
+      if target != op.name and target in inputs_by_op:
+        problems.append(
+            "node %s has colocation group loc:@%s, and %s has several outputs"
+            " of which signature inputs use some: %s"
+            % (op.name, target, target, ", ".join(inputs_by_op[target]))
+        )
+  if not problems:
+    return None
+  return (
+      "Colocation with an op whose outputs are signature inputs cannot be"
+      " rewritten when the module is applied%s: %s. Make those inputs"
+      " placeholders, or drop the tf.colocate_with() on that op."
+      % (tags_text, "; ".join(problems))
+  )
 
 
 def _meta_graph_from_module_fn(
@@ -161,7 +192,9 @@ def _meta_graph_from_module_fn(
     attachments = {}
     for key, value in graph.get_collection(_ATTACHMENTS_KEY):
       attachments[key] = value
-    error = _state_op_colocation_error(graph, tags_text)
+    error = _state_op_colocation_error(
+        graph, tags_text
+    ) or _multi_output_input_colocation_error(graph, signatures, tags_text)
     if error:
       raise ValueError(error)
     meta_graph = tf.compat.v1.train.export_meta_graph(
