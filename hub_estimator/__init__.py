@@ -3,7 +3,9 @@
 A drop-in for tensorflow_hub's TF1 API: `import hub_estimator as hub`.
 """
 
+from hub_estimator.consume.feature_columns import attach_image_module_info
 from hub_estimator.consume.feature_columns import get_expected_image_size
+from hub_estimator.consume.feature_columns import get_num_image_channels
 from hub_estimator.consume.feature_columns import image_embedding_column
 from hub_estimator.consume.feature_columns import sparse_text_embedding_column
 from hub_estimator.consume.feature_columns import text_embedding_column
@@ -21,17 +23,21 @@ from hub_estimator.format.saved_model_io import ModuleFormatError
 from hub_estimator.format.spec import add_signature
 from hub_estimator.format.spec import attach_message
 from hub_estimator.format.spec import create_module_spec
+from hub_estimator.format.spec import create_module_spec_from_saved_model
 from hub_estimator.format.spec import load_module_spec
 from hub_estimator.format.spec import ModuleSpec
 from hub_estimator.format.tensor_info import ParsedTensorInfo
 
 __all__ = [
     "add_signature",
+    "attach_image_module_info",
     "attach_message",
     "BestModuleExporter",
     "create_module_spec",
+    "create_module_spec_from_saved_model",
     "eval_function_for_module",
     "get_expected_image_size",
+    "get_num_image_channels",
     "image_embedding_column",
     "ImageModuleInfo",
     "LatestModuleExporter",

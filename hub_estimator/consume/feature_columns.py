@@ -35,6 +35,7 @@ from tensorflow.python.feature_column import feature_column_v2 as fc_v2  # pylin
 from hub_estimator.format import module as module_lib
 from hub_estimator.format import op_policy
 from hub_estimator.format import protos
+from hub_estimator.format import spec as spec_lib
 
 IMAGE_MODULE_INFO_KEY = "image_module_info"
 _COMBINERS = ("mean", "sqrtn", "sum")
@@ -232,6 +233,59 @@ def get_image_module_info(module_or_spec, required=False):
   )
 
 
+def _image_input_shape(module_or_spec, signature, input_name):
+  """The static shape of an input of a signature (None means "default")."""
+  signature = signature or "default"
+  inputs = module_or_spec.get_input_info_dict(signature)
+  if input_name not in inputs:
+    raise ValueError(
+        "Module is missing input %r in signature %r (it has %s)."
+        % (input_name, signature, sorted(inputs))
+    )
+  return inputs[input_name].get_shape()
+
+
+def attach_image_module_info(image_module_info):
+  """Attaches an ImageModuleInfo to the module being defined; call in a module_fn.
+
+  `get_expected_image_size` (and so `image_embedding_column`) reads the image
+  size from it, under the key "image_module_info" (tensorflow_hub's).
+
+  Args:
+    image_module_info: an `ImageModuleInfo` message.
+  """
+  spec_lib.attach_message(IMAGE_MODULE_INFO_KEY, image_module_info)
+
+
+def get_num_image_channels(module_or_spec, signature=None, input_name=None):
+  """Returns the number of channels of a module's image input.
+
+  Args:
+    module_or_spec: a Module, a ModuleSpec or a module directory path.
+    signature: the signature whose input to inspect; None means "default".
+    input_name: the image input; None means "images".
+
+  Returns:
+    An int: the static size of the last dimension of the input, whose shape is
+    [batch_size, height, width, num_channels].
+
+  Raises:
+    ValueError: if the input is missing or its number of channels unknown.
+  """
+  if isinstance(module_or_spec, (str, os.PathLike)):
+    module_or_spec = module_lib.as_module_spec(module_or_spec)
+  input_name = input_name or "images"
+  shape = _image_input_shape(module_or_spec, signature, input_name)
+  dims = _dims(shape)
+  if dims is None or len(dims) != 4 or not dims[3]:
+    raise ValueError(
+        "Shape of module input %r is %s, expected [batch_size, height, width,"
+        " num_channels] with known num_channels."
+        % (input_name, _shape_text(shape))
+    )
+  return dims[3]
+
+
 def get_expected_image_size(module_or_spec, signature=None, input_name=None):
   """Returns the [height, width] of the images a module expects.
 
@@ -257,14 +311,7 @@ def get_expected_image_size(module_or_spec, signature=None, input_name=None):
     if size.height and size.width:
       return [int(size.height), int(size.width)]
   input_name = input_name or "images"
-  signature = signature or "default"
-  inputs = module_or_spec.get_input_info_dict(signature)
-  if input_name not in inputs:
-    raise ValueError(
-        "Module is missing input %r in signature %r (it has %s)."
-        % (input_name, signature, sorted(inputs))
-    )
-  shape = inputs[input_name].get_shape()
+  shape = _image_input_shape(module_or_spec, signature, input_name)
   dims = _dims(shape)
   if dims is None or len(dims) != 4 or not dims[1] or not dims[2]:
     raise ValueError(

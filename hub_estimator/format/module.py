@@ -414,6 +414,12 @@ class Module:
         for name in info.component_names()
         if graph_index_lib.tensor_name(name) not in fed
     ]
+    # Each call registers the module's asset paths again, as tensorflow_hub's
+    # calls do (exporters of the consumer graph read ASSET_FILEPATHS).
+    seeds += [
+        graph_index_lib.op_name(n)
+        for n in index.node_list(_GraphKeys.ASSET_FILEPATHS)
+    ]
     graph = tf.compat.v1.get_default_graph()
     inside_branch = _inside_branch(graph, self._graph)
     collections = {}

@@ -304,6 +304,62 @@ def load_module_spec(path, allowed_ops=None):
   )
 
 
+# Collections of a TF1 SavedModel that a module ignores: the global step, and
+# the ops that initialize a serving session (a module's instances initialize
+# like any graph under tf.compat.v1.train.MonitoredSession). As in
+# tensorflow_hub 0.15's create_module_spec_from_saved_model.
+_SAVED_MODEL_DROPPED_COLLECTIONS = (
+    tf.compat.v1.GraphKeys.GLOBAL_STEP,
+    tf.compat.v1.saved_model.constants.LEGACY_INIT_OP_KEY,
+    tf.compat.v1.saved_model.constants.MAIN_OP_KEY,
+)
+
+
+def create_module_spec_from_saved_model(
+    saved_model_path, drop_collections=None, allowed_ops=None
+):
+  """Creates a ModuleSpec from a TF1 SavedModel directory.
+
+  Each MetaGraphDef becomes a graph variant (looked up by its tags) and its
+  SignatureDefs the module's signatures; variables come from the SavedModel's
+  `variables/variables` checkpoint. Its SaverDef, init op and main op are
+  ignored: instances initialize as any module does. Exporting the spec writes
+  a module, not a SavedModel.
+
+  Args:
+    saved_model_path: the SavedModel directory (any `tf.io.gfile`
+      filesystem).
+    drop_collections: names of further collections to drop (e.g. ones the
+      format cannot store, which ModuleSpec otherwise refuses by name).
+    allowed_ops: as for `load_module_spec`.
+
+  Returns:
+    A ModuleSpec.
+
+  Raises:
+    ModuleFormatError: (a ValueError) if `saved_model.pb` is missing or
+      corrupt.
+    UnsafeModuleError: as for `load_module_spec`.
+    ValueError: for collections the format cannot store, naming them.
+  """
+  allowed_ops = op_policy.check_allowed_ops(allowed_ops)
+  path = tf.compat.as_str_any(os.fspath(saved_model_path))
+  if "://" not in path:
+    path = os.path.abspath(path)
+  saved_model = saved_model_io.read_saved_model(path)
+  dropped = set(_SAVED_MODEL_DROPPED_COLLECTIONS) | set(drop_collections or ())
+  for meta_graph in saved_model.meta_graphs:
+    for key in dropped:
+      if key in meta_graph.collection_def:
+        del meta_graph.collection_def[key]
+  op_policy.check(saved_model, path, allowed_ops)
+  return ModuleSpec(
+      saved_model,
+      checkpoint_prefix=saved_model_io.variables_prefix(path),
+      source=path,
+  )
+
+
 def _tags_key(tags):
   return frozenset(tags or ())
 
@@ -361,8 +417,17 @@ class ModuleSpec:
     return self._saved_model
 
   def get_tags(self):
-    """Returns the tag sets of the graph variants, as a sorted list of sets."""
-    return sorted((set(tags) for tags in self._meta_graphs), key=sorted)
+    """Returns the tag sets of the graph variants, as a list of frozensets.
+
+    The list is exactly tensorflow_hub 0.15's: `sorted()` over the tag sets in
+    the order of the SavedModel's MetaGraphDefs (the order given to
+    `create_module_spec`), which keeps that order except where one tag set is
+    a subset of another.
+    """
+    return sorted(
+        frozenset(meta_graph.meta_info_def.tags)
+        for meta_graph in self._saved_model.meta_graphs
+    )
 
   def get_meta_graph(self, tags=None):
     """Returns the MetaGraphDef of the variant with exactly `tags`.
@@ -457,7 +522,9 @@ class ModuleSpec:
       )
     return self._graph_indexes[key]
 
-  def export(self, path, checkpoint_path=None, name_transform_fn=None):
+  def export(
+      self, path, _sentinel=None, checkpoint_path=None, name_transform_fn=None
+  ):  # pylint: disable=invalid-name
     """Writes this module to `path` with weights taken from a checkpoint.
 
     The variables of the default graph variant are copied straight from the
@@ -471,9 +538,12 @@ class ModuleSpec:
 
     Raises:
       ValueError: if `checkpoint_path` is missing or lacks a variable (or
-        stores it with another dtype or shape).
+        stores it with another dtype or shape), or an argument after `path` is
+        passed by position.
       KeyError: if the module has no default graph variant.
     """
+    if _sentinel is not None:
+      raise ValueError("Pass checkpoint_path and name_transform_fn by keyword.")
     if not checkpoint_path:
       raise ValueError("Missing mandatory `checkpoint_path` parameter.")
     name_transform_fn = name_transform_fn or (lambda name: name)
