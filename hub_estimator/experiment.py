@@ -22,7 +22,9 @@ import tensorflow as tf
 from hub_estimator import gin_utils
 from hub_estimator import preemption
 from hub_estimator import progress
+from hub_estimator import export as export_lib
 from hub_estimator.consume import sources
+from hub_estimator.export import layout
 from hub_estimator.models import model_fn as model_fn_lib
 
 _v1 = tf.compat.v1
@@ -151,7 +153,7 @@ class Experiment:
       model_fn_factory: Callable[..., Any] = model_fn_lib.make_model_fn,
       exporter_fns: Sequence[Callable[..., Any]] = (),
       settings: Optional[RunSettings] = None,
-      best_metric: str = 'loss',
+      best_metric: Optional[str] = None,
       best_metric_mode: str = 'min',
   ):
     """Creates the experiment; nothing runs yet.
@@ -172,9 +174,11 @@ class Experiment:
       settings: checkpoint / logging / eval cadence; None means
         `RunSettings()` defaults.
       best_metric: the evaluation metric the final summary reports the best
-        value of.
-      best_metric_mode: `min` or `max`: which values of `best_metric` are
-        better.
+        value of; None means the metric and mode of the first
+        `BestModuleExporter` of `exporter_fns` (so gin sets them once), or
+        `loss` when there is none.
+      best_metric_mode: `min` or `max`: which values of an explicitly set
+        `best_metric` are better.
     """
     missing = [
         k
@@ -203,11 +207,9 @@ class Experiment:
           'Experiment.model_dir (macro MODEL_DIR) must be a non-empty path;'
           f' got {model_dir!r}.'
       )
-    if best_metric_mode not in ('min', 'max'):
-      raise gin_utils.config_error(
-          "Experiment.best_metric_mode must be 'min' or 'max'; got"
-          f' {best_metric_mode!r}.'
-      )
+    problem = layout.find_mode_error(best_metric_mode)
+    if problem:
+      raise gin_utils.config_error(f'Experiment.best_metric_{problem}')
     self.model_dir = model_dir
     self.train_steps = train_steps
     self.module_source = module_source
@@ -281,6 +283,15 @@ class Experiment:
         raise gin_utils.config_error(
             f'Experiment.exporter_fns: cannot create exporter {fn!r}: {e}'
         ) from e
+    if self.best_metric is None:
+      best = [
+          e
+          for e in self.exporters
+          if isinstance(e, export_lib.BestModuleExporter)
+      ]
+      self.best_metric, self.best_metric_mode = (
+          (best[0].metric, best[0].mode) if best else ('loss', 'min')
+      )
     names = [e.name for e in self.exporters]
     reserved = (progress.EVAL_REPORTER_NAME, preemption.EVAL_COMPLETED_NAME)
     if len(set(names)) != len(names) or set(reserved) & set(names):
@@ -433,12 +444,9 @@ class Experiment:
       value = metrics.get(self.best_metric)
       if value is None or math.isnan(value):
         continue
-      better = best_value is None or (
-          value < best_value
-          if self.best_metric_mode == 'min'
-          else value > best_value
-      )
-      if better:
+      if best_value is None or layout.is_better(
+          value, best_value, self.best_metric_mode
+      ):
         best_value, best_step = value, int(metrics.get('global_step', 0))
     exports = {
         k: v

@@ -1,7 +1,6 @@
 """What a person sees of a run: progress lines, eval reports, export summaries, results."""
 
 import dataclasses
-import json
 import os
 import shlex
 import time
@@ -10,7 +9,7 @@ from typing import Any, Dict, List, Mapping, Optional
 from absl import logging
 import tensorflow as tf
 
-from hub_estimator import export as export_lib
+from hub_estimator.export import layout
 
 _v1 = tf.compat.v1
 EVAL_REPORTER_NAME = 'eval_report'
@@ -63,7 +62,7 @@ class RunResult:
     if self.exports:
       lines.append('Exports (newest version last):')
       for name, versions in sorted(self.exports.items()):
-        modules = _list_dirs(versions[-1]) if versions else []
+        modules = layout.module_names(versions[-1]) if versions else []
         newest = versions[-1] if versions else '(none)'
         lines.append(
             f'  {name}: {len(versions)} version(s); newest {newest}'
@@ -82,16 +81,12 @@ class RunResult:
 
 def _export_origin(version_dir: str, metric: str) -> str:
   """'(step N, metric=v) ' from a version's export metadata, or ''."""
-  path = os.path.join(version_dir, export_lib.METADATA_FILENAME)
-  try:
-    with tf.io.gfile.GFile(path) as f:
-      metadata = json.load(f)
-    step = metadata['global_step']
-    value = metadata.get('metrics', {}).get(metric)
-  except (tf.errors.OpError, ValueError, KeyError, TypeError):
+  metadata = layout.read_metadata(version_dir)
+  if not metadata or 'global_step' not in metadata:
     return ''
-  shown = f', {metric}={value:.4f}' if isinstance(value, float) else ''
-  return f'(step {step}{shown}) '
+  value = layout.recorded_metric(metadata, metric)
+  shown = f', {metric}={value:.4f}' if value is not None else ''
+  return f'(step {metadata["global_step"]}{shown}) '
 
 
 def _format_metrics(metrics: Mapping[str, Any]) -> str:
@@ -99,30 +94,12 @@ def _format_metrics(metrics: Mapping[str, Any]) -> str:
   return ', '.join(f'{k}={metrics[k]:.4f}' for k in keys)
 
 
-def _list_dirs(path: str) -> List[str]:
-  if not tf.io.gfile.isdir(path):
-    return []
-  return sorted(
-      n.rstrip('/')
-      for n in tf.io.gfile.listdir(path)
-      if tf.io.gfile.isdir(os.path.join(path, n.rstrip('/')))
-  )
-
-
 def list_exports(model_dir: str) -> Dict[str, List[str]]:
   """Returns exporter name -> published version folders (oldest first)."""
-  base = os.path.join(model_dir, 'export')
-  result = {}
-  for name in _list_dirs(base):
-    versions = [
-        v
-        for v in _list_dirs(os.path.join(base, name))
-        if v.isdigit() and len(v) == 10
-    ]
-    result[name] = [
-        os.path.join(base, name, v) for v in sorted(versions, key=int)
-    ]
-  return result
+  return {
+      name: [v.path for v in versions]
+      for name, versions in layout.list_exports(model_dir).items()
+  }
 
 
 class ProgressHook(tf.estimator.SessionRunHook):

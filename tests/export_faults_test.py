@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from hub_estimator import export
 from hub_estimator.export import failures
+from hub_estimator.export import layout
 from hub_estimator.export import policies
 from hub_estimator.export import writer as writer_lib
 import export_e2e_test as e2e
@@ -66,7 +67,7 @@ class _Reader(threading.Thread):
       except FileNotFoundError:
         names = []
       for name in names:
-        if not writer_lib.is_version_name(name):
+        if not layout.is_version_name(name):
           continue
         path = os.path.join(self._base, name)
         self.seen.add(path)

@@ -17,9 +17,9 @@ import psutil
 import tensorflow as tf
 
 from hub_estimator.export import core
+from hub_estimator.export import layout
 from hub_estimator.export import ownership
 from hub_estimator.export import policies
-from hub_estimator.export import provenance
 from hub_estimator.export import registry
 from hub_estimator.export import retention
 from hub_estimator.export import writer as writer_lib
@@ -123,7 +123,7 @@ class _PolicyTestCase(tf.test.TestCase):
 
   def exported_steps(self):
     return [
-        provenance.read_metadata(v.path)["global_step"] for v in self.versions()
+        layout.read_metadata(v.path)["global_step"] for v in self.versions()
     ]
 
   def listing(self):
@@ -156,7 +156,7 @@ class LatestModuleExporterTest(_PolicyTestCase):
   def test_uses_latest_checkpoint_when_none_given(self):
     exporter = policies.LatestModuleExporter("latest", _serving_input_fn)
     path = exporter.export(self.estimator, self.base)
-    metadata = provenance.read_metadata(path.decode())
+    metadata = layout.read_metadata(path.decode())
     self.assertEqual(metadata["checkpoint_path"], "/ckpt/model.ckpt-1")
     self.assertEqual(metadata["global_step"], 1)
 
@@ -275,7 +275,7 @@ class BestModuleExporterTest(_PolicyTestCase):
     self.assertTrue(tf.io.gfile.exists(foreign))
     self.assertLen(self.versions(), 2)
     self.assertEqual(
-        provenance.read_metadata(self.versions()[1].path)["global_step"], 2
+        layout.read_metadata(self.versions()[1].path)["global_step"], 2
     )
 
   def test_missing_metric_lists_available_metrics(self):
@@ -466,7 +466,7 @@ class FailureAndProvenanceTest(_PolicyTestCase):
             "confusion": np.array([[1, 2], [3, 4]]),
         },
     ).decode()
-    with open(os.path.join(path, provenance.METADATA_FILENAME)) as f:
+    with open(os.path.join(path, layout.METADATA_FILENAME)) as f:
       metadata = json.load(f)
     self.assertEqual(metadata["global_step"], 7)
     self.assertEqual(metadata["checkpoint_path"], "/ckpt/model.ckpt-7")
@@ -526,7 +526,7 @@ class FailureAndProvenanceTest(_PolicyTestCase):
         10,
     )
     path = self.export(exporter, 1, {"accuracy": 0.5}).decode()
-    metadata = provenance.read_metadata(path)
+    metadata = layout.read_metadata(path)
     self.assertEqual(metadata["gin_config_file"], "operative_config.gin")
     with open(os.path.join(path, "operative_config.gin")) as f:
       text = f.read()
@@ -670,7 +670,7 @@ class WriterAndRetentionTest(tf.test.TestCase):
         ),
         [],
     )
-    ranked = retention.rank_best_first(
+    ranked = layout.rank_best_first(
         [(1, math.nan), (2, 1.0)], "max", lambda s: s[1], lambda s: s[0]
     )
     self.assertEqual(ranked[0], (2, 1.0))

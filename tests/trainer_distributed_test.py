@@ -45,7 +45,7 @@ from google.protobuf import text_format
 
 import hub_estimator as hub
 from hub_estimator import progress
-from hub_estimator.export import provenance
+from hub_estimator.export import layout
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _GIN_FILE = 'gin/experiments/digits_mlp.gin'
@@ -392,7 +392,7 @@ class DistributedTrainerTest(tf.test.TestCase):
     final_steps = []
     for name, versions in sorted(exports.items()):
       for version_dir in versions:
-        with open(os.path.join(version_dir, provenance.METADATA_FILENAME)) as f:
+        with open(os.path.join(version_dir, layout.METADATA_FILENAME)) as f:
           metadata = json.load(f)
         # Written by the evaluator, the one task that runs the exporters.
         self.assertIn(f'to {version_dir}.', evaluator_log)
@@ -409,7 +409,7 @@ class DistributedTrainerTest(tf.test.TestCase):
     # The evaluator went on until it had evaluated the final checkpoint.
     self.assertNotEmpty(final_steps, message)
     self.assertGreaterEqual(min(final_steps), _TRAIN_STEPS)
-    newest = os.path.join(exports['latest'][-1], provenance.METADATA_FILENAME)
+    newest = os.path.join(exports['latest'][-1], layout.METADATA_FILENAME)
     with open(newest) as f:
       self.assertEqual(json.load(f)['checkpoint_path'], self.final_checkpoint())
 

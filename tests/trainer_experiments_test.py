@@ -370,7 +370,13 @@ class RestartTest(tf.test.TestCase):
 
   def test_summary_covers_evaluations_of_earlier_processes(self):
     model_dir = os.path.join(self.get_temp_dir(), 'restart')
-    small = ['mlp.units=[4]', 'Experiment.exporter_fns=[]']
+    # Without a best exporter the summary's metric is bound explicitly.
+    small = [
+        'mlp.units=[4]',
+        'Experiment.exporter_fns=[]',
+        "Experiment.best_metric='accuracy'",
+        "Experiment.best_metric_mode='max'",
+    ]
     first = run_experiment('gin/experiments/digits_mlp.gin', model_dir, small)
     again = run_experiment(
         'gin/experiments/digits_mlp.gin', model_dir, small + ['TRAIN_STEPS=9']
@@ -379,6 +385,7 @@ class RestartTest(tf.test.TestCase):
     self.assertEqual(
         [m['global_step'] for m in again.evaluations], [3.0, 6.0, 9.0]
     )
+    self.assertEqual(again.best_metric, 'accuracy')
     self.assertGreaterEqual(again.best_value, first.best_value)
 
 

@@ -20,7 +20,7 @@ import time
 import tensorflow as tf
 
 from hub_estimator import preemption
-from hub_estimator.export import provenance
+from hub_estimator.export import layout
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _GIN_FILE = 'gin/experiments/digits_mlp.gin'
@@ -187,7 +187,7 @@ class PreemptionTest(tf.test.TestCase):
       )
     latest = os.path.join(self.model_dir, 'export', 'latest')
     exported = [
-        provenance.read_metadata(os.path.join(latest, n))['checkpoint_path']
+        layout.read_metadata(os.path.join(latest, n))['checkpoint_path']
         for n in sorted(os.listdir(latest))
     ]
     self.assertIn(pending, exported)

@@ -28,7 +28,7 @@ from typing import Any, Callable, Dict, NamedTuple, Optional
 from absl import logging
 import tensorflow as tf
 
-from hub_estimator.export import provenance as export_provenance
+from hub_estimator.export import layout
 
 SNAPSHOT_DIRNAME = 'source_module'
 PROVENANCE_FILENAME = 'source_provenance.json'
@@ -53,7 +53,7 @@ def version_provenance(
 ) -> Dict[str, Any]:
   """Describes the export version holding `module_dir`, from its metadata."""
   version_dir = os.path.dirname(module_dir)
-  metadata = export_provenance.read_metadata(version_dir) or {}
+  metadata = layout.read_metadata(version_dir) or {}
   exporter = metadata.get('exporter') or {}
   policy = exporter.get('policy') or {} if isinstance(exporter, dict) else {}
   metrics = metadata.get('metrics') or {}

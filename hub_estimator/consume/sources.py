@@ -21,6 +21,7 @@ import tensorflow as tf
 from hub_estimator import gin_utils
 from hub_estimator.consume import fine_tuning as fine_tuning_lib
 from hub_estimator.consume import snapshot
+from hub_estimator.export import layout
 from hub_estimator.export import provenance as provenance_lib
 from hub_estimator.export import registry
 from hub_estimator.format import module as module_lib
@@ -548,7 +549,7 @@ class PathSource(ModuleSource):
     path = self.path()
     version_dir = os.path.dirname(path.rstrip('/'))
     origin = {'path': path}
-    metadata = provenance_lib.read_metadata(version_dir)
+    metadata = layout.read_metadata(version_dir)
     if metadata is not None:
       exporter = metadata.get('exporter') or {}
       origin.update(
@@ -732,27 +733,19 @@ class RunExportSource(PathSource):
     )
 
   def _resolve(self) -> str:
-    base = os.path.join(self._model_dir, 'export', self._exporter_name)
+    base = layout.exporter_dir(self._model_dir, self._exporter_name)
     if not tf.io.gfile.isdir(base):
       raise gin_utils.config_error(
           f'{self._binding()}: no export folder {base} (working directory'
           f' {os.getcwd()}). Run the publishing experiment first.'
       )
-    versions = sorted(
-        (n.rstrip('/') for n in tf.io.gfile.listdir(base)),
-        key=lambda n: int(n) if n.isdigit() else -1,
-    )
-    versions = [v for v in versions if v.isdigit() and len(v) == 10]
-    if not versions:
+    newest = layout.newest_version(base)
+    if newest is None:
       raise gin_utils.config_error(
           f'{self._binding()}: {base} holds no published version yet.'
       )
-    version_dir = os.path.join(base, versions[-1])
-    modules = sorted(
-        n.rstrip('/')
-        for n in tf.io.gfile.listdir(version_dir)
-        if tf.io.gfile.isdir(os.path.join(version_dir, n.rstrip('/')))
-    )
+    version_dir = newest.path
+    modules = layout.module_names(version_dir)
     if self._module_name is not None:
       if self._module_name not in modules:
         raise gin_utils.config_error(

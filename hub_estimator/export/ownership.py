@@ -35,7 +35,9 @@ from typing import NamedTuple, Optional
 import psutil
 import tensorflow as tf
 
-TEMP_PREFIX = "temp-"
+from hub_estimator.export import layout
+
+TEMP_PREFIX = layout.TEMP_PREFIX
 # Generous: an export takes seconds to minutes; an owner on another host is
 # presumed alive for this long.
 DEFAULT_LEASE_SECS = 6 * 3600

@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from hub_estimator.export import core
 from hub_estimator.export import failures
+from hub_estimator.export import layout
 from hub_estimator.export import provenance
 from hub_estimator.export import registry
 from hub_estimator.export import retention
@@ -31,7 +32,7 @@ class ExportError(RuntimeError):
 
 
 class _Published(NamedTuple):
-  version: writer_lib.Version
+  version: layout.Version
   metadata: Optional[Dict[str, Any]]
 
 
@@ -94,8 +95,7 @@ class ModuleExporter(tf.estimator.Exporter, metaclass=abc.ABCMeta):
     folders changed by hand, are seen as they are.
     """
     return [
-        _Published(v, provenance.read_metadata(v.path))
-        for v in writer.versions()
+        _Published(v, layout.read_metadata(v.path)) for v in writer.versions()
     ]
 
   # -- policy hooks ------------------------------------------------------------
@@ -121,7 +121,7 @@ class ModuleExporter(tf.estimator.Exporter, metaclass=abc.ABCMeta):
 
   def _to_delete(
       self, writer: writer_lib.ExportWriter, room: int = 0
-  ) -> List[writer_lib.Version]:
+  ) -> List[layout.Version]:
     """The versions retention removes; the newest N by default.
 
     Args:
@@ -266,7 +266,7 @@ class ModuleExporter(tf.estimator.Exporter, metaclass=abc.ABCMeta):
 
   def _exported_from(
       self, writer: writer_lib.ExportWriter, checkpoint_path: str
-  ) -> Optional[writer_lib.Version]:
+  ) -> Optional[layout.Version]:
     """The published version made from `checkpoint_path`, or None.
 
     Read from the versions' export_metadata.json, so an evaluation redone
@@ -285,7 +285,7 @@ class ModuleExporter(tf.estimator.Exporter, metaclass=abc.ABCMeta):
       checkpoint_path: str,
       eval_result,
       is_the_final_export,
-  ) -> writer_lib.Version:
+  ) -> layout.Version:
     """Stages every module with its provenance, then publishes the version.
 
     The staging folder is removed on any failure (and on interrupts).
@@ -316,7 +316,7 @@ class ModuleExporter(tf.estimator.Exporter, metaclass=abc.ABCMeta):
           export_base_dir=writer.base_dir,
           module_sources=module_sources,
       )
-      provenance.write_metadata(staging, metadata)
+      layout.write_metadata(staging, metadata)
       published = writer.publish(staging)
     except BaseException as e:
       if failures.is_disk_full(e):
@@ -364,7 +364,7 @@ class ModuleExporter(tf.estimator.Exporter, metaclass=abc.ABCMeta):
   def _apply_retention(
       self,
       writer: writer_lib.ExportWriter,
-      new: Optional[writer_lib.Version],
+      new: Optional[layout.Version],
       room: int = 0,
   ) -> None:
     """Removes what the retention rule says; never `new` (just published)."""
@@ -476,7 +476,7 @@ class BestModuleExporter(ModuleExporter):
           "BestModuleExporter.metric must be a non-empty string. "
           "Details: got %r" % (metric,)
       )
-    problem = retention.find_mode_error(mode)
+    problem = layout.find_mode_error(mode)
     if problem:
       raise ValueError("BestModuleExporter." + problem)
     if (
@@ -492,6 +492,16 @@ class BestModuleExporter(ModuleExporter):
     self._metric = metric
     self._mode = mode
     self._min_delta = float(min_delta)
+
+  @property
+  def metric(self) -> str:
+    """The evaluation metric compared."""
+    return self._metric
+
+  @property
+  def mode(self) -> str:
+    """'min' or 'max': which values of `metric` are better."""
+    return self._mode
 
   @property
   def policy(self) -> Dict[str, Any]:
@@ -519,56 +529,37 @@ class BestModuleExporter(ModuleExporter):
               ", ".join(sorted(str(k) for k in eval_result)),
           )
       )
-    if provenance.metric_value(eval_result[self._metric]) is None:
+    if layout.metric_value(eval_result[self._metric]) is None:
       raise ValueError(
           "BestModuleExporter %r: metric %r must be a scalar number. Details: "
           "got %r" % (self._name, self._metric, eval_result[self._metric])
       )
 
-  def _value(self, published: _Published) -> Optional[float]:
-    if not published.metadata:
-      return None
-    metrics = published.metadata.get("metrics")
-    if not isinstance(metrics, dict) or self._metric not in metrics:
-      return None
-    return provenance.metric_value(metrics[self._metric])
-
-  def _scored(
-      self, history: List[_Published]
-  ) -> List[Tuple[_Published, float]]:
-    scored, unranked = [], []
-    for published in history:
-      value = self._value(published)
-      if value is None:
-        unranked.append(published.version.path)
-      else:
-        scored.append((published, value))
+  def _scored(self, base_dir: str) -> List[Tuple[layout.Version, float]]:
+    scored, unranked = layout.scored_versions(base_dir, self._metric)
     if unranked:
       logging.warning(
           "BestModuleExporter %r: ignoring (and keeping) versions without "
           "metric %r in their %s: %s",
           self._name,
           self._metric,
-          provenance.METADATA_FILENAME,
-          ", ".join(unranked),
+          layout.METADATA_FILENAME,
+          ", ".join(v.path for v in unranked),
       )
     return scored
 
   def best_so_far(self, export_path) -> Optional[Tuple[float, str]]:
     """Returns (value, version path) of the best published version, or None."""
-    writer = writer_lib.ExportWriter(tf.compat.as_str_any(export_path))
-    ranked = retention.rank_best_first(
-        self._scored(self._history(writer)),
-        self._mode,
-        lambda s: s[1],
-        lambda s: s[0].version.version,
+    best = layout.best_version(
+        self._scored(tf.compat.as_str_any(export_path)), self._mode
     )
-    if not ranked or math.isnan(ranked[0][1]):
+    if best is None:
       return None
-    return ranked[0][1], ranked[0][0].version.path
+    version, value = best
+    return value, version.path
 
   def _decide(self, writer, checkpoint_path, eval_result, is_the_final_export):
-    value = provenance.metric_value(eval_result[self._metric])
+    value = layout.metric_value(eval_result[self._metric])
     if math.isnan(value):
       return _Decision(False, "%s is NaN" % self._metric)
     best = self.best_so_far(writer.base_dir)
@@ -577,7 +568,7 @@ class BestModuleExporter(ModuleExporter):
           True, "first evaluation with %s=%r" % (self._metric, value)
       )
     best_value, best_path = best
-    if retention.is_better(value, best_value, self._mode, self._min_delta):
+    if layout.is_better(value, best_value, self._mode, self._min_delta):
       return _Decision(
           True,
           "%s=%r beats the best so far %r" % (self._metric, value, best_value),
@@ -596,15 +587,14 @@ class BestModuleExporter(ModuleExporter):
     )
 
   def _to_delete(self, writer, room=0):
-    scored = self._scored(self._history(writer))
     doomed = retention.best_to_delete(
-        scored,
+        self._scored(writer.base_dir),
         self._keep(room),
         self._mode,
         lambda s: s[1],
-        lambda s: s[0].version.version,
+        lambda s: s[0].version,
     )
-    return [published.version for published, _ in doomed]
+    return [version for version, _ in doomed]
 
 
 @gin.configurable(module="hub_estimator")
@@ -679,7 +669,7 @@ class PeriodicModuleExporter(ModuleExporter):
 
   def _last_export(self, writer) -> Optional[Dict[str, Any]]:
     for version in reversed(writer.versions()):
-      metadata = provenance.read_metadata(version.path)
+      metadata = layout.read_metadata(version.path)
       if metadata is not None:
         return metadata
     return None

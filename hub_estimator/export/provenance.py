@@ -1,6 +1,7 @@
-"""Provenance of an export version: export_metadata.json and the gin config.
+"""Provenance of an export version: what export_metadata.json says, the gin config.
 
-Every published version folder holds `export_metadata.json`; when gin is in
+Every published version folder holds `export_metadata.json` (its name, reading
+and writing belong to layout.py; its content is made here); when gin is in
 use it also holds `operative_config.gin`, and every module in the version
 carries the same text as an attached message (key `GIN_CONFIG_ATTACHMENT_KEY`,
 a `google.protobuf.StringValue`), readable with
@@ -23,12 +24,14 @@ import tensorflow as tf
 from google.protobuf import wrappers_pb2
 from tensorflow.core.protobuf import saved_model_pb2
 
-METADATA_FILENAME = "export_metadata.json"
+from hub_estimator.export import layout
+from hub_estimator.format import protos
+from hub_estimator.format import spec as spec_lib
+
 GIN_CONFIG_FILENAME = "operative_config.gin"
 GIN_CONFIG_ATTACHMENT_KEY = "gin_operative_config"
 METADATA_FORMAT_VERSION = 1
 
-_ATTACHMENTS_COLLECTION = "hub_module_attachments"
 _PACKAGES = (
     "hub-estimator",
     "tensorflow",
@@ -45,7 +48,7 @@ def json_safe(value: Any) -> Any:
   """Converts `value` (numpy scalars/arrays, bytes, nests) to plain JSON.
 
   Non-finite floats become the strings "nan", "inf" and "-inf" (JSON has no
-  such numbers); `metric_value` reads them back.
+  such numbers); `layout.metric_value` reads them back.
   """
   if isinstance(value, Mapping):
     return {str(k): json_safe(v) for k, v in value.items()}
@@ -70,27 +73,12 @@ def json_safe(value: Any) -> Any:
   return str(value)
 
 
-def metric_value(value: Any) -> Optional[float]:
-  """Returns a scalar metric as a float (NaN/inf included), or None."""
-  if isinstance(value, str):
-    return {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}.get(value)
-  if isinstance(value, np.ndarray):
-    if value.size != 1:
-      return None
-    value = value.reshape(()).item()
-  if isinstance(value, np.generic):
-    value = value.item()
-  if isinstance(value, bool) or not isinstance(value, (int, float)):
-    return None
-  return float(value)
-
-
 def global_step_of(
     eval_result: Optional[Mapping[str, Any]], checkpoint_path: Optional[str]
 ) -> Optional[int]:
   """Returns the global step from the eval results or the checkpoint name."""
   if eval_result and "global_step" in eval_result:
-    step = metric_value(eval_result["global_step"])
+    step = layout.metric_value(eval_result["global_step"])
     if step is not None and not math.isnan(step):
       return int(step)
   if checkpoint_path:
@@ -189,35 +177,6 @@ def make_metadata(
   })
 
 
-def write_metadata(version_dir: str, metadata: Mapping[str, Any]) -> None:
-  """Writes `metadata` as `version_dir/export_metadata.json`."""
-  text = json.dumps(metadata, indent=2, sort_keys=True, allow_nan=False)
-  with tf.io.gfile.GFile(
-      os.path.join(version_dir, METADATA_FILENAME), "w"
-  ) as f:
-    f.write(text + "\n")
-
-
-def read_metadata(version_dir: str) -> Optional[Dict[str, Any]]:
-  """Returns the parsed export_metadata.json of a version, or None.
-
-  A missing or unreadable file gives None (with a warning if unreadable).
-  """
-  path = os.path.join(version_dir, METADATA_FILENAME)
-  try:
-    with tf.io.gfile.GFile(path, "r") as f:
-      data = json.loads(f.read())
-  except tf.errors.NotFoundError:
-    return None
-  except (ValueError, tf.errors.OpError, OSError) as e:
-    logging.warning("Ignoring unreadable export metadata %s: %s", path, e)
-    return None
-  if not isinstance(data, dict):
-    logging.warning("Ignoring export metadata %s: not a JSON object", path)
-    return None
-  return data
-
-
 def module_sources_header(module_sources: Sequence[Mapping[str, Any]]) -> str:
   """Returns gin comment lines naming where the model's modules came from.
 
@@ -253,17 +212,15 @@ def attach_text(module_dir: str, key: str, text: str) -> None:
     key: the attachment key.
     text: the text to attach.
   """
-  # Imported lazily: the format layer is owned elsewhere and only the
-  # attachment proto is needed here.
-  from hub_estimator.format import protos  # pylint: disable=g-import-not-at-top
-
   path = os.path.join(module_dir, "saved_model.pb")
   saved_model = saved_model_pb2.SavedModel()
   with tf.io.gfile.GFile(path, "rb") as f:
     saved_model.ParseFromString(f.read())
   value = wrappers_pb2.StringValue(value=text).SerializeToString()
   for meta_graph in saved_model.meta_graphs:
-    entries = meta_graph.collection_def[_ATTACHMENTS_COLLECTION].bytes_list
+    entries = meta_graph.collection_def[
+        spec_lib.ATTACHMENTS_COLLECTION
+    ].bytes_list
     kept = []
     for raw in entries.value:
       attachment = protos.ModuleAttachment()

@@ -1,14 +1,14 @@
 """Which published versions to delete: newest-N and best-N retention rules.
 
 Pure functions over lists of versions, so the rules are testable without files.
+"Best" ranks as layout.py's comparer does.
 """
 
-import math
 from typing import Callable, List, Optional, Sequence, TypeVar
 
-V = TypeVar("V")
+from hub_estimator.export import layout
 
-MODES = ("min", "max")
+V = TypeVar("V")
 
 
 def find_exports_to_keep_error(exports_to_keep) -> Optional[str]:
@@ -24,13 +24,6 @@ def find_exports_to_keep_error(exports_to_keep) -> Optional[str]:
         "exports_to_keep, if provided, must be a positive number. "
         "Details: got %r" % (exports_to_keep,)
     )
-  return None
-
-
-def find_mode_error(mode) -> Optional[str]:
-  """Returns why `mode` is invalid, or None if it is 'min' or 'max'."""
-  if mode not in MODES:
-    return "mode must be 'min' or 'max'. Details: got %r" % (mode,)
   return None
 
 
@@ -50,42 +43,6 @@ def newest_to_delete(
     return []
   ordered = sorted(versions, key=version_fn)
   return ordered[: max(0, len(ordered) - exports_to_keep)]
-
-
-def is_better(
-    candidate: float, reference: float, mode: str, min_delta: float = 0.0
-) -> bool:
-  """Whether `candidate` beats `reference` by more than `min_delta`.
-
-  Comparison is strict: a tie never beats. NaN never beats anything.
-  """
-  if math.isnan(candidate):
-    return False
-  if math.isnan(reference):
-    return True
-  if mode == "min":
-    return candidate < reference - min_delta
-  return candidate > reference + min_delta
-
-
-def rank_best_first(
-    scored: Sequence[V],
-    mode: str,
-    value_fn: Callable[[V], float],
-    version_fn: Callable[[V], int],
-) -> List[V]:
-  """Sorts `scored` best first; between equal values the newer version wins.
-
-  NaN values sort last.
-  """
-
-  def key(item):
-    value = value_fn(item)
-    if math.isnan(value):
-      return (1, 0.0, -version_fn(item))
-    return (0, value if mode == "min" else -value, -version_fn(item))
-
-  return sorted(scored, key=key)
 
 
 def best_to_delete(
@@ -108,5 +65,5 @@ def best_to_delete(
   """
   if exports_to_keep is None:
     return []
-  ranked = rank_best_first(scored, mode, value_fn, version_fn)
+  ranked = layout.rank_best_first(scored, mode, value_fn, version_fn)
   return ranked[max(1, exports_to_keep) :]

@@ -1,15 +1,9 @@
 """Staging, atomic publication, version naming and removal of export versions.
 
-Layout of an export base folder (`model_dir/export/<exporter name>`):
-
-    <10-digit version>/      published, complete versions (never half-written)
-    temp-<...>/              staging folders: an export being written or a
-                             version being deleted (see `ownership`)
-
-A version is staged in a `temp-` folder and published by one rename. Removal
+The layout of an export base folder (version and staging names) is that of
+layout.py; staging names and their owners are ownership.py's. A version is staged in a `temp-` folder and published by one rename. Removal
 first renames a version back to a `temp-` name, so an interrupted deletion
-never leaves a partial version visible either. TF Serving, tensorflow_hub and
-tf.estimator's garbage collection all ignore names that are not 10 digits.
+never leaves a partial version visible either.
 
 Many writers. Any number of processes (on any number of hosts) may write into
 one export folder at once, without locks: each stages in a folder whose name
@@ -30,31 +24,18 @@ missing is not complete yet).
 
 import os
 import time
-from typing import List, NamedTuple, Optional
+from typing import List, Optional
 
 from absl import logging
 import tensorflow as tf
 
+from hub_estimator.export import layout
 from hub_estimator.export import ownership
 
-TEMP_PREFIX = ownership.TEMP_PREFIX
-_VERSION_DIGITS = 10
 # How many taken version names to skip before giving up on a publish. Each
 # retry takes the next integer, so this only matters if another process keeps
 # publishing into the same folder.
 _MAX_PUBLISH_ATTEMPTS = 100
-
-
-class Version(NamedTuple):
-  """A published export version: its integer name and its path."""
-
-  version: int
-  path: str
-
-
-def is_version_name(name: str) -> bool:
-  """Whether `name` names a published version (exactly 10 decimal digits)."""
-  return len(name) == _VERSION_DIGITS and name.isdigit()
 
 
 class ExportWriter:
@@ -89,30 +70,16 @@ class ExportWriter:
   def base_dir(self) -> str:
     return self._base_dir
 
-  def _list(self) -> List[str]:
-    try:
-      if not tf.io.gfile.isdir(self._base_dir):
-        return []
-      # gfile appends "/" to folder names on some file systems.
-      return [name.rstrip("/") for name in tf.io.gfile.listdir(self._base_dir)]
-    except tf.errors.NotFoundError:
-      return []
-
-  def versions(self) -> List[Version]:
+  def versions(self) -> List[layout.Version]:
     """Returns the published versions, oldest first."""
-    found = [
-        Version(int(name), os.path.join(self._base_dir, name))
-        for name in self._list()
-        if is_version_name(name)
-    ]
-    return sorted(found)
+    return layout.list_versions(self._base_dir)
 
   def staging_dirs(self) -> List[str]:
     """Returns every `temp-*` folder, live or abandoned."""
     return [
         os.path.join(self._base_dir, name)
-        for name in self._list()
-        if name.startswith(TEMP_PREFIX)
+        for name in layout.list_names(self._base_dir)
+        if layout.is_staging_name(name)
     ]
 
   def clean_stale_temp_dirs(self) -> List[str]:
@@ -163,7 +130,7 @@ class ExportWriter:
     existing = self.versions()
     return max(now, existing[-1].version + 1) if existing else now
 
-  def publish(self, staging_dir: str) -> Version:
+  def publish(self, staging_dir: str) -> layout.Version:
     """Atomically renames `staging_dir` to a new version folder.
 
     A version name taken meanwhile by another writer (the rename fails and
@@ -182,12 +149,12 @@ class ExportWriter:
     """
     version = self.next_version()
     for _ in range(_MAX_PUBLISH_ATTEMPTS):
-      target = os.path.join(self._base_dir, "%d" % version)
+      target = layout.version_path(self._base_dir, version)
       if not tf.io.gfile.exists(target):
         try:
           tf.io.gfile.rename(staging_dir, target, overwrite=False)
           ownership.mark_done(staging_dir)
-          return Version(version, target)
+          return layout.Version(version, target)
         except (tf.errors.OpError, OSError) as e:
           # POSIX rename onto a non-empty folder fails with "Directory not
           # empty"; gfile's own check with AlreadyExistsError.
@@ -227,7 +194,7 @@ class ExportWriter:
     finally:
       ownership.mark_done(staging_dir)
 
-  def remove_version(self, version: Version) -> None:
+  def remove_version(self, version: layout.Version) -> None:
     """Unpublishes `version` atomically, then deletes its files.
 
     Removing a version another writer removed meanwhile is a no-op.
