@@ -19,6 +19,7 @@ import gin
 import gin.tf
 import tensorflow as tf
 
+from hub_estimator import checks
 from hub_estimator import gin_utils
 from hub_estimator import preemption
 from hub_estimator import progress
@@ -64,14 +65,12 @@ class RunSettings:
 
   def __post_init__(self):
     def positive(name, allow_none):
-      value = getattr(self, name)
-      if value is None and allow_none:
-        return
-      if not isinstance(value, int) or value <= 0:
-        raise gin_utils.config_error(
-            f'RunSettings.{name} must be a positive integer'
-            f'{" or None" if allow_none else ""}; got {value!r}.'
+      try:
+        checks.check_positive(
+            getattr(self, name), f'RunSettings.{name}', allow_none=allow_none
         )
+      except ValueError as e:
+        raise gin_utils.config_error(str(e)) from e
 
     if self.save_checkpoints_steps is not None and (
         self.save_checkpoints_secs is not None

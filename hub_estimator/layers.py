@@ -29,6 +29,8 @@ LAYERS = {
     'progress': ('hub_estimator.progress',),
     # gin parsing and ConfigError, shared by the gin-facing layers.
     'gin_utils': ('hub_estimator.gin_utils',),
+    # Checks of configured values (one wording), usable from any layer.
+    'checks': ('hub_estimator.checks',),
     # gin-configurable building blocks: module_fns, heads, model_fn, inputs.
     'models': ('hub_estimator.models',),
     # gin -> Estimator -> train_and_evaluate, run results; preemption
@@ -44,21 +46,23 @@ LAYERS = {
 
 # Layer name -> the other layers its modules may import.
 ALLOWED = {
-    'format': (),
-    'export': ('format',),
-    'consume': ('format', 'export', 'gin_utils'),
+    'format': ('checks',),
+    'export': ('format', 'checks'),
+    'consume': ('format', 'export', 'gin_utils', 'checks'),
     'progress': ('export',),
     'gin_utils': (),
-    'models': ('format', 'export', 'consume', 'gin_utils'),
+    'checks': (),
+    'models': ('format', 'export', 'consume', 'gin_utils', 'checks'),
     'experiment': (
         'format',
         'export',
         'consume',
         'progress',
         'gin_utils',
+        'checks',
         'models',
     ),
-    'tools': ('format', 'models'),
+    'tools': ('format', 'models', 'checks'),
     'api': ('format', 'export', 'consume'),
     'trainers': ('experiment', 'gin_utils'),
 }

@@ -127,7 +127,7 @@ class HparamsReachTheGraphTest(_Case):
         source = sources.PathSource(
             path=self.mlp_path,
             trainable=True,
-            name=f'module_{int(rate * 10)}',
+            settings=sources.ModuleSettings(name=f'module_{int(rate * 10)}'),
             fine_tuning=FineTuning(
                 signature='with_hparams', hparams={'dropout_rate': rate}
             ),
@@ -171,7 +171,10 @@ class HparamsReachTheGraphTest(_Case):
 class OptionalInputsTest(_Case):
 
   def test_inputs_with_defaults_need_no_feature(self):
-    source = sources.PathSource(path=self.mlp_path, signature='with_hparams')
+    source = sources.PathSource(
+        path=self.mlp_path,
+        settings=sources.ModuleSettings(signature='with_hparams'),
+    )
     source.check_features({'x': tf.TensorSpec([None, 4], tf.float32)})
     with tf.Graph().as_default():
       receiver = source.serving_input_fn()()
@@ -179,8 +182,10 @@ class OptionalInputsTest(_Case):
     # Mapped explicitly, an input with a default is fed from its feature.
     mapped = sources.PathSource(
         path=self.mlp_path,
-        signature='with_hparams',
-        feature_keys={'x': 'x', 'dropout_rate': 'rate'},
+        settings=sources.ModuleSettings(
+            signature='with_hparams',
+            feature_keys={'x': 'x', 'dropout_rate': 'rate'},
+        ),
     )
     with self.assertRaisesRegex(
         gin_utils.ConfigError, "unmatched inputs \\['dropout_rate'\\]"
@@ -457,11 +462,13 @@ class BadSettingsTest(_Case):
 
   def test_input_fed_by_feature_and_hparams_is_refused(self):
     self.assert_config_error(
-        ["Inputs ['bn_momentum'] are fed twice", 'PathSource.feature_keys'],
+        ["Inputs ['bn_momentum'] are fed twice", 'ModuleSettings.feature_keys'],
         lambda: sources.PathSource(
             path=self.mlp_path,
             trainable=True,
-            feature_keys={'x': 'x', 'bn_momentum': 'm'},
+            settings=sources.ModuleSettings(
+                feature_keys={'x': 'x', 'bn_momentum': 'm'}
+            ),
             fine_tuning=FineTuning(
                 signature='with_hparams', hparams={'bn_momentum': 0.5}
             ),
@@ -471,12 +478,12 @@ class BadSettingsTest(_Case):
   def test_signature_set_twice_must_agree(self):
     self.assert_config_error(
         [
-            "PathSource.signature='hparams'",
+            "ModuleSettings.signature='hparams'",
             "FineTuning.signature='with_hparams'",
         ],
         lambda: sources.PathSource(
             path=self.mlp_path,
-            signature='hparams',
+            settings=sources.ModuleSettings(signature='hparams'),
             fine_tuning=FineTuning(signature='with_hparams'),
         ),
     )

@@ -116,7 +116,7 @@ class BadConfigTest(tf.test.TestCase):
             'TRAIN_STEPS=2',
             "digits_input.feature_key='pixels'",
             'mlp.units=[4]',
-            "ModuleFnSource.feature_keys={'x': 'pixels'}",
+            "ModuleSettings.feature_keys={'x': 'pixels'}",
             'Experiment.exporter_fns=[]',
         ],
     )

@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 
+import gin
 import numpy as np
 import tensorflow as tf
 
@@ -62,7 +63,9 @@ class RunExportSourceTest(tf.test.TestCase):
   def test_missing_variant(self):
     with self.assertRaisesRegex(gin_utils.ConfigError, 'train_tags'):
       sources.RunExportSource(
-          model_dir=self.run_dir, module_name='body', train_tags=['tpu']
+          model_dir=self.run_dir,
+          module_name='body',
+          settings=sources.ModuleSettings(train_tags=['tpu']),
       ).check()
 
   def test_frozen_source_uses_default_variant(self):
@@ -120,6 +123,41 @@ class SnapshotTest(tf.test.TestCase):
     self.assertEqual(info['default'].get_shape().as_list(), [None, 3])
 
 
+class ModuleSettingsTest(tf.test.TestCase):
+
+  def test_defaults_and_normalized_values(self):
+    settings = sources.ModuleSettings(
+        feature_keys={'x': 'pixels'}, train_tags=['train']
+    )
+    self.assertEqual(settings.signature, 'default')
+    self.assertEqual(settings.output_key, 'default')
+    self.assertEqual(settings.name, 'module')
+    self.assertEqual(settings.feature_keys, {'x': 'pixels'})
+    self.assertEqual(settings.train_tags, frozenset({'train'}))
+
+  def test_bad_values_name_the_gin_key(self):
+    for kwargs, message in [
+        ({'signature': ''}, 'ModuleSettings.signature must be a non-empty'),
+        ({'output_key': 3}, 'ModuleSettings.output_key must be a non-empty'),
+        ({'name': 'a/b'}, 'ModuleSettings.name is a variable scope name'),
+        ({'feature_keys': ['x']}, 'ModuleSettings.feature_keys must map'),
+        ({'feature_keys': {'x': 1}}, 'ModuleSettings.feature_keys must map'),
+        ({'train_tags': 'train'}, 'ModuleSettings.train_tags must be a list'),
+    ]:
+      with self.assertRaisesRegex(gin_utils.ConfigError, message, msg=kwargs):
+        sources.ModuleSettings(**kwargs)
+
+  def test_sources_share_the_gin_bound_settings(self):
+    gin.clear_config()
+    try:
+      gin.parse_config("ModuleSettings.train_tags = ['train']")
+      source = sources.PathSource(path='unused')
+    finally:
+      gin.clear_config()
+    self.assertEqual(source.settings.train_tags, frozenset({'train'}))
+    self.assertEqual(source.tags(tf.estimator.ModeKeys.TRAIN), {'train'})
+
+
 class PathSourceTest(tf.test.TestCase):
 
   def test_not_a_module(self):
@@ -129,7 +167,9 @@ class PathSourceTest(tf.test.TestCase):
   def test_feature_mapping_and_serving_input(self):
     path = os.path.join(self.get_temp_dir(), 'm')
     _export_module(path)
-    source = sources.PathSource(path=path, feature_keys={'x': 'pixels'})
+    source = sources.PathSource(
+        path=path, settings=sources.ModuleSettings(feature_keys={'x': 'pixels'})
+    )
     source.check()
     source.check_features({'pixels': tf.TensorSpec([None, 4], tf.float32)})
     with self.assertRaisesRegex(gin_utils.ConfigError, 'float64'):

@@ -12,6 +12,7 @@ Swapping the module a model uses is one gin line:
 """
 
 import abc
+import dataclasses
 import os
 from typing import Any, Dict, Mapping, Optional, Sequence
 
@@ -39,6 +40,71 @@ def _tags_str(tags) -> str:
   return str(sorted(tags))
 
 
+@gin.configurable
+@dataclasses.dataclass(frozen=True)
+class ModuleSettings:
+  """How a model applies its module; the same for every module source.
+
+  Bind the fields in gin (`ModuleSettings.feature_keys = {...}`); every source
+  made without explicit `settings` picks the bindings up.
+
+  Attributes:
+    signature: the signature applied to the features.
+    output_key: the signature output fed to the head.
+    feature_keys: map from signature input name to feature key; None means
+      inputs and features share names (or there is one of each). Inputs
+      with defaults are fed from features only when mapped here (else they
+      take their default, or `FineTuning.hparams`).
+    train_tags: the graph variant used in TRAIN mode; None means `{"train"}`
+      when the module is trainable and has it, else the default variant.
+      EVAL and PREDICT always use the default variant.
+    name: the module's variable scope in the model.
+
+  Raises:
+    ConfigError: (a ValueError) a field has the wrong type, naming the gin
+      key, e.g. `ModuleSettings.train_tags`.
+  """
+
+  signature: str = 'default'
+  output_key: str = 'default'
+  feature_keys: Optional[Mapping[str, str]] = None
+  train_tags: Optional[Sequence[str]] = None
+  name: str = 'module'
+
+  def __post_init__(self):
+    for key in ('signature', 'output_key', 'name'):
+      value = getattr(self, key)
+      if not isinstance(value, str) or not value:
+        raise gin_utils.config_error(
+            f'ModuleSettings.{key} must be a non-empty string; got {value!r}.'
+        )
+    if '/' in self.name:
+      raise gin_utils.config_error(
+          'ModuleSettings.name is a variable scope name without "/"; got'
+          f' {self.name!r}.'
+      )
+    keys = self.feature_keys
+    if keys is not None:
+      if not isinstance(keys, Mapping) or not all(
+          isinstance(k, str) and isinstance(v, str) for k, v in keys.items()
+      ):
+        raise gin_utils.config_error(
+            'ModuleSettings.feature_keys must map signature input names to'
+            f' feature keys (strings), e.g. {{"x": "pixels"}}; got {keys!r}.'
+        )
+      object.__setattr__(self, 'feature_keys', dict(keys))
+    tags = self.train_tags
+    if tags is not None:
+      if isinstance(tags, (str, bytes)) or not all(
+          isinstance(t, str) for t in tags
+      ):
+        raise gin_utils.config_error(
+            'ModuleSettings.train_tags must be a list of tag strings (e.g.'
+            f" ['train']) or None; got {tags!r}."
+        )
+      object.__setattr__(self, 'train_tags', frozenset(tags))
+
+
 class ModuleSource(abc.ABC):
   """Base class: builds a spec, instantiates and applies it in a model_fn."""
 
@@ -46,11 +112,7 @@ class ModuleSource(abc.ABC):
       self,
       trainable: bool,
       export_name: Optional[str],
-      signature: str,
-      output_key: str,
-      feature_keys: Optional[Mapping[str, str]],
-      train_tags: Optional[Sequence[str]],
-      name: str,
+      settings: Optional[ModuleSettings],
       fine_tuning: Optional[fine_tuning_lib.FineTuning] = None,
   ):
     if fine_tuning is not None and not isinstance(
@@ -60,22 +122,24 @@ class ModuleSource(abc.ABC):
           f'{type(self).__name__}.fine_tuning must be @FineTuning() or None;'
           f' got {fine_tuning!r}.'
       )
+    settings = ModuleSettings() if settings is None else settings
+    self._settings = settings
     self._fine_tuning = fine_tuning
     self._trainable = bool(trainable)
     self._export_name = export_name
-    self._signature = signature
+    self._signature = settings.signature
     if fine_tuning is not None and fine_tuning.signature is not None:
-      if signature not in ('default', fine_tuning.signature):
+      if settings.signature not in ('default', fine_tuning.signature):
         raise gin_utils.config_error(
-            f'{type(self).__name__}.signature={signature!r} and'
+            f'ModuleSettings.signature={settings.signature!r} and'
             f' FineTuning.signature={fine_tuning.signature!r} disagree; set'
             ' only FineTuning.signature.'
         )
       self._signature = fine_tuning.signature
-    self._output_key = output_key
-    self._feature_keys = dict(feature_keys) if feature_keys else None
-    self._train_tags = None if train_tags is None else set(train_tags)
-    self._name = name
+    self._output_key = settings.output_key
+    self._feature_keys = settings.feature_keys
+    self._train_tags = settings.train_tags
+    self._name = settings.name
     self._spec = None
     self._record = None
 
@@ -135,6 +199,11 @@ class ModuleSource(abc.ABC):
     return self._export_name
 
   @property
+  def settings(self) -> ModuleSettings:
+    """How the model applies the module (`FineTuning.signature` wins)."""
+    return self._settings
+
+  @property
   def fine_tuning(self) -> Optional[fine_tuning_lib.FineTuning]:
     """The fine-tuning settings, or None (train as the source says)."""
     return self._fine_tuning
@@ -189,13 +258,13 @@ class ModuleSource(abc.ABC):
       tags = self.tags(mode)
       if frozenset(tags) not in available:
         raise gin_utils.config_error(
-            f'{self.key}.train_tags={_tags_str(tags)}: {self.describe()} has'
-            ' no such graph variant; it has'
+            f'ModuleSettings.train_tags={_tags_str(tags)}: {self.describe()}'
+            ' has no such graph variant; it has'
             f' {[sorted(t) for t in available]}.'
         )
     names = spec.get_signature_names()
     if self._signature not in names:
-      key = self.key
+      key = 'ModuleSettings'
       if self._fine_tuning is not None and self._fine_tuning.signature:
         key = 'FineTuning'
       raise gin_utils.config_error(
@@ -208,7 +277,7 @@ class ModuleSource(abc.ABC):
     outputs = spec.get_output_info_dict(signature=self._signature)
     if self._output_key not in outputs:
       raise gin_utils.config_error(
-          f'{self.key}.output_key={self._output_key!r}: signature'
+          f'ModuleSettings.output_key={self._output_key!r}: signature'
           f' {self._signature!r} of {self.describe()} has outputs'
           f' {sorted(outputs)}.'
       )
@@ -234,7 +303,7 @@ class ModuleSource(abc.ABC):
     both = sorted(set(settings.hparams) & set(self._feature_keys or ()))
     if both:
       raise gin_utils.config_error(
-          f'Inputs {both} are fed twice: by {self.key}.feature_keys and by'
+          f'Inputs {both} are fed twice: by ModuleSettings.feature_keys and by'
           ' FineTuning.hparams; keep one.'
       )
     for mode in (_TRAIN, tf.estimator.ModeKeys.EVAL):
@@ -296,7 +365,7 @@ class ModuleSource(abc.ABC):
           f' signature {self._signature!r} needs inputs {inputs}; the'
           f' input_fn gives features {sorted(map(str, feature_names))};'
           f' unmatched inputs {sorted(missing)}. Map them with'
-          f' {self.key}.feature_keys = {{"<input>": "<feature>"}}.'
+          ' ModuleSettings.feature_keys = {"<input>": "<feature>"}.'
       )
     return result
 
@@ -409,13 +478,9 @@ class ModuleFnSource(ModuleSource):
       module_fn=gin.REQUIRED,
       trainable: bool = True,
       export_name: Optional[str] = 'module',
-      signature: str = 'default',
-      output_key: str = 'default',
-      feature_keys: Optional[Mapping[str, str]] = None,
-      train_tags: Optional[Sequence[str]] = None,
+      settings: Optional[ModuleSettings] = None,
       tags_and_args=tags_lib.TRAIN_AND_DEFAULT,
       drop_collections: Optional[Sequence[str]] = None,
-      name: str = 'module',
       fine_tuning: Optional[fine_tuning_lib.FineTuning] = None,
   ):
     """Creates the source.
@@ -426,31 +491,15 @@ class ModuleFnSource(ModuleSource):
       trainable: whether the module's variables train.
       export_name: the folder name of this module in every export; None
         means the module is not exported.
-      signature: the signature applied to the features.
-      output_key: the signature output fed to the head.
-      feature_keys: map from signature input name to feature key; None means
-        inputs and features share names (or there is one of each). Inputs
-        with defaults are fed from features only when mapped here (else they
-        take their default, or `FineTuning.hparams`).
-      train_tags: the graph variant used in TRAIN mode; None means
-        `{"train"}` when trainable and present.
+      settings: how the model applies the module; None means
+        `ModuleSettings()` (with its gin bindings).
       tags_and_args: the variants to build (`create_module_spec`).
       drop_collections: collections to drop from the module graphs.
-      name: the module's variable scope in the model.
       fine_tuning: how the module is fine-tuned (`@FineTuning()`: hparams,
         learning-rate multiplier, frozen steps, regularization weight); None
         means as `trainable` says, with the signature's defaults.
     """
-    super().__init__(
-        trainable,
-        export_name,
-        signature,
-        output_key,
-        feature_keys,
-        train_tags,
-        name,
-        fine_tuning,
-    )
+    super().__init__(trainable, export_name, settings, fine_tuning)
     if not callable(module_fn):
       raise gin_utils.config_error(
           'ModuleFnSource.module_fn must be a module_fn (e.g. @mlp()); got'
@@ -493,11 +542,7 @@ class PathSource(ModuleSource):
       path: str = gin.REQUIRED,
       trainable: bool = False,
       export_name: Optional[str] = None,
-      signature: str = 'default',
-      output_key: str = 'default',
-      feature_keys: Optional[Mapping[str, str]] = None,
-      train_tags: Optional[Sequence[str]] = None,
-      name: str = 'module',
+      settings: Optional[ModuleSettings] = None,
       allowed_ops: Any = None,
       fine_tuning: Optional[fine_tuning_lib.FineTuning] = None,
   ):
@@ -508,15 +553,8 @@ class PathSource(ModuleSource):
       trainable: whether to fine-tune the module's variables.
       export_name: re-export the (fine-tuned) module under this name; None
         means it is not exported.
-      signature: the signature applied to the features.
-      output_key: the signature output fed to the head.
-      feature_keys: map from signature input name to feature key; None means
-        inputs and features share names (or there is one of each). Inputs
-        with defaults are fed from features only when mapped here (else they
-        take their default, or `FineTuning.hparams`).
-      train_tags: the graph variant used in TRAIN mode; None means
-        `{"train"}` when trainable and present, else the default variant.
-      name: the module's variable scope in the model.
+      settings: how the model applies the module; None means
+        `ModuleSettings()` (with its gin bindings).
       allowed_ops: op types the module may use beyond the default op policy
         for untrusted modules (e.g. `['PyFunc']`), or
         `%hub_estimator.TRUST_ALL_OPS` to trust every op; None means the
@@ -525,16 +563,7 @@ class PathSource(ModuleSource):
         learning-rate multiplier, frozen steps, regularization weight); None
         means as `trainable` says, with the signature's defaults.
     """
-    super().__init__(
-        trainable,
-        export_name,
-        signature,
-        output_key,
-        feature_keys,
-        train_tags,
-        name,
-        fine_tuning,
-    )
+    super().__init__(trainable, export_name, settings, fine_tuning)
     self._path = path
     self._allowed_ops = allowed_ops
 
@@ -601,11 +630,7 @@ class RunExportSource(PathSource):
       module_name: Optional[str] = None,
       trainable: bool = True,
       export_name: Optional[str] = None,
-      signature: str = 'default',
-      output_key: str = 'default',
-      feature_keys: Optional[Mapping[str, str]] = None,
-      train_tags: Optional[Sequence[str]] = None,
-      name: str = 'module',
+      settings: Optional[ModuleSettings] = None,
       allowed_ops: Any = None,
       fine_tuning: Optional[fine_tuning_lib.FineTuning] = None,
   ):
@@ -621,15 +646,8 @@ class RunExportSource(PathSource):
       trainable: whether to fine-tune the module's variables.
       export_name: re-export the (fine-tuned) module under this name; None
         means it is not exported.
-      signature: the signature applied to the features.
-      output_key: the signature output fed to the head.
-      feature_keys: map from signature input name to feature key; None means
-        inputs and features share names (or there is one of each). Inputs
-        with defaults are fed from features only when mapped here (else they
-        take their default, or `FineTuning.hparams`).
-      train_tags: the graph variant used in TRAIN mode; None means
-        `{"train"}` when trainable and present, else the default variant.
-      name: the module's variable scope in the model.
+      settings: how the model applies the module; None means
+        `ModuleSettings()` (with its gin bindings).
       allowed_ops: op types the module may use beyond the default op policy
         for untrusted modules (e.g. `['PyFunc']`), or
         `%hub_estimator.TRUST_ALL_OPS` to trust every op; None means the
@@ -639,16 +657,7 @@ class RunExportSource(PathSource):
         means as `trainable` says, with the signature's defaults.
     """
     super().__init__(
-        None,
-        trainable,
-        export_name,
-        signature,
-        output_key,
-        feature_keys,
-        train_tags,
-        name,
-        allowed_ops,
-        fine_tuning,
+        None, trainable, export_name, settings, allowed_ops, fine_tuning
     )
     self._model_dir = model_dir
     self._exporter_name = exporter_name

@@ -6,6 +6,8 @@ from typing import Dict
 import gin
 import tensorflow as tf
 
+from hub_estimator import checks
+
 _v1 = tf.compat.v1
 
 
@@ -39,12 +41,6 @@ def _describe(labels) -> str:
   return f'{labels.dtype.name}{labels.shape}'
 
 
-def _check_positive(value: int, key: str) -> int:
-  if not isinstance(value, int) or value <= 0:
-    raise ValueError(f'{key} must be a positive integer; got {value!r}.')
-  return value
-
-
 @gin.configurable
 class ClassificationHead(Head):
   """Single-label classification with a softmax cross-entropy loss."""
@@ -57,7 +53,7 @@ class ClassificationHead(Head):
         [0, num_classes).
       label_smoothing: in [0, 1); 0 means plain one-hot targets.
     """
-    self._num_classes = _check_positive(
+    self._num_classes = checks.check_positive(
         num_classes, 'ClassificationHead.num_classes'
     )
     if num_classes < 2:
@@ -141,7 +137,9 @@ class MultiLabelHead(Head):
         [batch, num_labels].
       threshold: probability above which a label is predicted present.
     """
-    self._num_labels = _check_positive(num_labels, 'MultiLabelHead.num_labels')
+    self._num_labels = checks.check_positive(
+        num_labels, 'MultiLabelHead.num_labels'
+    )
     if not 0.0 < threshold < 1.0:
       raise ValueError(
           f'MultiLabelHead.threshold must be in (0, 1); got {threshold}.'
@@ -197,7 +195,7 @@ class RegressionHead(Head):
       label_dimension: size of each target; labels have shape
         [batch, label_dimension] (or [batch] when it is 1).
     """
-    self._label_dimension = _check_positive(
+    self._label_dimension = checks.check_positive(
         label_dimension, 'RegressionHead.label_dimension'
     )
 

@@ -12,6 +12,8 @@ import gin
 import numpy as np
 import tensorflow as tf
 
+from hub_estimator import checks
+
 InputFn = Callable[[], tf.data.Dataset]
 
 _DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data')
@@ -22,13 +24,6 @@ _SPLITS = ('train', 'eval')
 def _check_split(split: str, key: str) -> None:
   if split not in _SPLITS:
     raise ValueError(f'{key} must be one of {list(_SPLITS)}; got {split!r}.')
-
-
-def _check_positive(value: Optional[int], key: str, allow_none: bool) -> None:
-  if value is None and allow_none:
-    return
-  if value is None or int(value) <= 0:
-    raise ValueError(f'{key} must be a positive integer; got {value!r}.')
 
 
 def _finish(
@@ -95,7 +90,7 @@ def numpy_input(
   Raises:
     ValueError: arrays have different lengths, or `y` names a missing array.
   """
-  _check_positive(batch_size, 'numpy_input.batch_size', allow_none=False)
+  checks.check_positive(batch_size, 'numpy_input.batch_size')
   if isinstance(x, str):
     with np.load(x) as data:
       arrays = {k: data[k] for k in data.files}
@@ -409,8 +404,8 @@ def digits_input(
   Returns:
     An input_fn yielding `({feature_key: pixels}, labels)` batches.
   """
-  _check_positive(batch_size, 'digits_input.batch_size', allow_none=False)
-  _check_positive(num_epochs, 'digits_input.num_epochs', allow_none=True)
+  checks.check_positive(batch_size, 'digits_input.batch_size')
+  checks.check_positive(num_epochs, 'digits_input.num_epochs', allow_none=True)
   images, labels = load_digits(split, eval_fraction, task)
   if not 0.0 < fraction <= 1.0:
     raise ValueError(
@@ -569,7 +564,7 @@ def topics_input(
   _check_split(split, 'topics_input.split')
   if num_examples is None:
     num_examples = 2000 if split == 'train' else 400
-  _check_positive(num_examples, 'topics_input.num_examples', allow_none=False)
+  checks.check_positive(num_examples, 'topics_input.num_examples')
   sentences, labels = make_topics(num_examples, 1 if split == 'train' else 2)
 
   def input_fn():

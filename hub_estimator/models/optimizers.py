@@ -11,6 +11,8 @@ from typing import Sequence
 import gin
 import tensorflow as tf
 
+from hub_estimator import checks
+
 _v1 = tf.compat.v1
 
 
@@ -83,11 +85,6 @@ def rmsprop(learning_rate, decay=0.9, momentum_value=0.0, epsilon=1e-10):
 # -------------------------------------------------- learning-rate schedules --
 
 
-def _check_positive(value, key):
-  if value is None or value <= 0:
-    raise ValueError(f'{key} must be positive; got {value!r}.')
-
-
 @gin.configurable
 def constant_rate(global_step, value=0.001):
   """A constant learning rate.
@@ -97,7 +94,7 @@ def constant_rate(global_step, value=0.001):
     value: the learning rate.
   """
   del global_step
-  _check_positive(value, 'constant_rate.value')
+  checks.check_positive(value, 'constant_rate.value', integer=False)
   return tf.constant(value, tf.float32)
 
 
@@ -114,8 +111,10 @@ def exponential_decay(
     decay_rate: multiplier per period.
     staircase: whether to decay in whole periods.
   """
-  _check_positive(initial, 'exponential_decay.initial')
-  _check_positive(decay_steps, 'exponential_decay.decay_steps')
+  checks.check_positive(initial, 'exponential_decay.initial', integer=False)
+  checks.check_positive(
+      decay_steps, 'exponential_decay.decay_steps', integer=False
+  )
   return _v1.train.exponential_decay(
       initial, global_step, decay_steps, decay_rate, staircase=staircase
   )
@@ -131,8 +130,8 @@ def cosine_decay(global_step, initial=0.01, decay_steps=1000, alpha=0.0):
     decay_steps: steps to reach the final rate.
     alpha: final rate as a fraction of `initial`.
   """
-  _check_positive(initial, 'cosine_decay.initial')
-  _check_positive(decay_steps, 'cosine_decay.decay_steps')
+  checks.check_positive(initial, 'cosine_decay.initial', integer=False)
+  checks.check_positive(decay_steps, 'cosine_decay.decay_steps', integer=False)
   return _v1.train.cosine_decay(initial, global_step, decay_steps, alpha)
 
 
@@ -167,7 +166,9 @@ def linear_warmup(global_step, schedule_fn=constant_rate, warmup_steps=100):
     schedule_fn: the schedule used after warm-up (a gin reference).
     warmup_steps: steps of the ramp.
   """
-  _check_positive(warmup_steps, 'linear_warmup.warmup_steps')
+  checks.check_positive(
+      warmup_steps, 'linear_warmup.warmup_steps', integer=False
+  )
   rate = schedule_fn(global_step)
   fraction = tf.minimum(
       1.0, tf.cast(global_step + 1, tf.float32) / float(warmup_steps)
