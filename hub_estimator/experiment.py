@@ -8,8 +8,6 @@ TF_CONFIG roles chief / worker / ps / evaluator) and returns a `RunResult`.
 """
 
 import dataclasses
-import logging as pylogging
-import math
 import os
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
@@ -23,6 +21,7 @@ from hub_estimator import checks
 from hub_estimator import gin_utils
 from hub_estimator import preemption
 from hub_estimator import progress
+from hub_estimator import run_result
 from hub_estimator import export as export_lib
 from hub_estimator.consume import sources
 from hub_estimator.export import layout
@@ -292,7 +291,7 @@ class Experiment:
           (best[0].metric, best[0].mode) if best else ('loss', 'min')
       )
     names = [e.name for e in self.exporters]
-    reserved = (progress.EVAL_REPORTER_NAME, preemption.EVAL_COMPLETED_NAME)
+    reserved = (preemption.EVAL_COMPLETED_NAME,)
     if len(set(names)) != len(names) or set(reserved) & set(names):
       raise gin_utils.config_error(
           'Experiment.exporter_fns: exporter names must be unique (and not'
@@ -333,7 +332,7 @@ class Experiment:
       hooks.append(gin.tf.GinConfigSaverHook(self.model_dir))
     return hooks
 
-  def train_and_evaluate(self) -> progress.RunResult:
+  def train_and_evaluate(self) -> run_result.RunResult:
     """Trains and evaluates (exporting at each evaluation); returns results.
 
     Raises:
@@ -347,7 +346,7 @@ class Experiment:
     with preemption.handle_signals():
       return self._train_and_evaluate()
 
-  def _train_and_evaluate(self) -> progress.RunResult:
+  def _train_and_evaluate(self) -> run_result.RunResult:
     if self.model_fn is None:
       self.prepare()
     config = self.run_config()
@@ -357,11 +356,10 @@ class Experiment:
     estimator = tf.estimator.Estimator(model_fn=self.model_fn, config=config)
     hooks = self.train_hooks(config)
     hooks.append(preemption.TrainHook(self.model_dir, config.is_chief))
-    reporter = progress.EvalReporter(self.model_dir)
     eval_dir = estimator.eval_dir()
     eval_hooks = [preemption.EvalHook(self.model_dir, eval_dir)]
     # EvalCompleted last: an evaluation is complete once every exporter ran.
-    exporters = self.exporters + [reporter, preemption.EvalCompleted(eval_dir)]
+    exporters = self.exporters + [preemption.EvalCompleted(eval_dir)]
     train_spec = tf.estimator.TrainSpec(
         self.train_input_fn, max_steps=self.train_steps, hooks=hooks
     )
@@ -381,16 +379,14 @@ class Experiment:
         [e.name for e in self.exporters],
     )
     start = time.time()
-    try:
-      if config.task_type == 'evaluator' or not config.cluster_spec:
-        self._redo_interrupted_evaluation(
-            estimator, eval_dir, eval_hooks, exporters
-        )
-      tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)
-    finally:
-      reporter.close()
-    wall = time.time() - start
-    result = self._result(estimator, reporter.evaluations, wall)
+    if config.task_type == 'evaluator' or not config.cluster_spec:
+      self._redo_interrupted_evaluation(
+          estimator, eval_dir, eval_hooks, exporters
+      )
+    tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)
+    result = run_result.collect(
+        estimator, time.time() - start, self.best_metric, self.best_metric_mode
+    )
     logging.info('%s', result.summary())
     return result
 
@@ -431,59 +427,8 @@ class Experiment:
           final,
       )
 
-  def _result(self, estimator, evaluations, wall) -> progress.RunResult:
-    step = 0
-    checkpoint = estimator.latest_checkpoint()
-    if checkpoint:
-      step = int(tf.train.load_variable(checkpoint, 'global_step'))
-    # The eval events cover earlier processes of this run too (restarts).
-    history = progress.read_eval_history(estimator.eval_dir()) or evaluations
-    best_value = best_step = None
-    for metrics in history:
-      value = metrics.get(self.best_metric)
-      if value is None or math.isnan(value):
-        continue
-      if best_value is None or layout.is_better(
-          value, best_value, self.best_metric_mode
-      ):
-        best_value, best_step = value, int(metrics.get('global_step', 0))
-    exports = {
-        k: v
-        for k, v in progress.list_exports(self.model_dir).items()
-        if k != progress.EVAL_REPORTER_NAME
-    }
-    return progress.RunResult(
-        model_dir=self.model_dir,
-        global_step=step,
-        wall_time_secs=wall,
-        evaluations=history,
-        best_metric=self.best_metric,
-        best_value=best_value,
-        best_step=best_step,
-        exports=exports,
-    )
 
-
-class _DropDeprecations(pylogging.Filter):
-
-  def filter(self, record):
-    return 'is deprecated and will be removed' not in record.getMessage()
-
-
-def quiet_tensorflow_logs() -> None:
-  """Keeps TensorFlow's own log to warnings, minus deprecation notices.
-
-  The progress lines and summaries of this module (absl INFO) stay; the
-  Estimator's INFO chatter and the deprecation notices every tf.estimator API
-  carries in TF 2.15 go. For entry points; the library never calls it.
-  """
-  logger = tf.get_logger()
-  logger.setLevel(pylogging.WARNING)
-  if not any(isinstance(f, _DropDeprecations) for f in logger.filters):
-    logger.addFilter(_DropDeprecations())
-
-
-def run() -> progress.RunResult:
+def run() -> run_result.RunResult:
   """Builds the gin-configured `Experiment`, checks it, trains, evaluates.
 
   Returns:

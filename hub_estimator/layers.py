@@ -25,7 +25,7 @@ LAYERS = {
     # Consuming: module sources and feature columns. Reads the export layout
     # ("the best export of run X"); never imports models.
     'consume': ('hub_estimator.consume',),
-    # What a person sees of a run: progress lines, eval reports.
+    # What a person sees while a run trains: progress lines, quiet logs.
     'progress': ('hub_estimator.progress',),
     # gin parsing and ConfigError, shared by the gin-facing layers.
     'gin_utils': ('hub_estimator.gin_utils',),
@@ -35,7 +35,11 @@ LAYERS = {
     'models': ('hub_estimator.models',),
     # gin -> Estimator -> train_and_evaluate, run results; preemption
     # (signals, checkpoint on SIGTERM, redoing an interrupted evaluation).
-    'experiment': ('hub_estimator.experiment', 'hub_estimator.preemption'),
+    'experiment': (
+        'hub_estimator.experiment',
+        'hub_estimator.preemption',
+        'hub_estimator.run_result',
+    ),
     # Command-line tools (python -m hub_estimator.tools.X).
     'tools': ('hub_estimator.tools',),
     # The public API (`import hub_estimator as hub`) and this table.
@@ -49,7 +53,7 @@ ALLOWED = {
     'format': ('checks',),
     'export': ('format', 'checks'),
     'consume': ('format', 'export', 'gin_utils', 'checks'),
-    'progress': ('export',),
+    'progress': (),
     'gin_utils': (),
     'checks': (),
     'models': ('format', 'export', 'consume', 'gin_utils', 'checks'),
@@ -64,5 +68,5 @@ ALLOWED = {
     ),
     'tools': ('format', 'models', 'checks'),
     'api': ('format', 'export', 'consume'),
-    'trainers': ('experiment', 'gin_utils'),
+    'trainers': ('experiment', 'gin_utils', 'progress'),
 }

@@ -44,7 +44,6 @@ import tensorflow as tf
 from google.protobuf import text_format
 
 import hub_estimator as hub
-from hub_estimator import progress
 from hub_estimator.export import layout
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -381,8 +380,8 @@ class DistributedTrainerTest(tf.test.TestCase):
   def test_evaluator_exports_modules_matching_their_checkpoints(self):
     message = self.cluster.describe('evaluator')
     exports = {
-        name: versions
-        for name, versions in progress.list_exports(self.model_dir).items()
+        name: [v.path for v in versions]
+        for name, versions in layout.list_exports(self.model_dir).items()
         if versions
     }
     self.assertCountEqual(exports, ['best', 'latest'], message)

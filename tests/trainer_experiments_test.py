@@ -19,7 +19,7 @@ import hub_estimator as hub
 from hub_estimator import experiment
 from hub_estimator import export as export_lib
 from hub_estimator import gin_utils
-from hub_estimator import progress
+from hub_estimator import preemption
 from hub_estimator.consume import feature_columns
 from hub_estimator.format import op_policy
 
@@ -213,7 +213,7 @@ class PublisherConsumerTest(tf.test.TestCase):
     shutil.copytree(self.publisher_dir, publisher_dir)
     best = os.path.join(publisher_dir, 'export', 'best')
     consumer_dir = os.path.join(self.get_temp_dir(), 'snapshot_consumer')
-    report = progress.EvalReporter.export
+    report = preemption.EvalCompleted.export
 
     def delete_publisher_exports(reporter, *args, **kwargs):
       # The publisher's retention removes the consumed version mid-run,
@@ -222,7 +222,7 @@ class PublisherConsumerTest(tf.test.TestCase):
       return report(reporter, *args, **kwargs)
 
     with mock.patch.object(
-        progress.EvalReporter, 'export', delete_publisher_exports
+        preemption.EvalCompleted, 'export', delete_publisher_exports
     ):
       result = run_experiment(
           'gin/experiments/digits_finetune.gin',

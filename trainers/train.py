@@ -18,6 +18,7 @@ from absl import logging
 from hub_estimator import experiment
 from hub_estimator import gin_utils
 from hub_estimator import preemption
+from hub_estimator import progress
 
 
 def main(argv):
@@ -29,7 +30,7 @@ def main(argv):
     return
   try:
     gin_utils.parse(flag_values.gin_file or [], flag_values.gin_param)
-    experiment.quiet_tensorflow_logs()
+    progress.quiet_tensorflow_logs()
     experiment.run()
   except gin_utils.ConfigError as e:
     sys.exit(f'trainers.train: configuration error, nothing trained.\n{e}')
