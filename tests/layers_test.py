@@ -173,6 +173,33 @@ class LayersTest(unittest.TestCase):
       self.assertNotIn(layer, others)
 
 
+class PublicNamesTest(unittest.TestCase):
+
+  def test_every_subpackage_declares_what_it_exports(self):
+    for folder, dirs, files in os.walk(os.path.join(_ROOT, _TOP)):
+      dirs[:] = [d for d in dirs if not d.startswith(('.', '__'))]
+      if '__init__.py' not in files or folder == os.path.join(_ROOT, _TOP):
+        continue
+      path = os.path.join(folder, '__init__.py')
+      with open(path, encoding='utf-8') as f:
+        tree = ast.parse(f.read())
+      declared, bound = None, set()
+      for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            getattr(t, 'id', None) == '__all__' for t in node.targets
+        ):
+          declared = ast.literal_eval(node.value)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+          bound.update(a.asname or a.name for a in node.names)
+      rel = os.path.relpath(path, _ROOT)
+      self.assertIsNotNone(declared, f'{rel} declares no __all__')
+      modules = {n[: -len('.py')] for n in files if n.endswith('.py')}
+      modules |= set(dirs)
+      unknown = [n for n in declared if n not in bound and n not in modules]
+      self.assertEqual(unknown, [], f'{rel}: __all__ names nothing there')
+      self.assertEqual(len(set(declared)), len(declared), rel)
+
+
 class CheckerTest(unittest.TestCase):
   """The checker itself fails on forbidden imports and cycles."""
 

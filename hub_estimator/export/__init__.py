@@ -36,3 +36,17 @@ from hub_estimator.export.provenance import GIN_CONFIG_ATTACHMENT_KEY
 from hub_estimator.export.provenance import GIN_CONFIG_FILENAME
 from hub_estimator.export.registry import get_registered_modules
 from hub_estimator.export.registry import register_module_for_export
+
+__all__ = [
+    "BestModuleExporter",
+    "ExportError",
+    "GIN_CONFIG_ATTACHMENT_KEY",
+    "GIN_CONFIG_FILENAME",
+    "get_registered_modules",
+    "LatestModuleExporter",
+    "METADATA_FILENAME",
+    "ModuleExporter",
+    "PeriodicModuleExporter",
+    "read_metadata",
+    "register_module_for_export",
+]

@@ -1,1 +1,12 @@
 """The TF1 Hub module format: specs, instantiation and on-disk io."""
+
+# The public modules; graph_index is internal to module.py and spec.py.
+__all__ = [
+    'module',
+    'protos',
+    'saved_model_io',
+    'spec',
+    'tags',
+    'tensor_info',
+    'writer',
+]

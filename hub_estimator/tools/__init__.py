@@ -1,1 +1,7 @@
 """Command-line tools (`python -m hub_estimator.tools.<name>`)."""
+
+# The tools (each runs as `python -m hub_estimator.tools.<name>`).
+__all__ = [
+    'export_text_embedding',
+    'inspect_module',
+]
