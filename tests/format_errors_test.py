@@ -67,7 +67,9 @@ class BadModuleDirectoryTest(tf.test.TestCase):
     path = self._copy("format")
     with open(os.path.join(path, "tfhub_module.pb"), "wb") as f:
       f.write(b"")
-    with self.assertRaisesRegex(ValueError, "Unsupported module def format: 0"):
+    with self.assertRaisesRegex(
+        hub.ModuleFormatError, "Unsupported module def format: 0"
+    ):
       hub.load_module_spec(path)
     with open(os.path.join(path, "tfhub_module.pb"), "wb") as f:
       f.write(
@@ -76,7 +78,7 @@ class BadModuleDirectoryTest(tf.test.TestCase):
           ).SerializeToString()
       )
     with self.assertRaisesRegex(
-        ValueError, r"Unsupported features: \['foo-test-missing'\]"
+        hub.ModuleFormatError, r"Unsupported features: \['foo-test-missing'\]"
     ):
       hub.load_module_spec(path)
 

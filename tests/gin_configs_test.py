@@ -7,7 +7,9 @@ from absl.testing import parameterized
 import gin
 import tensorflow as tf
 
+from hub_estimator import experiment
 from hub_estimator import gin_utils
+from hub_estimator.consume import sources
 
 _ROOT = gin_utils.REPO_ROOT
 _GIN_FILES = sorted(
@@ -52,6 +54,29 @@ class ShippedGinFilesTest(tf.test.TestCase, parameterized.TestCase):
     # Model files use the run's macros (TRAIN_STEPS), as when included.
     files = ['gin/runs/default.gin', path] if '/models/' in path else [path]
     gin_utils.parse(files, _MACROS)
+
+  @parameterized.parameters(*[p for p in _GIN_FILES if '/experiments/' in p])
+  def test_experiment_builds_its_parts(self, path):
+    gin_utils.parse([path], _MACROS)
+    exp = experiment.Experiment()
+    self.assertEqual(exp.model_dir, '/tmp/unused')
+    self.assertIsInstance(exp.module_source, sources.ModuleSource)
+    self.assertIsInstance(exp.settings, experiment.RunSettings)
+    for input_fn in (exp.train_input_fn, exp.eval_input_fn):
+      self.assertTrue(callable(input_fn), path)
+    exporters = [
+        fn(serving_input_fn=lambda: None)
+        for fn in exp._exporter_fns  # pylint: disable=protected-access
+    ]
+    self.assertEqual([e.name for e in exporters], ['best', 'latest'])
+    best = exporters[0]
+    self.assertEqual(
+        (best.metric, best.mode),
+        (
+            gin.query_parameter('%BEST_METRIC'),
+            gin.query_parameter('%BEST_MODE'),
+        ),
+    )
 
   @parameterized.parameters(*[p for p in _GIN_FILES if '/experiments/' in p])
   def test_experiment_honours_macros(self, path):

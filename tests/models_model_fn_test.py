@@ -88,11 +88,28 @@ class MakeModelFnTest(tf.test.TestCase):
     )
     with tf.Graph().as_default():
       spec = model_fn(_features(), tf.zeros([8, 2]), _ModeKeys.EVAL, None)
-      self.assertIn('root_mean_squared_error', spec.eval_metric_ops)
+      value, update = spec.eval_metric_ops['root_mean_squared_error']
+      with _v1.Session() as session:
+        session.run([
+            _v1.global_variables_initializer(),
+            _v1.local_variables_initializer(),
+        ])
+        predictions = session.run(spec.predictions)
+        session.run(update)
+        rmse = session.run(value)
+    # Labels are zero, so the RMSE is that of the predictions themselves.
+    predicted = next(iter(predictions.values()))
+    self.assertEqual(predicted.shape, (8, 2))
+    self.assertAllClose(rmse, np.sqrt(np.mean(np.square(predicted))))
     with tf.Graph().as_default():
       spec = model_fn(_features(), None, _ModeKeys.PREDICT, None)
-      self.assertIn('serving_default', spec.export_outputs)
-      self.assertLen(export_lib.get_registered_modules(), 1)
+      registered = export_lib.get_registered_modules()
+      output = spec.export_outputs['serving_default']
+      with _v1.Session() as session:
+        session.run(_v1.global_variables_initializer())
+        served = session.run(output.outputs)
+    self.assertEqual([name for name, _ in registered], ['body'])
+    self.assertEqual([v.shape for v in served.values()], [(8, 2)])
 
   def test_frozen_module_keeps_its_variables(self):
     model_fn = model_fn_lib.make_model_fn(
@@ -102,7 +119,14 @@ class MakeModelFnTest(tf.test.TestCase):
     with tf.Graph().as_default():
       model_fn(_features(), tf.constant([0] * 8), _ModeKeys.TRAIN, None)
       trainable = [v.name for v in _v1.trainable_variables()]
-    self.assertTrue(all(name.startswith('head/') for name in trainable))
+      module_variables = [
+          v.name for v in _v1.global_variables() if v.name.startswith('module')
+      ]
+      regularization = _v1.get_collection(_v1.GraphKeys.REGULARIZATION_LOSSES)
+    self.assertNotEmpty(trainable)
+    self.assertNotEmpty(module_variables)  # The module is there, frozen.
+    self.assertEqual([n for n in trainable if not n.startswith('head/')], [])
+    self.assertEqual(regularization, [])  # A frozen module's L2 stays out.
 
   def test_bad_arguments_name_the_key(self):
     with self.assertRaisesRegex(ValueError, 'make_model_fn.dropout_rate'):
