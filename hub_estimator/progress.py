@@ -1,8 +1,8 @@
 """What a person sees while a run trains: progress lines and quiet logs.
 
 `ProgressHook` logs step, loss and steps/sec; `quiet_tensorflow_logs` keeps
-TensorFlow's own log to warnings plus the one INFO line per evaluation
-(tf.estimator's "Saving dict for global step N: <metrics>"). The exporters log
+TensorFlow's own log to warnings and turns tf.estimator's per-evaluation
+record into one line `evaluation at step N: <metrics>`. The exporters log
 what they publish; the run's result and its summary are in run_result.py.
 """
 
@@ -13,8 +13,9 @@ from absl import logging
 import tensorflow as tf
 
 _v1 = tf.compat.v1
-# What tf.estimator logs (INFO) once per evaluation, with the metrics.
-_EVAL_LINE = 'Saving dict for global step'
+# What tf.estimator 2.15 logs (INFO, estimator.py) once per evaluation, with
+# the global step and the metrics as arguments.
+_EVAL_LINE = 'Saving dict for global step %d: %s'
 
 
 class ProgressHook(tf.estimator.SessionRunHook):
@@ -70,21 +71,27 @@ class ProgressHook(tf.estimator.SessionRunHook):
 
 
 class _QuietFilter(pylogging.Filter):
-  """Warnings (minus deprecation notices) and the per-evaluation INFO line."""
+  """Drops TensorFlow's INFO records and deprecation notices.
+
+  tf.estimator's per-evaluation record is logged again, once, as an absl INFO
+  line `evaluation at step N: <metrics>` (TensorFlow's logger may have a
+  handler of its own besides the root one, which would show it twice).
+  """
 
   def filter(self, record):
-    message = record.getMessage()
     if record.levelno < pylogging.WARNING:
-      return message.startswith(_EVAL_LINE)
-    return 'is deprecated and will be removed' not in message
+      if record.msg == _EVAL_LINE and len(record.args or ()) == 2:
+        logging.info('evaluation at step %d: %s', *record.args)
+      return False
+    return 'is deprecated and will be removed' not in record.getMessage()
 
 
 def quiet_tensorflow_logs() -> None:
-  """Keeps TensorFlow's own log to warnings and the evaluation results.
+  """Keeps TensorFlow's own log to warnings, plus one line per evaluation.
 
   The progress lines and summaries (absl INFO) stay; the Estimator's INFO
   chatter and the deprecation notices every tf.estimator API carries in TF
-  2.15 go, except tf.estimator's one line per evaluation with its metrics.
+  2.15 go, except the metrics of each evaluation (as an absl INFO line).
   For entry points; the library never calls it.
   """
   logger = tf.get_logger()

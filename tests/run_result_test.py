@@ -64,7 +64,7 @@ class SummaryTest(tf.test.TestCase):
 
 class QuietLogsTest(tf.test.TestCase):
 
-  def test_keeps_warnings_and_the_evaluation_line_only(self):
+  def test_keeps_warnings_and_one_line_per_evaluation(self):
     logger = tf.get_logger()
     level, filters = logger.level, list(logger.filters)
     try:
@@ -73,14 +73,24 @@ class QuietLogsTest(tf.test.TestCase):
       added = [f for f in logger.filters if f not in filters]
       self.assertLen(added, 1)
 
-      def shown(level, message):
+      def shown(level, message, *args):
         record = logger.makeRecord(
-            'tensorflow', level, 'f', 1, message, (), None
+            'tensorflow', level, 'f', 1, message, args, None
         )
         return logger.isEnabledFor(level) and added[0].filter(record)
 
-      self.assertTrue(
-          shown(pylogging.INFO, 'Saving dict for global step 250: loss = 0.1')
+      with self.assertLogs(level='INFO') as logs:
+        self.assertFalse(
+            shown(
+                pylogging.INFO,
+                'Saving dict for global step %d: %s',
+                250,
+                'accuracy = 0.98, loss = 0.1',
+            )
+        )
+      self.assertEqual(
+          [r.getMessage() for r in logs.records],
+          ['evaluation at step 250: accuracy = 0.98, loss = 0.1'],
       )
       self.assertFalse(shown(pylogging.INFO, 'Calling model_fn.'))
       self.assertTrue(shown(pylogging.WARNING, 'Something odd'))
