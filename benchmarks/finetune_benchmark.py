@@ -35,6 +35,7 @@ import gin
 
 from hub_estimator import experiment
 from hub_estimator import gin_utils
+from hub_estimator import progress
 
 _SCRATCH = [
     'Experiment.module_source = @ModuleFnSource()',
@@ -79,7 +80,7 @@ def main(argv):
   parser.add_argument('--seeds', default='0,1,2')
   parser.add_argument('--publisher_dir', default=None)
   args = parser.parse_args(argv)
-  experiment.quiet_tensorflow_logs()
+  progress.quiet_tensorflow_logs()
   base = tempfile.mkdtemp(prefix='finetune_benchmark_')
   publisher = args.publisher_dir
   if publisher is None:
