@@ -115,8 +115,10 @@ class PublisherConsumerTest(tf.test.TestCase):
     self.assertNotEmpty(
         glob.glob(os.path.join(self.publisher_dir, 'eval', 'events.*'))
     )
-    self.assertNotEmpty(
-        glob.glob(os.path.join(self.publisher_dir, 'export', 'events.*'))
+    # export/ holds the exporters' folders and nothing else.
+    self.assertCountEqual(
+        os.listdir(os.path.join(self.publisher_dir, 'export')),
+        ['best', 'latest'],
     )
 
   def test_module_loads_with_tensorflow_hub(self):
