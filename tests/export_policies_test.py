@@ -95,8 +95,13 @@ class _PolicyTestCase(tf.test.TestCase):
         )
     )
     self.enter_context(
-        mock.patch.object(policies, "_now", side_effect=lambda: self.now)
+        # The clock of the exporters' decisions and version names only (the
+        # staging leases keep the wall clock).
+        mock.patch.object(policies, "time", wraps=time)
     )
+    policies.time.time.side_effect = lambda: self.now
+    self.enter_context(mock.patch.object(writer_lib, "time", wraps=time))
+    writer_lib.time.time.side_effect = lambda: self.now
     # Publishing must never sleep, even when versions collide.
     self.enter_context(
         mock.patch("time.sleep", side_effect=AssertionError("the writer slept"))
@@ -591,7 +596,9 @@ class WriterAndRetentionTest(tf.test.TestCase):
 
   def test_versions_never_collide_nor_sleep(self):
     base = tempfile.mkdtemp(dir=self.get_temp_dir())
-    writer = writer_lib.ExportWriter(base, time_fn=lambda: 1_700_000_000.5)
+    writer = writer_lib.ExportWriter(base)
+    self.enter_context(mock.patch.object(writer_lib, "time", wraps=time))
+    writer_lib.time.time.side_effect = lambda: 1_700_000_000.5
     with mock.patch("time.sleep", side_effect=AssertionError("slept")):
       published = [
           writer.publish(writer.new_staging_dir()).version for _ in range(5)
@@ -601,7 +608,9 @@ class WriterAndRetentionTest(tf.test.TestCase):
 
   def test_publish_skips_a_name_taken_meanwhile(self):
     base = tempfile.mkdtemp(dir=self.get_temp_dir())
-    writer = writer_lib.ExportWriter(base, time_fn=lambda: 1_700_000_000)
+    writer = writer_lib.ExportWriter(base)
+    self.enter_context(mock.patch.object(writer_lib, "time", wraps=time))
+    writer_lib.time.time.side_effect = lambda: 1_700_000_000
     staging = writer.new_staging_dir()
     tf.io.gfile.makedirs(os.path.join(staging, "m"))
     real_exists = tf.io.gfile.exists
@@ -623,7 +632,9 @@ class WriterAndRetentionTest(tf.test.TestCase):
 
   def test_publish_retries_a_directory_not_empty_collision(self):
     base = tempfile.mkdtemp(dir=self.get_temp_dir())
-    writer = writer_lib.ExportWriter(base, time_fn=lambda: 1_700_000_000)
+    writer = writer_lib.ExportWriter(base)
+    self.enter_context(mock.patch.object(writer_lib, "time", wraps=time))
+    writer_lib.time.time.side_effect = lambda: 1_700_000_000
     staging = writer.new_staging_dir()
     real_rename = tf.io.gfile.rename
 
@@ -641,7 +652,9 @@ class WriterAndRetentionTest(tf.test.TestCase):
 
   def test_remove_version_unpublishes_first(self):
     base = tempfile.mkdtemp(dir=self.get_temp_dir())
-    writer = writer_lib.ExportWriter(base, time_fn=lambda: 1_700_000_000)
+    writer = writer_lib.ExportWriter(base)
+    self.enter_context(mock.patch.object(writer_lib, "time", wraps=time))
+    writer_lib.time.time.side_effect = lambda: 1_700_000_000
     version = writer.publish(writer.new_staging_dir())
     renamed = []
     real_rename = tf.io.gfile.rename

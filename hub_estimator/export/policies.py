@@ -178,7 +178,7 @@ class ModuleExporter(tf.estimator.Exporter, metaclass=abc.ABCMeta):
     self._check_eval_result(eval_result)
     self._staged_bytes = 0
     self._variable_bytes = 0
-    writer = writer_lib.ExportWriter(export_path, time_fn=_now)
+    writer = writer_lib.ExportWriter(export_path)
     # Before deciding, so that leftovers of a crash go, and exports_to_keep
     # holds again after a crash between a publish and its retention, even
     # when nothing is exported.
@@ -311,7 +311,7 @@ class ModuleExporter(tf.estimator.Exporter, metaclass=abc.ABCMeta):
           eval_result=eval_result,
           is_the_final_export=is_the_final_export,
           modules=[m.export_name for m in plan.modules],
-          created=_now(),
+          created=time.time(),
           gin_config_file=gin_file,
           export_base_dir=writer.base_dir,
           module_sources=module_sources,
@@ -396,10 +396,6 @@ def _free_space_text(path: str) -> str:
   except OSError:
     return "free space of %s unknown" % path
   return "%d bytes free on %s" % (free, path)
-
-
-def _now() -> float:
-  return time.time()
 
 
 @gin.configurable(module="hub_estimator")
@@ -657,7 +653,7 @@ class PeriodicModuleExporter(ModuleExporter):
       )
     self._every_n_steps = every_n_steps
     self._every_n_secs = every_n_secs
-    self._created = _now()
+    self._created = time.time()
 
   @property
   def policy(self) -> Dict[str, Any]:
@@ -690,7 +686,7 @@ class PeriodicModuleExporter(ModuleExporter):
       last_time = last.get("created_unix_time") if last else None
       if not isinstance(last_time, (int, float)):
         last_time = self._created
-      elapsed = _now() - last_time
+      elapsed = time.time() - last_time
       if elapsed >= self._every_n_secs:
         return _Decision(True, "%.0f s since the last export" % elapsed)
     return _Decision(

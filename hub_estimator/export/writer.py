@@ -50,20 +50,16 @@ class ExportWriter:
   def __init__(
       self,
       base_dir: str,
-      time_fn=time.time,
       lease_secs: float = ownership.DEFAULT_LEASE_SECS,
   ):
     """Creates a writer for `base_dir` (created on first staging).
 
     Args:
       base_dir: the export base folder, e.g. `model_dir/export/best`.
-      time_fn: returns the current time in seconds, for version names (for
-        tests; staging leases always use the wall clock).
       lease_secs: a staging folder older than this (seconds) counts as
         abandoned even when its owner's liveness cannot be checked.
     """
     self._base_dir = tf.compat.as_str_any(base_dir)
-    self._time_fn = time_fn
     self._lease_secs = lease_secs
 
   @property
@@ -126,7 +122,7 @@ class ExportWriter:
 
   def next_version(self) -> int:
     """Returns the name the next published version will take."""
-    now = int(self._time_fn())
+    now = int(time.time())
     existing = self.versions()
     return max(now, existing[-1].version + 1) if existing else now
 
