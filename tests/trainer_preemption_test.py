@@ -252,7 +252,7 @@ class PreemptionTest(tf.test.TestCase):
       # Redone once; the evaluator's own evaluation of the same checkpoint
       # then finds it exported (export_metadata.json) and skips it.
       self.assertLen(versions, 1, name)
-      metadata = provenance.read_metadata(os.path.join(base, versions[0]))
+      metadata = layout.read_metadata(os.path.join(base, versions[0]))
       self.assertEqual(metadata['checkpoint_path'], final)
     self.assertIsNone(preemption.read_pending(eval_dir))
 
