@@ -27,6 +27,7 @@ from hub_estimator.format.spec import create_module_spec_from_saved_model
 from hub_estimator.format.spec import load_module_spec
 from hub_estimator.format.spec import ModuleSpec
 from hub_estimator.format.tensor_info import ParsedTensorInfo
+from hub_estimator.format.tf2_bridge import export_tf2_saved_model
 
 __all__ = [
     "add_signature",
@@ -36,6 +37,7 @@ __all__ = [
     "create_module_spec",
     "create_module_spec_from_saved_model",
     "eval_function_for_module",
+    "export_tf2_saved_model",
     "get_expected_image_size",
     "get_num_image_channels",
     "image_embedding_column",
