@@ -261,6 +261,115 @@ def scenario_cli(root):
   }
 
 
+def scenario_exporter(root):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import hub_estimator as hub  # pylint: disable=g-import-not-at-top
+  from hub_estimator.models import module_fns  # pylint: disable=g-import-not-at-top
+
+  def ref_module_fn():
+    x = tf.compat.v1.placeholder(tf.float32, [None, 4], name="x")
+    w = tf.compat.v1.get_variable("w", [4, 3], use_resource=False)
+    hub.add_signature(inputs=x, outputs=tf.matmul(x, w))
+
+  def make_model_fn(module_fn, tags_and_args):
+    spec = hub.create_module_spec(module_fn, tags_and_args=tags_and_args)
+
+    def model_fn(features, labels, mode):
+      train = mode == tf.estimator.ModeKeys.TRAIN
+      module = hub.Module(
+          spec,
+          trainable=True,
+          tags={"train"} if train and tags_and_args else None,
+      )
+      logits = module(features["x"])
+      hub.register_module_for_export(module, "body")
+      if mode == tf.estimator.ModeKeys.PREDICT:
+        return tf.estimator.EstimatorSpec(mode, predictions=logits)
+      loss = tf.compat.v1.losses.sparse_softmax_cross_entropy(labels, logits)
+      train_op = tf.compat.v1.train.GradientDescentOptimizer(0.1).minimize(
+          loss, tf.compat.v1.train.get_global_step()
+      )
+      return tf.estimator.EstimatorSpec(mode, loss=loss, train_op=train_op)
+
+    return model_fn
+
+  def input_fn():
+    x = np.random.RandomState(0).randn(16, 4).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int32)
+    return tf.data.Dataset.from_tensor_slices(({"x": x}, y)).repeat().batch(16)
+
+  def serving_input_fn():
+    x = tf.compat.v1.placeholder(tf.float32, [None, 4])
+    return tf.estimator.export.ServingInputReceiver({"x": x}, x)
+
+  def run(model_dir, model_fn, exporter):
+    estimator = tf.estimator.Estimator(
+        model_fn,
+        model_dir,
+        config=tf.estimator.RunConfig(save_checkpoints_steps=3),
+    )
+    tf.estimator.train_and_evaluate(
+        estimator,
+        tf.estimator.TrainSpec(input_fn, max_steps=3),
+        tf.estimator.EvalSpec(
+            input_fn, steps=1, exporters=[exporter], throttle_secs=0
+        ),
+    )
+
+  mlp = module_fns.mlp(input_dim=4, units=(3,), batch_norm=True, l2=0.01)
+  model_dir = os.path.join(root, "run")
+  run(
+      model_dir,
+      make_model_fn(mlp, [({"train"}, {"is_training": True}), (set(), {})]),
+      hub.LatestModuleExporter(
+          "latest", serving_input_fn, tf2_saved_model=True
+      ),
+  )
+  base = os.path.join(model_dir, "export", "latest")
+  versions = sorted(os.listdir(base))
+  version = os.path.join(base, versions[-1])
+  with open(os.path.join(version, "export_metadata.json")) as f:
+    metadata = json.load(f)
+  x = np.random.RandomState(2).rand(5, 4).astype(np.float32)
+  tf1 = _tf1_outputs(os.path.join(version, "body"), x, None)[0]
+  obj = tf.saved_model.load(os.path.join(version, "tf2", "body"))
+  tf2 = obj(x).numpy()
+
+  failing_dir = os.path.join(root, "failing")
+  error = None
+  try:
+    run(
+        failing_dir,
+        make_model_fn(ref_module_fn, None),
+        hub.LatestModuleExporter(
+            "latest",
+            serving_input_fn,
+            tf2_saved_model=True,
+            raise_on_failure=True,
+        ),
+    )
+  except Exception as e:  # pylint: disable=broad-except
+    error = "%s: %s" % (type(e).__name__, e)
+  failing_base = os.path.join(failing_dir, "export", "latest")
+  return {
+      "versions": versions,
+      "version_files": sorted(os.listdir(version)),
+      "tf2_files": sorted(os.listdir(os.path.join(version, "tf2"))),
+      "policy": (
+          metadata["exporter"]["policy"]
+          if "exporter" in metadata
+          else metadata.get("policy")
+      ),
+      "diff": float(np.abs(tf1 - tf2).max()),
+      "failing_error": error,
+      "failing_left": (
+          sorted(os.listdir(failing_base))
+          if os.path.isdir(failing_base)
+          else []
+      ),
+  }
+
+
 def _run(scenario):
   root = tempfile.mkdtemp(prefix="tf2_bridge_")
   try:
@@ -342,6 +451,19 @@ def test_command_line_tool_converts_and_reports_errors():
   assert "already exists" in report["again"][1]
   assert report["missing"][0] == 1
   assert "does not exist" in report["missing"][1]
+
+
+def test_exporter_publishes_tf2_saved_model_with_the_module():
+  report = _run("exporter")
+  assert len(report["versions"]) == 1
+  assert "body" in report["version_files"]
+  assert "tf2" in report["version_files"]
+  assert report["tf2_files"] == ["body"]
+  assert report["diff"] <= 1e-6
+  assert report["policy"]["tf2_saved_model"] is True
+  # A module that cannot convert fails the whole version: nothing published.
+  assert "reference variable" in report["failing_error"], report
+  assert report["failing_left"] == []
 
 
 if __name__ == "__main__":

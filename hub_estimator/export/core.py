@@ -20,6 +20,7 @@ from absl import logging
 import tensorflow as tf
 
 from hub_estimator.export import registry
+from hub_estimator.format import tf2_bridge
 from hub_estimator.format import writer as format_writer
 
 _PREDICT = tf.estimator.ModeKeys.PREDICT
@@ -212,6 +213,26 @@ def write_modules(
     if session is not None:
       session.close()
   return written
+
+
+TF2_DIRNAME = "tf2"
+
+
+def write_tf2_saved_models(module_dirs: Sequence[str], target_dir: str) -> None:
+  """Converts written modules into TF2 Reusable SavedModels in `target_dir/tf2/`.
+
+  Args:
+    module_dirs: module folders (from `write_modules`), each `.../<name>`.
+    target_dir: the staging folder; module `m` converts to `target_dir/tf2/m`.
+
+  Raises:
+    tf2_bridge.ConversionError: naming the module and why it cannot convert.
+  """
+  for module_dir in module_dirs:
+    name = os.path.basename(module_dir.rstrip("/"))
+    tf2_bridge.export_tf2_saved_model(
+        module_dir, os.path.join(target_dir, TF2_DIRNAME, name)
+    )
 
 
 def variable_bytes(plan: ExportPlan) -> int:

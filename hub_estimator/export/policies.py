@@ -54,8 +54,15 @@ class ModuleExporter(tf.estimator.Exporter, metaclass=abc.ABCMeta):
       serving_input_fn: Callable[[], Any],
       exports_to_keep: Optional[int],
       raise_on_failure: bool,
+      tf2_saved_model: bool = False,
   ):
     cls = type(self).__name__
+    if not isinstance(tf2_saved_model, bool):
+      raise ValueError(
+          "%s.tf2_saved_model must be True or False. Details: got %r"
+          % (cls, tf2_saved_model)
+      )
+    self._tf2_saved_model = tf2_saved_model
     if not isinstance(name, str) or not name:
       raise ValueError(
           "%s.name must be a non-empty string. Details: got %r" % (cls, name)
@@ -303,10 +310,16 @@ class ModuleExporter(tf.estimator.Exporter, metaclass=abc.ABCMeta):
           provenance.attach_text(
               module_dir, provenance.GIN_CONFIG_ATTACHMENT_KEY, gin_text
           )
+      policy = dict(self.policy)
+      if self._tf2_saved_model:
+        # From the staged modules (with their attachments), into the same
+        # staging folder: published by the same rename.
+        core.write_tf2_saved_models(module_dirs, staging)
+        policy["tf2_saved_model"] = True
       metadata = provenance.make_metadata(
           exporter_name=self._name,
           exporter_class=type(self).__name__,
-          policy=self.policy,
+          policy=policy,
           checkpoint_path=checkpoint_path,
           eval_result=eval_result,
           is_the_final_export=is_the_final_export,
@@ -412,6 +425,7 @@ class LatestModuleExporter(ModuleExporter):
       serving_input_fn: Callable[[], Any],
       exports_to_keep: Optional[int] = 5,
       raise_on_failure: bool = False,
+      tf2_saved_model: bool = False,
   ):
     """Creates the exporter.
 
@@ -423,8 +437,17 @@ class LatestModuleExporter(ModuleExporter):
       exports_to_keep: how many of the newest versions to keep; None keeps all.
       raise_on_failure: if True a failed export raises `ExportError` (stopping
         training); if False it logs one error and the next evaluation retries.
+      tf2_saved_model: if True each version also holds `tf2/<module name>/`,
+        a TF2 Reusable SavedModel of each module (`export_tf2_saved_model`),
+        published in the same atomic step.
     """
-    super().__init__(name, serving_input_fn, exports_to_keep, raise_on_failure)
+    super().__init__(
+        name,
+        serving_input_fn,
+        exports_to_keep,
+        raise_on_failure,
+        tf2_saved_model,
+    )
 
   def _decide(self, writer, checkpoint_path, eval_result, is_the_final_export):
     return _Decision(True, "latest checkpoint")
@@ -450,6 +473,7 @@ class BestModuleExporter(ModuleExporter):
       exports_to_keep: Optional[int] = 1,
       min_delta: float = 0.0,
       raise_on_failure: bool = False,
+      tf2_saved_model: bool = False,
   ):
     """Creates the exporter.
 
@@ -465,8 +489,17 @@ class BestModuleExporter(ModuleExporter):
         (>= 0) to be exported. Ties never export.
       raise_on_failure: if True a failed export raises `ExportError`; if False
         it logs one error and the next evaluation retries.
+      tf2_saved_model: if True each version also holds `tf2/<module name>/`,
+        a TF2 Reusable SavedModel of each module (`export_tf2_saved_model`),
+        published in the same atomic step.
     """
-    super().__init__(name, serving_input_fn, exports_to_keep, raise_on_failure)
+    super().__init__(
+        name,
+        serving_input_fn,
+        exports_to_keep,
+        raise_on_failure,
+        tf2_saved_model,
+    )
     if not isinstance(metric, str) or not metric:
       raise ValueError(
           "BestModuleExporter.metric must be a non-empty string. "
@@ -611,6 +644,7 @@ class PeriodicModuleExporter(ModuleExporter):
       every_n_secs: Optional[float] = None,
       exports_to_keep: Optional[int] = None,
       raise_on_failure: bool = False,
+      tf2_saved_model: bool = False,
   ):
     """Creates the exporter.
 
@@ -626,8 +660,17 @@ class PeriodicModuleExporter(ModuleExporter):
       exports_to_keep: how many of the newest versions to keep; None keeps all.
       raise_on_failure: if True a failed export raises `ExportError`; if False
         it logs one error and the next evaluation retries.
+      tf2_saved_model: if True each version also holds `tf2/<module name>/`,
+        a TF2 Reusable SavedModel of each module (`export_tf2_saved_model`),
+        published in the same atomic step.
     """
-    super().__init__(name, serving_input_fn, exports_to_keep, raise_on_failure)
+    super().__init__(
+        name,
+        serving_input_fn,
+        exports_to_keep,
+        raise_on_failure,
+        tf2_saved_model,
+    )
     if every_n_steps is None and every_n_secs is None:
       raise ValueError(
           "PeriodicModuleExporter needs every_n_steps or "

@@ -31,6 +31,7 @@ from typing import Dict, List, Optional
 
 import tensorflow as tf
 from tensorflow.core.framework import variable_pb2
+from tensorflow.python.eager import context
 
 from hub_estimator.format import saved_model_io
 from hub_estimator.format import spec as spec_lib
@@ -412,7 +413,8 @@ def export_tf2_saved_model(
     inputs required, outputs as a dict).
   - vocabulary files (text-file tables) are copied into `export_path/assets/`.
 
-  Must run where TensorFlow executes eagerly (the default in TF2).
+  Runs eagerly even when called under a `tf.Graph` (an exporter) or with
+  eager execution disabled.
 
   Args:
     module_path: a TF1 Hub module directory (`tfhub_module.pb`, ...).
@@ -429,15 +431,13 @@ def export_tf2_saved_model(
       has no TF2 equivalent here (reference or partitioned variables, graph
       functions, tables not read from a vocabulary file, sparse or composite
       signature inputs, regularization losses that depend on inputs).
-    RuntimeError: if called where TensorFlow does not execute eagerly.
     FileExistsError: if `export_path` already exists.
   """
-  if not tf.executing_eagerly():
-    raise RuntimeError(
-        "export_tf2_saved_model(%r) must run eagerly (TF2 behavior); it was"
-        " called inside a tf.Graph or with eager execution disabled."
-        % module_path
-    )
+  with context.eager_mode():
+    return _export(module_path, export_path, allowed_ops)
+
+
+def _export(module_path, export_path, allowed_ops):
   if tf.io.gfile.exists(export_path):
     raise FileExistsError(
         "export_tf2_saved_model: %r already exists; it writes a new folder."
