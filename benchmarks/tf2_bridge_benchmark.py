@@ -1,0 +1,150 @@
+"""Cost of the TF2 converter, and the speed of what it writes.
+
+Run: .venv/bin/python benchmarks/tf2_bridge_benchmark.py [--sizes 2000,4000,4000,4000]
+
+On an MLP module with batch norm and a `{"train"}` variant (default sizes:
+8M + 16M + 16M = 40M weights) it prints the median over `--repeats` of:
+
+* convert: `export_tf2_saved_model(module, path)` (wall seconds) and the size
+  of what it writes (bytes), against
+* plain: `tf.saved_model.save` of a `tf.Module` holding the same variables
+  (the least any TF2 SavedModel of these weights costs); the ratio
+  convert / plain (target: <= 1.5x, issue 14);
+* tf2: one call of the converted model (`obj(x)`, eager) on a batch of
+  `--batch` rows, against
+* tf1: the same batch through `hub_estimator.Module` in graph mode
+  (`session.run`), and through tensorflow_hub 0.15's `hub.Module`;
+
+with the ratios tf2 / tf1. All measured in this process, interleaved.
+"""
+
+import argparse
+import os
+import shutil
+import statistics
+import tempfile
+import time
+
+import numpy as np
+import tensorflow as tf
+
+import hub_estimator
+from hub_estimator.format import tf2_bridge
+from hub_estimator.models import module_fns
+
+try:
+  import tensorflow_hub
+except ImportError as e:  # pragma: no cover - the peer is a test dependency
+  raise SystemExit(
+      "tensorflow-hub==0.15.0 is needed: pip install -e '.[test]'"
+  ) from e
+
+
+def _export_module(path, sizes):
+  module_fn = module_fns.mlp(
+      input_dim=sizes[0], units=sizes[1:], batch_norm=True, l2=1e-4
+  )
+  spec = hub_estimator.create_module_spec(
+      module_fn,
+      tags_and_args=[({"train"}, {"is_training": True}), (set(), {})],
+  )
+  with tf.Graph().as_default():
+    module = hub_estimator.Module(spec)
+    with tf.compat.v1.Session() as session:
+      session.run(tf.compat.v1.global_variables_initializer())
+      module.export(path, session)
+
+
+def _size(path):
+  return sum(
+      os.path.getsize(os.path.join(d, f))
+      for d, _, files in os.walk(path)
+      for f in files
+  )
+
+
+def _timed(fn):
+  start = time.perf_counter()
+  fn()
+  return time.perf_counter() - start
+
+
+def _plain_save(module_path, path):
+  reader = tf.train.load_checkpoint(
+      os.path.join(module_path, "variables", "variables")
+  )
+  holder = tf.Module()
+  holder.variables_list = [
+      tf.Variable(reader.get_tensor(name), name=name)
+      for name in sorted(reader.get_variable_to_shape_map())
+  ]
+  tf.saved_model.save(holder, path)
+
+
+def _graph_latency(module_cls, module_path, x, repeats):
+  with tf.Graph().as_default():
+    module = module_cls(module_path)
+    out = module(x)
+    with tf.compat.v1.Session() as session:
+      session.run(tf.compat.v1.global_variables_initializer())
+      session.run(out)
+      return statistics.median(
+          _timed(lambda: session.run(out)) for _ in range(repeats)
+      )
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--sizes", default="2000,4000,4000,4000")
+  parser.add_argument("--repeats", type=int, default=3)
+  parser.add_argument("--batch", type=int, default=64)
+  args = parser.parse_args()
+  sizes = [int(s) for s in args.sizes.split(",")]
+  root = tempfile.mkdtemp(prefix="tf2_bridge_benchmark_")
+  try:
+    module = os.path.join(root, "module")
+    _export_module(module, sizes)
+    convert, plain = [], []
+    for i in range(args.repeats):
+      converted = os.path.join(root, "tf2_%d" % i)
+      convert.append(
+          _timed(lambda: tf2_bridge.export_tf2_saved_model(module, converted))
+      )
+      saved = os.path.join(root, "plain_%d" % i)
+      plain.append(_timed(lambda: _plain_save(module, saved)))
+    convert_size, plain_size = _size(converted), _size(saved)
+    x = np.random.RandomState(0).rand(args.batch, sizes[0]).astype(np.float32)
+    obj = tf.saved_model.load(converted)
+    obj(x)
+    tf2 = statistics.median(
+        _timed(lambda: obj(x).numpy()) for _ in range(args.repeats * 5)
+    )
+    ours = _graph_latency(hub_estimator.Module, module, x, args.repeats * 5)
+    peer = _graph_latency(tensorflow_hub.Module, module, x, args.repeats * 5)
+    weights = sum(a * b for a, b in zip(sizes, sizes[1:]))
+    print(
+        "MLP %s (%.1fM weights), batch %d" % (sizes, weights / 1e6, args.batch)
+    )
+    print(
+        "convert %.2f s, %d bytes; plain tf.saved_model.save %.2f s, %d bytes;"
+        " time ratio %.2fx, size ratio %.3fx"
+        % (
+            statistics.median(convert),
+            convert_size,
+            statistics.median(plain),
+            plain_size,
+            statistics.median(convert) / statistics.median(plain),
+            convert_size / plain_size,
+        )
+    )
+    print(
+        "inference: tf2 %.2f ms, hub_estimator.Module %.2f ms, tensorflow_hub"
+        " Module %.2f ms; tf2/ours %.2fx, tf2/peer %.2fx"
+        % (tf2 * 1e3, ours * 1e3, peer * 1e3, tf2 / ours, tf2 / peer)
+    )
+  finally:
+    shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+  main()
