@@ -9,5 +9,6 @@ __all__ = [
     'spec',
     'tags',
     'tensor_info',
+    'tf2_bridge',
     'writer',
 ]

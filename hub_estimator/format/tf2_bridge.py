@@ -27,7 +27,7 @@ How the conversion works, in an eager TF2 context:
 
 import os
 import uuid
-from typing import Dict, List, Optional
+from typing import List
 
 import tensorflow as tf
 from tensorflow.core.framework import variable_pb2
@@ -39,9 +39,8 @@ from hub_estimator.format import tags as tags_lib
 
 _V1 = tf.compat.v1
 _SCOPE = "module"
-_VARIABLE_OPS = ("VarHandleOp",)
 _REF_VARIABLE_OPS = ("VariableV2", "Variable", "VariableV1")
-_TABLE_OPS = ("HashTableV2", "HashTable")
+_TABLE_OPS = ("HashTableV2",)
 _TEXT_FILE_INIT_OPS = ("InitializeTableFromTextFileV2",)
 _DEFAULT_SIGNATURE = "default"
 
