@@ -221,6 +221,28 @@ class CallsInsideFunctionGraphsTest(tf.test.TestCase):
         session.run(total)
         self.assertAllClose(session.run(moving_mean[0]), [5.0, 7.0])
 
+  def test_activity_losses_of_calls_in_branches_stay_out_of_the_graph(self):
+    def module_fn():
+      x = _v1.placeholder(tf.float32, [None, 3], name="x")
+      w = _v1.get_variable(
+          "w", initializer=_W, regularizer=lambda w: tf.reduce_sum(w)
+      )
+      _v1.add_to_collection(_GraphKeys.REGULARIZATION_LOSSES, tf.reduce_sum(x))
+      hub.add_signature(inputs=x, outputs=tf.matmul(x, w))
+
+    with tf.Graph().as_default():
+      module = hub.Module(hub.create_module_spec(module_fn), trainable=True)
+      module(tf.constant(_X))
+      tf.cond(
+          tf.constant(True),
+          lambda: module(tf.constant(_X)),
+          lambda: tf.zeros([2, 2]),
+      )
+      losses = _v1.get_collection(_GraphKeys.REGULARIZATION_LOSSES)
+      # The weight loss once, the activity loss of the call outside the cond.
+      self.assertLen(losses, 2)
+      self.assertAllClose(sorted(_initialize_and_run(losses)), [3.0, 21.0])
+
   def test_calls_outside_the_graph_that_owns_the_state_fail(self):
     spec = hub.create_module_spec(_affine_module_fn(hub))
     with tf.Graph().as_default():
