@@ -145,6 +145,20 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
     self.assertAllClose(embedded[:-2], _VECTORS)
     self.assertAllClose(embedded[-2:], np.zeros([2, 3]))
 
+  @parameterized.parameters("word2vec_text", "fasttext", "glove")
+  def test_a_utf8_byte_order_mark_is_not_part_of_the_first_token(self, name):
+    for compress in (False, True):
+      with self.subTest(compress=compress):
+        path = self._write("bom", b"\xef\xbb\xbf" + _CONTENTS[name], compress)
+        summary = self._export(path, num_oov_buckets=1)
+        self.assertEqual(
+            summary.file_format, name.replace("fasttext", "word2vec_text")
+        )
+        self.assertEqual(self._vocabulary(summary), _TOKENS)
+        embedded = _run_ours(summary.export_path, ["the"])
+        self.assertAllClose(embedded, _VECTORS[:1])
+        tf.io.gfile.rmtree(summary.export_path)
+
   def test_format_flag_overrides_detection_and_checks_the_content(self):
     text = self._write("w2v.txt", _CONTENTS["word2vec_text"])
     summary = self._export(text, file_format="fasttext")
@@ -314,6 +328,19 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
         "dup.bin": (
             _binary(["a", "b", "a"], np.ones([3, 2], np.float32)),
             r"dup.bin: vector 3: token 'a' already appeared as vector 1",
+        ),
+        "cr.bin": (
+            _binary(["a", "b\rc", "d"], np.ones([3, 2], np.float32)),
+            r"cr.bin: vector 2: token 'b\\rc' is empty or holds a line break"
+            r" \(\\n or \\r\), which the module's vocabulary file",
+        ),
+        "lf.bin": (
+            _binary(["a", "b\nc"], np.ones([2, 2], np.float32)),
+            r"lf.bin: vector 2: token 'b\\nc' is empty or holds a line break",
+        ),
+        "cr.txt": (
+            "a 1 2\nb\rc 3 4\n",
+            r"cr.txt:2: token 'b\\rc' is empty or holds a line break",
         ),
         "extra.bin": (
             _CONTENTS["word2vec_binary"] + b"more",

@@ -10,7 +10,8 @@ bytes 1f 8b is decompressed on the fly):
   followed by a newline, as word2vec's C tool and gensim write it.
 - `glove`: no header; `dim` is the number of values on the first line.
 
-Text lines are single-space separated. A line with more fields than
+A leading UTF-8 byte order mark is skipped. Text lines are single-space
+separated. A line with more fields than
 `dim + 1` holds a token with spaces in it (GloVe 840B has a few, such as
 ". . ."): its vector is the last `dim` fields, its token everything before. The
 numbers are parsed by numpy's C text parser (`np.loadtxt`) a chunk of lines at
@@ -32,6 +33,9 @@ FORMATS = ("word2vec_text", "fasttext", "word2vec_binary", "glove")
 CHUNK_BYTES = 4 << 20
 
 _GZIP_MAGIC = b"\x1f\x8b"
+# A UTF-8 byte order mark, which some editors put at the start of a text file;
+# it is not part of the first token (or header).
+_UTF8_BOM = b"\xef\xbb\xbf"
 _HEADER = re.compile(rb"^\s*(\d+)[ \t]+(\d+)\s*$")
 _TRAILING = b" \t\r"
 
@@ -90,6 +94,8 @@ class VectorsReader:
     self._eof = False
     try:
       self._fill(1 << 20)
+      if self._buffer.startswith(_UTF8_BOM):
+        self._buffer = self._buffer[len(_UTF8_BOM) :]
       if not self._buffer.strip():
         raise VectorsFileError("Embedding file %r holds no vectors." % path)
       self.format, self.dim, self.count = self._detect(file_format)
@@ -131,7 +137,8 @@ class VectorsReader:
     Raises:
       VectorsFileError: naming file and line (or vector number) of a token
         with the wrong number of values, values that are not finite numbers,
-        a token that is empty or not UTF-8, or a file whose vector count
+        a token that is empty, holds a line break ("\\n" or "\\r") or is not
+        UTF-8, or a file whose vector count
         differs from its header.
     """
     if self.format == "word2vec_binary":
@@ -287,10 +294,14 @@ class VectorsReader:
 
   def _token(self, raw, location):
     token = raw.lstrip(b"\n") if self.format == "word2vec_binary" else raw
-    if not token or b"\n" in token:
+    # The vocabulary file holds one token a line, and TensorFlow's line
+    # reader splits lines at "\n" and drops a "\r" before it: a token with
+    # either would not come back as itself.
+    if not token or b"\n" in token or b"\r" in token:
       raise VectorsFileError(
-          "%s: token %r is empty or holds a line break."
-          % (self.where(location), _show(raw))
+          "%s: token %r is empty or holds a line break (\\n or \\r), which"
+          " the module's vocabulary file (one token a line) cannot hold."
+          % (self.where(location), _show(token or raw))
       )
     try:
       return token.decode("utf-8")
