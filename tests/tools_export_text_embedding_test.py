@@ -362,6 +362,46 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
         [n for n in os.listdir(self.root) if n.startswith(".export")], []
     )
 
+  def test_truncated_or_corrupt_gzip_is_one_error_naming_the_file(self):
+    whole = gzip.compress(_CONTENTS["glove"] * 2000)
+    corrupt = bytearray(whole)
+    corrupt[len(whole) // 2 : len(whole) // 2 + 8] = b"\xff" * 8
+    target = os.path.join(self.root, "never")
+    for name, content in [
+        ("cut.gz", whole[: len(whole) // 2]),
+        ("corrupt.gz", bytes(corrupt)),
+        ("header.gz", whole[:10] + b"\0" * 20),
+    ]:
+      with self.subTest(name):
+        with self.assertRaisesRegex(
+            vectors.VectorsFileError,
+            name.replace(".", r"\.") + ": truncated or corrupt gzip data",
+        ):
+          export_text_embedding.export_text_embedding(
+              self._write(name, content), target
+          )
+    self.assertFalse(os.path.exists(target))
+
+  def test_a_failing_export_target_is_one_error_naming_it(self):
+    path = self._write("v.txt", "a 1 2\n")
+    target = os.path.join(self.root, "module")
+    with mock.patch.object(
+        export_text_embedding.writer,
+        "write_module",
+        side_effect=tf.errors.ResourceExhaustedError(
+            None, None, "No space left on device"
+        ),
+    ):
+      with self.assertRaisesRegex(
+          export_text_embedding.ExportTargetError,
+          "module: cannot write the module: No space left on device",
+      ):
+        export_text_embedding.export_text_embedding(path, target)
+    self.assertFalse(os.path.exists(target))
+    self.assertEqual(
+        [n for n in os.listdir(self.root) if n.startswith(".export")], []
+    )
+
   def test_bad_arguments_name_the_argument(self):
     path = self._write("v.txt", "a 1 2\n")
     cases = [

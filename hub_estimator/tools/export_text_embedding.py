@@ -211,8 +211,11 @@ def export_text_embedding(
 
   Raises:
     ValueError: for a bad argument, an existing export path, or a file that
-      cannot be read (vectors.VectorsFileError, naming file and line).
-      Nothing is left at `export_path` then.
+      cannot be read (vectors.VectorsFileError, naming file and line, also
+      for truncated or corrupt gzip data).
+    ExportTargetError: (an OSError) when writing the module fails, e.g. on a
+      read-only or full disk; names export_path and the cause.
+    Nothing is left at `export_path` after an error.
   """
   started = time.monotonic()
   _check_arguments(
@@ -225,65 +228,86 @@ def export_text_embedding(
   )
   if tf.io.gfile.exists(export_path):
     raise ValueError("Export path %r already exists." % export_path)
-  parent = os.path.dirname(export_path.rstrip("/")) or "."
-  tf.io.gfile.makedirs(parent)
-  work = os.path.join(parent, ".export_text_embedding-%s" % uuid.uuid4().hex)
-  tf.io.gfile.makedirs(work)
-  try:
-    vocab_file = os.path.join(work, VOCABULARY_FILENAME)
-    with vectors_lib.open_vectors(embedding_file, file_format) as reader:
-      read = _read_vectors(
-          reader,
-          vocab_file,
-          lowercase,
-          max_vocab_size,
-          duplicates == "keep_first",
-          show_progress,
-      )
-    store = read.store
-    rows = store.rows + num_oov_buckets
-    matrix_bytes = rows * store.dim * 4
-    partitions = min(
-        rows, max(1, math.ceil(matrix_bytes / max_partition_bytes))
-    )
-    spec = spec_lib.create_module_spec(
-        _make_module_fn(
+  with _naming_target_errors(export_path):
+    parent = os.path.dirname(export_path.rstrip("/")) or "."
+    tf.io.gfile.makedirs(parent)
+    work = os.path.join(parent, ".export_text_embedding-%s" % uuid.uuid4().hex)
+    tf.io.gfile.makedirs(work)
+    try:
+      vocab_file = os.path.join(work, VOCABULARY_FILENAME)
+      with vectors_lib.open_vectors(embedding_file, file_format) as reader:
+        read = _read_vectors(
+            reader,
             vocab_file,
-            num_oov_buckets,
-            [rows, store.dim],
-            partitions,
-            combiner,
             lowercase,
-            preprocess,
-        ),
-        _TAGS_AND_ARGS,
+            max_vocab_size,
+            duplicates == "keep_first",
+            show_progress,
+        )
+      store = read.store
+      rows = store.rows + num_oov_buckets
+      matrix_bytes = rows * store.dim * 4
+      partitions = min(
+          rows, max(1, math.ceil(matrix_bytes / max_partition_bytes))
+      )
+      spec = spec_lib.create_module_spec(
+          _make_module_fn(
+              vocab_file,
+              num_oov_buckets,
+              [rows, store.dim],
+              partitions,
+              combiner,
+              lowercase,
+              preprocess,
+          ),
+          _TAGS_AND_ARGS,
+      )
+      staging = os.path.join(work, "module")
+      writer.write_module(
+          spec,
+          staging,
+          lambda prefix: _write_checkpoint(
+              prefix, store, num_oov_buckets, show_progress
+          ),
+      )
+      tf.io.gfile.rename(staging, export_path)
+    finally:
+      if tf.io.gfile.exists(work):
+        tf.io.gfile.rmtree(work)
+    return ExportSummary(
+        export_path=export_path,
+        file_format=reader.format,
+        compressed=reader.compressed,
+        tokens=rows - num_oov_buckets,
+        dim=store.dim,
+        num_oov_buckets=num_oov_buckets,
+        partitions=partitions,
+        matrix_bytes=matrix_bytes,
+        lowercase_collisions=read.collisions,
+        duplicates=read.duplicates,
+        stopped_at_max_vocab_size=read.stopped,
+        seconds=time.monotonic() - started,
     )
-    staging = os.path.join(work, "module")
-    writer.write_module(
-        spec,
-        staging,
-        lambda prefix: _write_checkpoint(
-            prefix, store, num_oov_buckets, show_progress
-        ),
-    )
-    tf.io.gfile.rename(staging, export_path)
-  finally:
-    if tf.io.gfile.exists(work):
-      tf.io.gfile.rmtree(work)
-  return ExportSummary(
-      export_path=export_path,
-      file_format=reader.format,
-      compressed=reader.compressed,
-      tokens=rows - num_oov_buckets,
-      dim=store.dim,
-      num_oov_buckets=num_oov_buckets,
-      partitions=partitions,
-      matrix_bytes=matrix_bytes,
-      lowercase_collisions=read.collisions,
-      duplicates=read.duplicates,
-      stopped_at_max_vocab_size=read.stopped,
-      seconds=time.monotonic() - started,
-  )
+
+
+class ExportTargetError(OSError):
+  """Writing the module failed; the message names export_path and cause."""
+
+
+@contextlib.contextmanager
+def _naming_target_errors(export_path):
+  """Turns OSError / tf.errors.OpError into an ExportTargetError.
+
+  Reading errors of the vectors file are VectorsFileErrors (ValueErrors);
+  these come from writing next to or at export_path (read-only, disk full).
+  """
+  try:
+    yield
+  except (OSError, tf.errors.OpError) as e:
+    cause = e.message if isinstance(e, tf.errors.OpError) else str(e)
+    raise ExportTargetError(
+        "%s: cannot write the module: %s" % (export_path, cause)
+    ) from e
 
 
 def _check_arguments(
@@ -541,7 +565,7 @@ def main(argv):
         max_partition_bytes=FLAGS.max_partition_bytes,
         show_progress=True,
     )
-  except ValueError as e:
+  except (ValueError, ExportTargetError) as e:
     sys.exit("export_text_embedding: %s" % e)
   print(summary)
 

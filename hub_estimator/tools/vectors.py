@@ -21,6 +21,7 @@ a time, so memory beyond the caller's storage is about one chunk.
 import dataclasses
 import gzip
 import re
+import zlib
 from typing import Iterator, List, Optional
 
 import numpy as np
@@ -138,8 +139,8 @@ class VectorsReader:
       VectorsFileError: naming file and line (or vector number) of a token
         with the wrong number of values, values that are not finite numbers,
         a token that is empty, holds a line break ("\\n" or "\\r") or is not
-        UTF-8, or a file whose vector count
-        differs from its header.
+        UTF-8, a file whose vector count differs from its header, or
+        truncated or corrupt gzip data.
     """
     if self.format == "word2vec_binary":
       return self._binary_chunks()
@@ -152,7 +153,18 @@ class VectorsReader:
     parts = [self._buffer]
     have = len(self._buffer)
     while have < size and not self._eof:
-      data = self._stream.read(max(size - have, CHUNK_BYTES))
+      try:
+        data = self._stream.read(max(size - have, CHUNK_BYTES))
+      except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+        raise VectorsFileError(
+            "%s: truncated or corrupt gzip data (%s)."
+            % (self.path, e or type(e).__name__)
+        ) from e
+      except (OSError, tf.errors.OpError) as e:
+        cause = e.message if isinstance(e, tf.errors.OpError) else e
+        raise VectorsFileError(
+            "%s: cannot read: %s" % (self.path, cause)
+        ) from e
       if not data:
         self._eof = True
         break
