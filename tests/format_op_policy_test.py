@@ -7,15 +7,18 @@ graph variant and wired into a signature output, a collection or a function.
 """
 
 import os
+import re
 import shutil
 import sys
 import tempfile
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.framework import op_def_pb2
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow.core.protobuf import saver_pb2
 from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow.python.client import pywrap_tf_session
 
 import hub_estimator as hub
 from hub_estimator.consume import feature_columns
@@ -389,6 +392,122 @@ class OpPolicyTest(tf.test.TestCase):
       ):
         hub.Module(path, allowed_ops=["NoSuchOpAnywhere"])
 
+  def test_dataset_graph_held_as_data_is_refused(self):
+    # A serialized dataset graph (TextLineDataset of the secret) is only a
+    # string constant to the policy; DatasetFromGraph runs it.
+    with tf.Graph().as_default():
+      dataset = tf.data.TextLineDataset(self.secret).batch(10)
+      serialized = dataset._as_serialized_graph()  # pylint: disable=protected-access
+      with tf.compat.v1.Session() as session:
+        graph_bytes = session.run(serialized)
+
+    def build():
+      # Through a stateful op: Grappler would fold DatasetFromGraph of a
+      # constant.
+      always = tf.random.uniform([]) >= 0.0
+      graph_def = tf.where(always, graph_bytes, "")
+      variant = tf.raw_ops.DatasetFromGraph(graph_def=graph_def)
+      dataset = tf.data.experimental.from_variant(
+          variant, tf.TensorSpec([None], tf.string)
+      )
+      return tf.data.experimental.get_single_element(dataset)
+
+    def edit(meta_graph):
+      (name,) = _graft(meta_graph, build)
+      _add_output(meta_graph, "leak", name)
+
+    path = self._hostile("dataset_from_graph", edit)
+    self.assert_refused(
+        path,
+        [
+            "graph variant []: op DatasetFromGraph (node"
+            " 'hostile/DatasetFromGraph') runs a graph, dataset, function or"
+            " compiled program that it reads from a tensor or attribute, where"
+            " the policy cannot vet it [program as data]."
+        ],
+        ["DatasetFromGraph"],
+    )
+    # Allowed explicitly, it does read the consumer's file.
+    with hub.eval_function_for_module(
+        path, allowed_ops=["DatasetFromGraph"]
+    ) as f:
+      leaked = f(fixtures.TEXTS, as_dict=True)["leak"]
+    self.assertEqual(list(leaked), [b"the consumer's secret"])
+
+  def test_files_named_in_attributes_are_refused(self):
+    secret = self.secret
+
+    def build():
+      return tf.raw_ops.FixedUnigramCandidateSampler(
+          true_classes=tf.zeros([1, 1], tf.int64),
+          num_true=1,
+          num_sampled=1,
+          unique=True,
+          range_max=2,
+          vocab_file=secret,
+      )[0]
+
+    def edit(meta_graph):
+      (sampled,) = _graft(meta_graph, build)
+      _add_output(meta_graph, "sampled", sampled, tf.int64)
+      # Skipgram has no Python wrapper: a raw NodeDef (output 0: its words).
+      node = meta_graph.graph_def.node.add(
+          name="hostile/Skipgram", op="Skipgram"
+      )
+      node.attr["filename"].s = secret.encode()
+      node.attr["batch_size"].i = 1
+      node.attr["window_size"].i = 1
+      node.attr["min_count"].i = 1
+      node.attr["subsample"].f = 0.0
+      _add_output(meta_graph, "words", "hostile/Skipgram:0")
+
+    path = self._hostile("file_attributes", edit)
+    self.assert_refused(
+        path,
+        [
+            (
+                "op Skipgram (node 'hostile/Skipgram') reads a file that is not"
+                " one of the module's assets [file read]."
+            ),
+            (
+                "op FixedUnigramCandidateSampler (node"
+                " 'hostile/FixedUnigramCandidateSampler') reads a file that is"
+                " not one of the module's assets [file read]."
+            ),
+        ],
+        ["FixedUnigramCandidateSampler", "Skipgram"],
+    )
+
+  def test_every_registered_op_with_a_file_like_name_is_classified(self):
+    # The census: an op this TensorFlow registers whose string attrs or inputs
+    # have a file-like name must be refused or explained in op_policy, so a
+    # TensorFlow upgrade cannot bring an unvetted file op.
+    registered = _registered_op_defs()
+    classified = (
+        set(op_policy._REFUSED_OP_TYPES)  # pylint: disable=protected-access
+        | set(op_policy.NOT_A_FILE)
+        | op_policy.FILE_BY_ATTR_VALUE
+    )
+    pattern = re.compile(op_policy.FILE_LIKE_NAME, re.IGNORECASE)
+    unclassified = {}
+    for op_def in registered.values():
+      names = [
+          attr.name
+          for attr in op_def.attr
+          if attr.type in ("string", "list(string)")
+      ] + [arg.name for arg in op_def.input_arg]
+      file_like = [name for name in names if pattern.search(name)]
+      if file_like and op_def.name not in classified:
+        unclassified[op_def.name] = file_like
+    self.assertEqual(unclassified, {})
+    # The census itself finds the ops the tables name (no dead entries).
+    self.assertEqual(sorted(classified - set(registered)), [])
+    for op_type in ("Skipgram", "FixedUnigramCandidateSampler", "ReadFile"):
+      self.assertEqual(
+          op_policy._REFUSED_OP_TYPES[op_type],  # pylint: disable=protected-access
+          op_policy.FILE_READ,
+      )
+
   def test_every_finding_is_listed_once_across_variants(self):
     def edit(meta_graph):
       (name,) = _graft(meta_graph, lambda: tf.io.read_file("/etc/hostname"))
@@ -593,6 +712,14 @@ class OpPolicyTest(tf.test.TestCase):
     spec = hub.create_module_spec(module_fn)
     with hub.eval_function_for_module(spec) as f:
       self.assertEqual(f(self.secret.encode()), b"the consumer's secret")
+
+
+def _registered_op_defs():
+  """Every op this TensorFlow registers, by name (OpDef protos)."""
+  op_list = op_def_pb2.OpList.FromString(
+      pywrap_tf_session.TF_GetBuffer(pywrap_tf_session.TF_GetAllOpList())
+  )
+  return {op_def.name: op_def for op_def in op_list.op}
 
 
 def _load_saved_model(path):

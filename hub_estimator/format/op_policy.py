@@ -3,7 +3,9 @@
 A TF1 Hub module is a graph, and running a graph runs its ops with the rights
 of the process. Most ops compute on tensors; a few reach outside the module:
 Python callbacks, file reads, writes and listings, checkpoint save/restore,
-printing to files, network calls, calls of functions the module's function
+printing to files, network calls, graphs or programs held as data (a
+serialized dataset graph run by `DatasetFromGraph`, which the policy cannot
+see into), calls of functions the module's function
 library does not define (they would run the loading graph's function of that
 name), and ops this TensorFlow does not register (native code from an op
 library). `load_module_spec` refuses a module whose
@@ -52,6 +54,7 @@ FILE_LISTING = "file listing"
 CHECKPOINT = "checkpoint save/restore"
 PRINT_TO_FILE = "print to file"
 NETWORK = "network"
+PROGRAM_AS_DATA = "program as data"
 UNREGISTERED = "unregistered op"
 FOREIGN_FUNCTION = "foreign function"
 
@@ -69,6 +72,10 @@ _WHY = {
     ),
     PRINT_TO_FILE: "prints to a file",
     NETWORK: "talks to other processes or hosts",
+    PROGRAM_AS_DATA: (
+        "runs a graph, dataset, function or compiled program that it reads"
+        " from a tensor or attribute, where the policy cannot vet it"
+    ),
     FOREIGN_FUNCTION: (
         "calls a function that is not in the module's function library (it"
         " would run a function of the graph the module is loaded into)"
@@ -95,7 +102,7 @@ _REFUSED_OP_TYPES = {
         WriteHistogramSummary WriteImageSummary WriteAudioSummary
         WriteGraphSummary WriteRawProtoSummary ImportEvent FlushSummaryWriter
         CloseSummaryWriter StatsAggregatorSetSummaryWriter DumpTensor
-        FileSystemSetConfiguration""",
+        FileSystemSetConfiguration SerializeTRTResource""",
     ),
     **_kinds(
         FILE_READ,
@@ -108,7 +115,8 @@ _REFUSED_OP_TYPES = {
         CSVDatasetV2 ExperimentalCSVDataset LMDBDataset ExperimentalLMDBDataset
         SqlDataset ExperimentalSqlDataset LoadDataset SnapshotDatasetReader
         SnapshotNestedDatasetReader SnapshotChunkDataset GenerateVocabRemapping
-        LoadAndRemapMatrix""",
+        LoadAndRemapMatrix Skipgram FixedUnigramCandidateSampler
+        InitializeTRTResource""",
     ),
     **_kinds(
         FILE_LISTING,
@@ -126,7 +134,53 @@ _REFUSED_OP_TYPES = {
         DataServiceDatasetV3 DataServiceDatasetV4 RegisterDataset
         RegisterDatasetV2 Send Recv _Send _Recv _HostSend _HostRecv""",
     ),
+    **_kinds(
+        PROGRAM_AS_DATA,
+        """DatasetFromGraph DeserializeIterator XlaCallModule XlaCustomCall
+        XlaCustomCallV2 TfLiteSubgraphExecute TRTEngineOp _TPUCompileMlir
+        MlirPassthroughOp _XlaHostComputeMlir""",
+    ),
 }
+
+# The census of file-like names (checked by a test against every op this
+# TensorFlow registers, so that an upgrade cannot add an unvetted file op): an
+# op with a string attr or an input whose name matches `FILE_LIKE_NAME` is
+# either refused above, refused depending on that attr's value (`_kind_of`),
+# or listed here with why that name is not a file.
+FILE_LIKE_NAME = (
+    r"file|path|dir|pattern|vocab|url|dump|output_stream|prefix|graph|module"
+    r"|program|serialized|subgraph|descriptor"
+)
+NOT_A_FILE = {
+    **_kinds(
+        "direction: a word (unidirectional, bidirectional, ascending)",
+        """CudnnRNN CudnnRNNBackprop CudnnRNNBackpropV2 CudnnRNNBackpropV3
+        CudnnRNNCanonicalToParams CudnnRNNCanonicalToParamsV2
+        CudnnRNNParamsSize CudnnRNNParamsToCanonical
+        CudnnRNNParamsToCanonicalV2 CudnnRNNV2 CudnnRNNV3 RiscSort""",
+    ),
+    **_kinds(
+        "pattern: a regular expression applied to tensors",
+        "RegexFullMatch RegexReplace StaticRegexFullMatch StaticRegexReplace",
+    ),
+    **_kinds(
+        "counter_prefix: a name prefix of statistics counters",
+        "SetStatsAggregatorDataset ExperimentalSetStatsAggregatorDataset",
+    ),
+    **_kinds(
+        "serialized: a data record parsed into tensors (Example, tensor, sparse"
+        " tensor, tree ensemble, dataset options, summary metadata), not code",
+        """ParseExample ParseExampleV2 ParseSingleExample ParseSequenceExample
+        ParseSequenceExampleV2 ParseSingleSequenceExample ParseTensor
+        DeserializeSparse DeserializeManySparse BoostedTreesCreateEnsemble
+        BoostedTreesDeserializeEnsemble OptionsDataset TensorSummaryV2""",
+    ),
+}
+# Op types whose file reach depends on an attr value (see `_kind_of`).
+FILE_BY_ATTR_VALUE = frozenset(
+    """PrintV2 DebugIdentity DebugIdentityV2 DebugIdentityV3 DebugNanCount
+    DebugNumericSummary DecodeProtoV2 EncodeProto""".split()
+)
 
 # File reads that are allowed when their file name (input 0 for ReadFile,
 # input 1 for the table initializers) is one of the module's asset files.
