@@ -27,6 +27,10 @@ from hub_estimator.consume import sources
 from hub_estimator.export import layout
 from hub_estimator.models import model_fn as model_fn_lib
 
+# What `run()` raises when the final evaluation's export fails (no later
+# evaluation would retry it); a re-run of the same command redoes it.
+ExportError = export_lib.ExportError
+
 _v1 = tf.compat.v1
 
 

@@ -396,6 +396,22 @@ class FailureAndProvenanceTest(_PolicyTestCase):
       self.export(exporter, 1, {"loss": 1.0})
     self.assertEqual(self.listing(), [])
 
+  def test_failed_final_export_raises_even_without_raise_on_failure(self):
+    # No later evaluation retries the final one: the run must not end as a
+    # success without its module.
+    exporter = policies.LatestModuleExporter("latest", _serving_input_fn)
+    self.write_modules.side_effect = PermissionError(13, "Permission denied")
+    self.assertIsNone(self.export(exporter, 1))  # Not final: logged only.
+    with self.assertRaisesRegex(
+        policies.ExportError,
+        r"Permission denied.*final evaluation.*re-run the same command",
+    ):
+      self.export(exporter, 2, final=True)
+    self.assertEqual(self.listing(), [])
+    self.write_modules.side_effect = _fake_write_modules
+    self.assertIsNotNone(self.export(exporter, 2, final=True))
+    self.assertEqual(self.exported_steps(), [2])
+
   def test_failed_best_is_not_remembered(self):
     exporter = policies.BestModuleExporter("best", _serving_input_fn)
     self.export(exporter, 1, {"loss": 2.0})

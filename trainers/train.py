@@ -34,6 +34,8 @@ def main(argv):
     experiment.run()
   except gin_utils.ConfigError as e:
     sys.exit(f'trainers.train: configuration error, nothing trained.\n{e}')
+  except experiment.ExportError as e:
+    sys.exit(f'trainers.train: the final export failed.\n{e}')
   except preemption.Preempted as e:
     logging.warning(
         'trainers.train: %s Exiting with status %d (preempted).',

@@ -28,7 +28,12 @@ from hub_estimator.export import writer as writer_lib
 
 
 class ExportError(RuntimeError):
-  """An export could not be written (raised only with raise_on_failure=True)."""
+  """An export could not be written.
+
+  Raised when `raise_on_failure=True`, and always for the final evaluation's
+  export (`is_the_final_export`): no later evaluation would retry it, so the
+  run must not end as a success without its module.
+  """
 
 
 class _Published(NamedTuple):
@@ -253,6 +258,15 @@ class ModuleExporter(tf.estimator.Exporter, metaclass=abc.ABCMeta):
       message = self._failure_message(writer, checkpoint_path, e)
       if self._raise_on_failure:
         raise ExportError(message) from e
+      if is_the_final_export:
+        # Nothing after the final evaluation would try again: stop loudly.
+        # The evaluation stays recorded as pending (preemption.py), so a
+        # re-run of the same command evaluates and exports it again.
+        raise ExportError(
+            "%s This was the final evaluation, so no later one retries it: "
+            "fix the cause and re-run the same command, which evaluates and "
+            "exports this checkpoint again." % message
+        ) from e
       logging.error(
           "%s Training continues; the next evaluation will try again (set "
           "raise_on_failure=True to stop instead).",
