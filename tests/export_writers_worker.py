@@ -6,7 +6,8 @@
 Runs the real exporter policy, writer and retention; only the module writing
 is replaced by one that writes a module's files one by one with pauses (to
 widen every race window). Prints one JSON line per export:
-{"writer": id, "i": i, "path": published version or null, "error": text}.
+{"writer": id, "i": i, "path": published version or null, "error": text,
+"removed": versions this process's retention removed since the last line}.
 """
 
 import json
@@ -21,6 +22,7 @@ import tensorflow as tf
 
 from hub_estimator.export import core
 from hub_estimator.export import policies
+from hub_estimator.export import writer as writer_lib
 
 # The files of a module folder, written in this order (the last is written
 # only when the module is complete).
@@ -63,9 +65,21 @@ def main(base, writer_id, count, kind, keep):
       modules=[types.SimpleNamespace(export_name=MODULE_NAME)], graph=tf.Graph()
   )
   estimator = mock.Mock()
+  # Published versions this process's retention removed (the evidence that a
+  # success another writer's reader never saw was published nonetheless).
+  removed = []
+  remove_version = writer_lib.ExportWriter.remove_version
+
+  def _recording_remove_version(self, version):
+    remove_version(self, version)
+    removed.append(version.path)
+
   with (
       mock.patch.object(core.PLANS, "get", return_value=plan),
       mock.patch.object(core, "write_modules", side_effect=_slow_write_modules),
+      mock.patch.object(
+          writer_lib.ExportWriter, "remove_version", _recording_remove_version
+      ),
   ):
     for i in range(count):
       checkpoint = "/ckpt/writer%s/model.ckpt-%d" % (writer_id, i + 1)
@@ -88,7 +102,9 @@ def main(base, writer_id, count, kind, keep):
           "checkpoint": checkpoint,
           "path": path.decode() if path else None,
           "error": error,
+          "removed": removed[:],
       }
+      del removed[:]
       print(json.dumps(record), flush=True)
 
 
