@@ -402,6 +402,22 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
         [n for n in os.listdir(self.root) if n.startswith(".export")], []
     )
 
+  def test_work_folders_of_killed_runs_are_removed_live_ones_kept(self):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    names = {
+        "dead": ".export_text_embedding-%d-%s" % (dead.pid, "a" * 32),
+        "live": ".export_text_embedding-%d-%s" % (os.getpid(), "b" * 32),
+        "other": ".export_text_embedding-notours",
+    }
+    for name in names.values():
+      os.makedirs(os.path.join(self.root, name, "module"))
+    self._export(self._write("v.txt", "a 1 2\n"))
+    self.assertEqual(
+        sorted(n for n in os.listdir(self.root) if n.startswith(".")),
+        sorted([names["live"], names["other"]]),
+    )
+
   def test_bad_arguments_name_the_argument(self):
     path = self._write("v.txt", "a 1 2\n")
     cases = [

@@ -28,6 +28,7 @@ import contextlib
 import dataclasses
 import math
 import os
+import re
 import sys
 import time
 import uuid
@@ -35,6 +36,7 @@ import uuid
 from absl import app
 from absl import flags
 import numpy as np
+import psutil
 import tensorflow as tf
 import tqdm
 
@@ -62,6 +64,10 @@ _BLOCK_BYTES = 64 << 20
 # buffer to TensorFlow instead of copying it (TensorFlow copies a fed array
 # that is not aligned to EIGEN_MAX_ALIGN_BYTES, at most 64).
 _ALIGNMENT = 64
+# The work folder next to export_path: "<prefix><pid>-<uuid hex>"; the pid
+# tells a later run whether the folder's owner is gone (killed) or at work.
+_WORK_PREFIX = ".export_text_embedding-"
+_WORK_NAME = re.compile(r"^\.export_text_embedding-(\d+)-[0-9a-f]{32}$")
 _TAGS_AND_ARGS = [({"train"}, {}), (set(), {})]
 
 
@@ -231,7 +237,10 @@ def export_text_embedding(
   with _naming_target_errors(export_path):
     parent = os.path.dirname(export_path.rstrip("/")) or "."
     tf.io.gfile.makedirs(parent)
-    work = os.path.join(parent, ".export_text_embedding-%s" % uuid.uuid4().hex)
+    _remove_abandoned_work(parent)
+    work = os.path.join(
+        parent, "%s%d-%s" % (_WORK_PREFIX, os.getpid(), uuid.uuid4().hex)
+    )
     tf.io.gfile.makedirs(work)
     try:
       vocab_file = os.path.join(work, VOCABULARY_FILENAME)
@@ -288,6 +297,21 @@ def export_text_embedding(
         stopped_at_max_vocab_size=read.stopped,
         seconds=time.monotonic() - started,
     )
+
+
+def _remove_abandoned_work(parent):
+  """Removes work folders of runs whose process is gone (e.g. kill -9).
+
+  Only folders named by this tool with a pid that no process has now; a pid
+  reused by another process keeps its folder (until a later run).
+  """
+  for name in tf.io.gfile.listdir(parent):
+    match = _WORK_NAME.match(name.rstrip("/"))
+    if match and not psutil.pid_exists(int(match.group(1))):
+      try:
+        tf.io.gfile.rmtree(os.path.join(parent, name.rstrip("/")))
+      except tf.errors.NotFoundError:
+        pass  # Another run removed it first.
 
 
 class ExportTargetError(OSError):
