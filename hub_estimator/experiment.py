@@ -17,7 +17,8 @@ import gin
 import gin.tf
 import tensorflow as tf
 
-from hub_estimator import checks
+from hub_estimator import cluster
+from hub_estimator import gin_checks
 from hub_estimator import gin_utils
 from hub_estimator import preemption
 from hub_estimator import progress
@@ -25,6 +26,8 @@ from hub_estimator import run_result
 from hub_estimator import export as export_lib
 from hub_estimator.consume import sources
 from hub_estimator.export import layout
+from hub_estimator.models import data_files
+from hub_estimator.models import heads
 from hub_estimator.models import model_fn as model_fn_lib
 
 # What `run()` raises when the final evaluation's export fails (no later
@@ -32,6 +35,18 @@ from hub_estimator.models import model_fn as model_fn_lib
 ExportError = export_lib.ExportError
 
 _v1 = tf.compat.v1
+
+
+class RunError(RuntimeError):
+  """A run started but cannot finish correctly; the message says why."""
+
+
+class InputEndedError(RunError):
+  """The training input ended before `train_steps` (and that was not meant)."""
+
+
+class DataError(RunError):
+  """TensorFlow rejected a record; the message names the file and record."""
 
 
 @gin.configurable
@@ -67,13 +82,20 @@ class RunSettings:
   evaluator_poll_secs: int = 2
 
   def __post_init__(self):
-    def positive(name, allow_none):
-      try:
-        checks.check_positive(
-            getattr(self, name), f'RunSettings.{name}', allow_none=allow_none
-        )
-      except ValueError as e:
-        raise gin_utils.config_error(str(e)) from e
+    def check(name, allow_none, minimum):
+      value = getattr(self, name)
+      if value is None and allow_none:
+        return
+      if isinstance(value, bool) or not isinstance(value, int):
+        problem = 'an integer'
+      elif value < minimum:
+        problem = 'a positive integer' if minimum == 1 else f'>= {minimum}'
+      else:
+        return
+      raise gin_utils.config_error(
+          f'RunSettings.{name} must be {problem}'
+          f'{" or None" if allow_none else ""}; got {value!r}.'
+      )
 
     if self.save_checkpoints_steps is not None and (
         self.save_checkpoints_secs is not None
@@ -91,17 +113,15 @@ class RunSettings:
           ' RunSettings.save_checkpoints_secs must be set (evaluation and'
           ' export happen at checkpoints).'
       )
-    positive('save_checkpoints_steps', True)
-    positive('save_checkpoints_secs', True)
-    positive('save_summary_steps', False)
-    positive('log_every_n_steps', False)
-    positive('eval_steps', True)
-    positive('evaluator_poll_secs', False)
-    if self.eval_throttle_secs < 0:
-      raise gin_utils.config_error(
-          'RunSettings.eval_throttle_secs must be >= 0; got'
-          f' {self.eval_throttle_secs}.'
-      )
+    check('save_checkpoints_steps', True, 1)
+    check('save_checkpoints_secs', True, 1)
+    check('keep_checkpoint_max', True, 0)
+    check('tf_random_seed', True, 0)
+    check('save_summary_steps', False, 1)
+    check('log_every_n_steps', False, 1)
+    check('eval_steps', True, 1)
+    check('eval_throttle_secs', False, 0)
+    check('evaluator_poll_secs', False, 1)
 
 
 def _element_spec(input_fn: Callable[[], Any], key: str) -> Any:
@@ -128,6 +148,35 @@ def _feature_specs(features: Any) -> Dict[Any, Any]:
   if isinstance(features, Mapping):
     return dict(features)
   return {None: features}
+
+
+def _graph_error(mode: str, key: str, error: Exception) -> str:
+  """What failed while building the model's graph, blaming the configurable."""
+  text = str(error).strip()
+  marker = "In call to configurable '"
+  where = ''
+  if marker in text:
+    name = text.rsplit(marker, 1)[1].split("'", 1)[0]
+    where = f' in configurable {name}'
+  first = text.splitlines()[0] if text else type(error).__name__
+  return (
+      f"Building the model's {mode.upper()} graph (for {key}) failed{where}:"
+      f' {type(error).__name__}: {first}'
+  )
+
+
+def _data_error_text(input_fn: Callable[[], Any], error: Exception) -> str:
+  """TensorFlow's data error, with the file and record when they can be found."""
+  find_data_error = getattr(input_fn, 'find_data_error', None)
+  if find_data_error is not None:
+    try:
+      located = find_data_error()
+    except (tf.errors.OpError, ValueError) as e:
+      logging.warning('Could not locate the data error: %s', e)
+      located = None
+    if located:
+      return located
+  return data_files.error_text(error)
 
 
 def _placeholders(spec: Any) -> Any:
@@ -157,6 +206,7 @@ class Experiment:
       settings: Optional[RunSettings] = None,
       best_metric: Optional[str] = None,
       best_metric_mode: str = 'min',
+      train_input_is_finite: bool = False,
   ):
     """Creates the experiment; nothing runs yet.
 
@@ -181,6 +231,11 @@ class Experiment:
         `loss` when there is none.
       best_metric_mode: `min` or `max`: which values of an explicitly set
         `best_metric` are better.
+      train_input_is_finite: False (the default) means a run whose training
+        input ends before `train_steps` fails with `InputEndedError` (a
+        header-only CSV or an exhausted `num_epochs` must not pass as a
+        finished run); True means the training input is meant to end
+        (`num_epochs` set) and stopping at its end is a success.
     """
     missing = [
         k
@@ -220,6 +275,7 @@ class Experiment:
     self.settings = settings or RunSettings()
     self.best_metric = best_metric
     self.best_metric_mode = best_metric_mode
+    self.train_input_is_finite = bool(train_input_is_finite)
     self._model_fn_factory = model_fn_factory
     self._exporter_fns = list(exporter_fns)
     self.model_fn = None
@@ -228,16 +284,39 @@ class Experiment:
   def prepare(self) -> None:
     """Checks everything that can fail before training and builds the parts.
 
+    Checked, in order: TF_CONFIG; the run settings as tf.estimator's
+    RunConfig takes them; the module source; the input files (exist,
+    readable, hold a record, not truncated); features against the module
+    signature; the TRAIN, EVAL and PREDICT graphs; a first batch of each
+    input_fn (there is data, and its labels fit the head); the exporters and
+    the metrics they compare against those the EVAL graph produces.
+
     Raises:
-      ConfigError: naming the gin binding at fault.
+      ConfigError: naming the gin binding, TF_CONFIG field or data file at
+        fault.
     """
+    problem = cluster.find_tf_config_error(os.environ.get(cluster.ENV_VAR))
+    if problem:
+      raise gin_utils.config_error(problem)
+    try:
+      config = self.run_config()
+    except ValueError as e:
+      raise gin_utils.config_error(
+          'tf.estimator.RunConfig rejects the run settings (RunSettings.*,'
+          f' Experiment.model_dir): {e}'
+      ) from e
     self.module_source.use_model_dir(self.model_dir)
     self.module_source.check()
+    input_fns = {
+        'Experiment.train_input_fn': self.train_input_fn,
+        'Experiment.eval_input_fn': self.eval_input_fn,
+    }
     element_specs = {}
-    for key, input_fn in (
-        ('Experiment.train_input_fn', self.train_input_fn),
-        ('Experiment.eval_input_fn', self.eval_input_fn),
-    ):
+    for key, input_fn in input_fns.items():
+      find_input_error = getattr(input_fn, 'find_input_error', None)
+      problem = find_input_error() if find_input_error else None
+      if problem:
+        raise gin_utils.config_error(f'{key}: {problem}')
       element_specs[key] = _element_spec(input_fn, key)
       features, _ = _split(element_specs[key])
       try:
@@ -247,6 +326,7 @@ class Experiment:
     self.model_fn = self._model_fn_factory(module_source=self.module_source)
     # Build the training and evaluation graphs once on placeholders, so that
     # labels the head cannot take (and the like) fail now, not mid-run.
+    eval_metrics = None
     for key, mode in (
         ('Experiment.train_input_fn', tf.estimator.ModeKeys.TRAIN),
         ('Experiment.eval_input_fn', tf.estimator.ModeKeys.EVAL),
@@ -256,21 +336,27 @@ class Experiment:
         features = _placeholders(features_spec)
         labels = None if labels_spec is None else _placeholders(labels_spec)
         try:
-          self.model_fn(features, labels, mode, self.run_config())
-        except (ValueError, TypeError) as e:
+          spec = self.model_fn(features, labels, mode, config)
+        except heads.LabelsError as e:
           raise gin_utils.config_error(
               f'The model does not fit the data of {key} (check the head,'
               f' make_model_fn.head, against its labels): {e}'
           ) from e
+        except (ValueError, TypeError) as e:
+          raise gin_utils.config_error(_graph_error(mode, key, e)) from e
+        if mode == tf.estimator.ModeKeys.EVAL:
+          # The Estimator adds `loss` and `global_step` to every evaluation.
+          eval_metrics = sorted(
+              set(spec.eval_metric_ops or {}) | {'loss', 'global_step'}
+          )
+    for key, input_fn in input_fns.items():
+      self._check_first_batch(key, input_fn)
     serving_input_fn = self.module_source.serving_input_fn()
     with tf.Graph().as_default():  # What every exporter will build.
       receiver = serving_input_fn()
       try:
         self.model_fn(
-            receiver.features,
-            None,
-            tf.estimator.ModeKeys.PREDICT,
-            self.run_config(),
+            receiver.features, None, tf.estimator.ModeKeys.PREDICT, config
         )
       except (ValueError, TypeError) as e:
         raise gin_utils.config_error(
@@ -302,6 +388,55 @@ class Experiment:
           f' {" or ".join(map(repr, reserved))}); got {names}. Bind `name`'
           " per scope, e.g. best/BestModuleExporter.name = 'best'."
       )
+    self._check_metrics(eval_metrics)
+
+  def _check_metrics(self, eval_metrics: List[str]) -> None:
+    """The metrics exporters and the summary compare exist in evaluations."""
+    wanted = [
+        (
+            f'{type(e).__name__}.metric of exporter {e.name!r}',
+            e.policy['metric'],
+        )
+        for e in self.exporters
+        if isinstance(getattr(e, 'policy', None), dict) and 'metric' in e.policy
+    ]
+    wanted.append(('Experiment.best_metric', self.best_metric))
+    for key, metric in wanted:
+      if metric not in eval_metrics:
+        raise gin_utils.config_error(
+            f'{key} is {metric!r}, which the evaluation does not produce; it'
+            f' produces {eval_metrics} (from the head, make_model_fn.head).'
+            f'{gin_checks.did_you_mean(metric, eval_metrics)}'
+        )
+
+  def _check_first_batch(self, key: str, input_fn: Callable[[], Any]):
+    """Reads one batch: the input has data and its labels fit the head."""
+    with tf.Graph().as_default():
+      result = input_fn()
+      if isinstance(result, tf.data.Dataset):
+        result = _v1.data.make_one_shot_iterator(result.take(1)).get_next()
+      _, labels = _split(result)
+      if labels is None:
+        return
+      with _v1.Session() as session:
+        try:
+          labels = session.run(labels)
+        except tf.errors.OutOfRangeError as e:
+          raise gin_utils.config_error(
+              f'{key} yields no data: its first batch is already the end of'
+              ' the input (empty files or arrays, or a filter that drops'
+              ' everything).'
+          ) from e
+        except tf.errors.OpError as e:
+          raise gin_utils.config_error(
+              f'{key}: reading the first batch failed:'
+              f' {_data_error_text(input_fn, e)}'
+          ) from e
+    head = getattr(self.model_fn, 'head', None)
+    find_labels_error = getattr(head, 'find_labels_error', None)
+    problem = find_labels_error(labels) if find_labels_error else None
+    if problem:
+      raise gin_utils.config_error(f'{key}: {problem}')
 
   def run_config(self) -> tf.estimator.RunConfig:
     s = self.settings
@@ -383,15 +518,37 @@ class Experiment:
         [e.name for e in self.exporters],
     )
     start = time.time()
-    if config.task_type == 'evaluator' or not config.cluster_spec:
-      self._redo_interrupted_evaluation(
-          estimator, eval_dir, eval_hooks, exporters
-      )
-    tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)
+    try:
+      if config.task_type == 'evaluator' or not config.cluster_spec:
+        self._redo_interrupted_evaluation(
+            estimator, eval_dir, eval_hooks, exporters
+        )
+      tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)
+    except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as e:
+      located = self._locate_data_error()
+      if not located:
+        raise
+      raise DataError(
+          f'Bad data: {located}; training stopped. (TensorFlow:'
+          f' {data_files.error_text(e)})'
+      ) from e
     result = run_result.collect(
         estimator, time.time() - start, self.best_metric, self.best_metric_mode
     )
     logging.info('%s', result.summary())
+    if (
+        config.is_chief
+        and result.global_step < self.train_steps
+        and not self.train_input_is_finite
+    ):
+      raise InputEndedError(
+          f'Training stopped at global step {result.global_step} of'
+          f' {self.train_steps} (Experiment.train_steps, macro TRAIN_STEPS):'
+          ' Experiment.train_input_fn ran out of data. Repeat the input'
+          ' (num_epochs=None), lower TRAIN_STEPS, or set'
+          ' Experiment.train_input_is_finite=True if stopping at its end is'
+          ' intended.'
+      )
     return result
 
   def _redo_interrupted_evaluation(
@@ -431,6 +588,24 @@ class Experiment:
           final,
       )
 
+  def _locate_data_error(self) -> Optional[str]:
+    """'Experiment.x_input_fn: file, record: message', or None if unknown."""
+    for key, input_fn in (
+        ('Experiment.train_input_fn', self.train_input_fn),
+        ('Experiment.eval_input_fn', self.eval_input_fn),
+    ):
+      find_data_error = getattr(input_fn, 'find_data_error', None)
+      if find_data_error is None:
+        continue
+      try:
+        located = find_data_error()
+      except (tf.errors.OpError, ValueError) as e:
+        logging.warning('Could not locate the data error in %s: %s', key, e)
+        continue
+      if located:
+        return f'{key}: {located}'
+    return None
+
 
 def run() -> run_result.RunResult:
   """Builds the gin-configured `Experiment`, checks it, trains, evaluates.
@@ -439,14 +614,22 @@ def run() -> run_result.RunResult:
     The RunResult (its `summary()` is also logged).
 
   Raises:
-    ConfigError: the configuration is unusable; raised before training with
-      a message naming the gin binding (and the files and bindings parsed).
+    ConfigError: the configuration or its input is unusable; raised before
+      training with a message naming the gin binding, TF_CONFIG field or data
+      file (and the gin files and bindings parsed). A gin binding that
+      nothing in the run used is one too.
+    InputEndedError: the training input ended before `train_steps`.
+    DataError: TensorFlow rejected a record mid-run (the message names the
+      file and record).
   """
   try:
     experiment = Experiment()
-    experiment.prepare()
   except gin_utils.ConfigError:
     raise
   except (ValueError, TypeError) as e:
+    # Raised by a configurable called while gin builds the experiment; their
+    # messages name their own gin key (e.g. mlp.activation).
     raise gin_utils.config_error(f'Bad configuration: {e}') from e
+  experiment.prepare()
+  gin_utils.check_bindings_used()
   return experiment.train_and_evaluate()

@@ -9,6 +9,8 @@ from absl import logging
 import gin
 import tensorflow as tf
 
+from hub_estimator import gin_checks
+
 # The repository root, in a checkout: its top-level gin/ folder holds the
 # shipped configs.
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -22,6 +24,9 @@ CONFIG_FILENAME = 'config.gin'
 
 _added_search_paths = set()
 _last_sources = {'files': (), 'bindings': ()}
+# The (scope, selector, parameter) keys the last `parse` took from its
+# bindings (the command line) rather than from its files.
+_binding_keys = set()
 
 
 class ConfigError(ValueError):
@@ -103,8 +108,11 @@ def parse(
 
   Raises:
     ConfigError: a file is missing, a key or macro is unknown, a value does
-      not parse, or a required macro is not set. The message names the file
-      and line or the binding, and lists every file and binding given.
+      not parse or does not fit the parameter's type annotation, a required
+      macro is not set, or a macro or scope is bound that nothing references
+      (a misspelling: `TRAIN_STEP = 5` would otherwise be silently ignored).
+      The message names the file and line or the binding, suggests the
+      closest known name, and lists every file and binding given.
   """
   _last_sources['files'] = tuple(gin_files)
   _last_sources['bindings'] = tuple(gin_bindings)
@@ -119,7 +127,7 @@ def parse(
         ' lists the shipped ones).'
     )
   try:
-    _parse_without_search_misses(gin_files, gin_bindings, finalize)
+    from_files = _parse_without_search_misses(gin_files, gin_bindings, finalize)
   except (
       ValueError,
       KeyError,
@@ -143,7 +151,18 @@ def parse(
           f' ({shipped_root or "none found"});'
           ' `python -m trainers.train --list_configs` lists those.'
       )
+    first, _, rest = message.partition('\n')
+    suggestion = gin_checks.find_unknown_parameter_suggestion(first)
+    message = first + suggestion + (f'\n{rest}' if rest else '')
     raise config_error(f'Bad gin configuration: {message}') from e
+  config = gin_checks.parsed_config()
+  _binding_keys.clear()
+  _binding_keys.update(gin_checks.changed_keys(from_files, config))
+  problem = gin_checks.find_unused_macro_or_scope_error(
+      config, earlier=from_files
+  ) or gin_checks.find_value_type_error(config)
+  if problem:
+    raise config_error(problem)
   logging.info('Parsed %s', describe_sources())
   logging.debug('Gin config:\n%s', gin.config_str())
 
@@ -164,20 +183,49 @@ class _DropSearchMisses(pylogging.Filter):
 
 def _parse_without_search_misses(
     gin_files: Sequence[str], gin_bindings: Sequence[str], finalize: bool
-) -> None:
-  """gin.parse_config_files_and_bindings, minus gin's search-miss lines."""
+) -> gin_checks.Config:
+  """Parses files then bindings, minus gin's search-miss lines.
+
+  Returns:
+    A snapshot of the config after the files, before the bindings (so the
+    checks tell what the command line bound).
+  """
   root_logger = pylogging.getLogger()  # gin logs them through the root logger.
   search_misses = _DropSearchMisses()
   root_logger.addFilter(search_misses)
   try:
     gin.parse_config_files_and_bindings(
-        list(gin_files),
-        list(gin_bindings),
-        skip_unknown=False,
-        finalize_config=finalize,
+        list(gin_files), [], skip_unknown=False, finalize_config=False
     )
+    from_files = gin_checks.snapshot(gin_checks.parsed_config())
+    gin.parse_config_files_and_bindings(
+        [], list(gin_bindings), skip_unknown=False, finalize_config=False
+    )
+    if finalize:
+      gin.finalize()
+    return from_files
   finally:
     root_logger.removeFilter(search_misses)
+
+
+def check_bindings_used() -> None:
+  """Fails if a binding of the last `parse` was not used by anything called.
+
+  Checked are the bindings given to `parse` (the command line's
+  --gin_param): each must reach a call. Bindings in gin files are layered
+  defaults and may configure parts a run swaps out (e.g. the exporters of
+  gin/runs/default.gin when `Experiment.exporter_fns=[]`). Call it once
+  everything the run configures has been built (the experiment's checks
+  build every part once before training).
+
+  Raises:
+    ConfigError: naming the unused binding and why it is unused.
+  """
+  problem = gin_checks.find_unused_binding_error(
+      gin_checks.parsed_config(), gin_checks.operative_config(), _binding_keys
+  )
+  if problem:
+    raise config_error(problem)
 
 
 def write_config(model_dir: str) -> str:

@@ -158,6 +158,18 @@ class LatestModuleExporterTest(_PolicyTestCase):
         )
     )
 
+  def test_never_publishes_an_untrained_checkpoint(self):
+    for exporter in (
+        policies.LatestModuleExporter("latest", _serving_input_fn),
+        policies.BestModuleExporter("best", _serving_input_fn),
+    ):
+      with self.assertLogs(level="WARNING") as logs:
+        self.assertIsNone(self.export(exporter, 0, {"loss": 1.0}))
+      self.assertIn("it is at global step 0", "\n".join(logs.output))
+      self.assertIn("untrained module", "\n".join(logs.output))
+    self.assertEqual(self.versions(), [])
+    self.write_modules.assert_not_called()
+
   def test_uses_latest_checkpoint_when_none_given(self):
     exporter = policies.LatestModuleExporter("latest", _serving_input_fn)
     path = exporter.export(self.estimator, self.base)

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from unittest import mock
 
 import gin
 import tensorflow as tf
@@ -136,6 +137,124 @@ class BadConfigTest(tf.test.TestCase):
         _MLP, ["mlp.activation='nope'"], 'mlp.activation', "'nope'"
     )
 
+  def test_keep_checkpoint_max_names_the_key(self):
+    self.assert_fails_before_training(
+        _MLP,
+        ['RunSettings.keep_checkpoint_max=-1'],
+        'RunSettings.keep_checkpoint_max must be >= 0 or None; got -1.',
+    )
+
+  def test_malformed_tf_config_names_the_field(self):
+    cases = {
+        '{"cluster": ': 'TF_CONFIG is not valid JSON',
+        '{"cluster": {"chief": ["h:1"]}, "task": {"type": "wrker"}}': (
+            'TF_CONFIG field "task.type" must be one of'
+        ),
+        '{"cluster": {"chief": ["h:1"]}, "task": {"type": "chief", "index": 3}}': (
+            'TF_CONFIG field "task.index" is 3, out of range'
+        ),
+        '{"cluster": {"worker": ["h:1"]}, "task": {"type": "worker", "index": 0}}': (
+            'TF_CONFIG field "cluster" has no "chief"'
+        ),
+    }
+    for text, expected in cases.items():
+      gin.clear_config()
+      with mock.patch.dict(os.environ, {'TF_CONFIG': text}):
+        message = self.assert_fails_before_training(_MLP, [], expected)
+      self.assertNotIn('does not fit', message)
+
+  def test_graph_errors_blame_the_configurable(self):
+    message = self.assert_fails_before_training(
+        _MLP,
+        ['cosine_decay.initial=-1.0'],
+        "Building the model's TRAIN graph (for Experiment.train_input_fn)"
+        ' failed in configurable cosine_decay: ValueError:'
+        ' cosine_decay.initial must be positive; got -1.0.',
+    )
+    self.assertNotIn('does not fit', message)
+
+  def test_exporter_metric_the_evaluation_does_not_produce(self):
+    self.assert_fails_before_training(
+        _MLP,
+        ["best/BestModuleExporter.metric='acuracy'"],
+        "BestModuleExporter.metric of exporter 'best' is 'acuracy', which"
+        ' the evaluation does not produce',
+        "['accuracy', 'auc', 'global_step', 'loss']",
+        'Did you mean accuracy?',
+    )
+
+  def test_labels_outside_num_classes(self):
+    self.assert_fails_before_training(
+        _MLP,
+        ['ClassificationHead.num_classes=5'],
+        'Experiment.train_input_fn: labels must be class ids in [0, 5) for'
+        ' ClassificationHead.num_classes=5; the first batch has',
+    )
+
+  def _csv(self, text):
+    path = os.path.join(self.get_temp_dir(), f'{self.id()}.csv')
+    with open(path, 'w') as f:
+      f.write(text)
+    columns = [f'p{i}' for i in range(64)] + ['label']
+    return path, [
+        'Experiment.train_input_fn=@train/csv_input()',
+        f"csv_input.file_pattern='{path}'",
+        f'csv_input.column_names={columns}',
+        f"csv_input.column_types={['float32'] * 64 + ['int64']}",
+        "csv_input.label_key='label'",
+        f"csv_input.packed_features={{'x': {columns[:64]}}}",
+    ]
+
+  def test_header_only_csv_fails_before_training(self):
+    path, bindings = self._csv(','.join(f'p{i}' for i in range(64)) + ',y\n')
+    self.assert_fails_before_training(
+        _MLP,
+        bindings,
+        f'Experiment.train_input_fn: csv_input.file_pattern: {path}: the CSV'
+        ' file has no row after its header.',
+    )
+
+  def test_bad_row_in_the_first_batch_names_file_and_row(self):
+    row = ','.join(['0.5'] * 64) + ',1\n'
+    path, bindings = self._csv(
+        'header\n' + row + ','.join(['0.5'] * 63) + ',oops,1\n'
+    )
+    self.assert_fails_before_training(
+        _MLP,
+        bindings,
+        'Experiment.train_input_fn: reading the first batch failed:'
+        f' {path}, row 2 (line 3): Field 63 in record is not a valid float:'
+        ' oops',
+    )
+
+  def test_input_that_runs_out_fails_unless_declared_finite(self):
+    bindings = [
+        f"MODEL_DIR='{self.model_dir}'",
+        'TRAIN_STEPS=50',
+        'mlp.units=[4]',
+        'train/digits_input.num_epochs=1',
+        'train/digits_input.batch_size=720',  # 2 steps per epoch.
+        'Experiment.exporter_fns=[]',
+    ]
+    gin_utils.parse([_MLP], bindings)
+    with self.assertRaises(experiment.InputEndedError) as cm:
+      experiment.run()
+    self.assertIn(
+        'Training stopped at global step 2 of 50 (Experiment.train_steps,'
+        ' macro TRAIN_STEPS): Experiment.train_input_fn ran out of data.',
+        str(cm.exception),
+    )
+    gin.clear_config()
+    gin_utils.parse(
+        [_MLP],
+        bindings
+        + [
+            f"MODEL_DIR='{self.model_dir}-finite'",
+            'Experiment.train_input_is_finite=True',
+        ],
+    )
+    self.assertEqual(experiment.run().global_step, 2)
+
   def test_duplicate_exporter_names(self):
     self.assert_fails_before_training(
         _MLP, ["latest/LatestModuleExporter.name='best'"], 'unique'
@@ -171,14 +290,48 @@ class EntryPointTest(tf.test.TestCase):
     self.assertIn(os.path.join(model_dir, 'export', 'best'), proc.stderr)
     self.assertTrue(os.path.exists(os.path.join(model_dir, 'config.gin')))
 
+  def assert_one_line_error(self, proc, expected):
+    self.assertNotEqual(proc.returncode, 0)
+    self.assertNotIn('Traceback', proc.stderr)
+    lines = [l for l in proc.stderr.splitlines() if 'trainers.train:' in l]
+    self.assertLen(lines, 1, proc.stderr[-3000:])
+    self.assertIn(expected, lines[0])
+    # The message is the last thing printed.
+    self.assertEqual(proc.stderr.strip().splitlines()[-1], lines[0])
+
   def test_bad_config_exits_with_one_message(self):
     proc = self._train(
         '--gin_file=gin/experiments/digits_mlp.gin', '--gin_param=mlp.unitz=3'
     )
-    self.assertNotEqual(proc.returncode, 0)
-    self.assertIn('configuration error, nothing trained', proc.stderr)
-    self.assertIn('unitz', proc.stderr)
-    self.assertNotIn('Traceback', proc.stderr)
+    self.assert_one_line_error(
+        proc, 'configuration error, nothing trained: Bad gin configuration:'
+    )
+    self.assertIn('Did you mean units?', proc.stderr)
+
+  def test_misspelled_macro_exits_with_one_message(self):
+    proc = self._train(
+        '--gin_file=gin/experiments/digits_mlp.gin',
+        "--gin_param=MODEL_DIR='unused'",
+        '--gin_param=TRAIN_STEP=5',
+    )
+    self.assert_one_line_error(
+        proc, 'Gin macro TRAIN_STEP is bound but nothing uses it'
+    )
+    self.assertIn('Did you mean TRAIN_STEPS?', proc.stderr)
+
+  def test_input_that_runs_out_exits_with_one_message(self):
+    model_dir = os.path.join(self.get_temp_dir(), 'ran_out')
+    proc = self._train(
+        '--gin_file=gin/experiments/digits_mlp.gin',
+        f"--gin_param=MODEL_DIR='{model_dir}'",
+        '--gin_param=TRAIN_STEPS=30',
+        '--gin_param=mlp.units=[4]',
+        '--gin_param=train/digits_input.num_epochs=1',
+        '--gin_param=train/digits_input.batch_size=720',
+    )
+    self.assert_one_line_error(
+        proc, 'run failed: Training stopped at global step 2 of 30'
+    )
 
   def test_stray_arguments_are_rejected(self):
     proc = self._train('--gin_file=gin/experiments/digits_mlp.gin', 'stray')

@@ -7,6 +7,10 @@ r"""Trains a gin-configured experiment and leaves hub modules behind.
 repeats and is applied after the files. Gin files and their includes resolve
 against the working directory first, then the configs shipped with the
 package (the repository's gin/ folder); --list_configs prints those.
+
+A configuration or input error (gin, TF_CONFIG, data files), or a run that
+cannot finish correctly (the training input ran out, a bad record), prints
+one line and exits with status 1; no traceback.
 """
 
 import sys
@@ -33,7 +37,9 @@ def main(argv):
     progress.quiet_tensorflow_logs()
     experiment.run()
   except gin_utils.ConfigError as e:
-    sys.exit(f'trainers.train: configuration error, nothing trained.\n{e}')
+    sys.exit(
+        f'trainers.train: configuration error, nothing trained: {_one_line(e)}'
+    )
   except experiment.ExportError as e:
     sys.exit(f'trainers.train: the final export failed.\n{e}')
   except preemption.Preempted as e:
@@ -43,6 +49,13 @@ def main(argv):
         preemption.PREEMPTED_EXIT_CODE,
     )
     sys.exit(preemption.PREEMPTED_EXIT_CODE)
+  except experiment.RunError as e:
+    sys.exit(f'trainers.train: run failed: {_one_line(e)}')
+
+
+def _one_line(error: Exception) -> str:
+  """The error's message on one line (no traceback), for the terminal."""
+  return ' '.join(line.strip() for line in str(error).splitlines() if line)
 
 
 def _shipped_configs_text() -> str:

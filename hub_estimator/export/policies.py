@@ -170,7 +170,8 @@ class ModuleExporter(tf.estimator.Exporter, metaclass=abc.ABCMeta):
     Returns:
       The path (bytes, as tensorflow_hub's exporter) of the new version
       folder, or None if nothing was exported (policy, no registered modules,
-      no checkpoint, or a failure when `raise_on_failure` is False).
+      no checkpoint, a checkpoint at global step 0 (untrained), or a failure
+      when `raise_on_failure` is False).
 
     Raises:
       ValueError: if the evaluation lacks what the policy needs (e.g. the
@@ -187,6 +188,16 @@ class ModuleExporter(tf.estimator.Exporter, metaclass=abc.ABCMeta):
       return None
     checkpoint_path = tf.compat.as_str_any(checkpoint_path)
     export_path = tf.compat.as_str_any(export_path)
+    if provenance.global_step_of(eval_result, checkpoint_path) == 0:
+      logging.warning(
+          "%s %r: not exporting %s: it is at global step 0 (nothing was "
+          "trained, e.g. the training input was empty), so it would publish "
+          "an untrained module.",
+          cls,
+          self._name,
+          checkpoint_path,
+      )
+      return None
     self._check_eval_result(eval_result)
     self._staged_bytes = 0
     self._variable_bytes = 0

@@ -1,14 +1,19 @@
 """Heads: turn logits into a loss, predictions and eval metrics."""
 
 import abc
-from typing import Dict
+from typing import Dict, Optional
 
 import gin
+import numpy as np
 import tensorflow as tf
 
 from hub_estimator import checks
 
 _v1 = tf.compat.v1
+
+
+class LabelsError(ValueError):
+  """The labels do not fit the head (dtype, shape or values)."""
 
 
 class Head(abc.ABC):
@@ -35,6 +40,15 @@ class Head(abc.ABC):
 
     The Estimator adds the mean `loss` itself.
     """
+
+  def find_labels_error(self, labels: np.ndarray) -> Optional[str]:
+    """Checks the values of a batch of labels; returns what is wrong or None.
+
+    Args:
+      labels: one batch of labels as read from the input_fn.
+    """
+    del labels  # Any value is a valid label unless a head says otherwise.
+    return None
 
 
 def _describe(labels) -> str:
@@ -79,12 +93,27 @@ class ClassificationHead(Head):
         or shape.rank not in (None, 1, 2)
         or (shape.rank == 2 and shape[1] not in (None, 1))
     ):
-      raise ValueError(
+      raise LabelsError(
           'ClassificationHead needs integer class ids of shape [batch] or'
           f' [batch, 1]; got labels {_describe(labels)}. (Multi-hot labels'
           ' need MultiLabelHead.)'
       )
     return tf.reshape(tf.cast(labels, tf.int64), [-1])
+
+  def find_labels_error(self, labels):
+    labels = np.asarray(labels)
+    if not labels.size or not np.issubdtype(labels.dtype, np.integer):
+      return None
+    bad = (labels < 0) | (labels >= self._num_classes)
+    if not bad.any():
+      return None
+    return (
+        f'labels must be class ids in [0, {self._num_classes}) for'
+        f' ClassificationHead.num_classes={self._num_classes}; the first batch'
+        f' has {int(bad.sum())} outside (min {labels.min()}, max'
+        f' {labels.max()}). Check ClassificationHead.num_classes (macro'
+        ' NUM_CLASSES in some configs) against the data.'
+    )
 
   def loss(self, logits, labels):
     labels = self._labels(labels)
@@ -154,11 +183,22 @@ class MultiLabelHead(Head):
     labels = tf.convert_to_tensor(labels)
     shape = labels.shape
     if shape.rank not in (None, 2) or shape[-1] not in (None, self._num_labels):
-      raise ValueError(
+      raise LabelsError(
           'MultiLabelHead needs multi-hot labels of shape [batch,'
           f' {self._num_labels}]; got labels {_describe(labels)}.'
       )
     return tf.cast(labels, tf.float32)
+
+  def find_labels_error(self, labels):
+    labels = np.asarray(labels, dtype=np.float64)
+    bad = (labels < 0) | (labels > 1) | np.isnan(labels)
+    if not bad.any():
+      return None
+    return (
+        'MultiLabelHead needs multi-hot labels in [0, 1]; the first batch has'
+        f' {int(bad.sum())} outside (min {np.nanmin(labels)}, max'
+        f' {np.nanmax(labels)}).'
+    )
 
   def loss(self, logits, labels):
     return _v1.losses.sigmoid_cross_entropy(
@@ -212,12 +252,21 @@ class RegressionHead(Head):
         or (shape.rank == 1 and dim != 1)
         or (shape.rank == 2 and shape[1] not in (None, dim))
     ):
-      raise ValueError(
+      raise LabelsError(
           f'RegressionHead needs labels of shape [batch, {dim}]'
           f'{" or [batch]" if dim == 1 else ""}; got labels'
           f' {_describe(labels)}.'
       )
     return tf.reshape(tf.cast(labels, tf.float32), [-1, dim])
+
+  def find_labels_error(self, labels):
+    labels = np.asarray(labels, dtype=np.float64)
+    if np.isfinite(labels).all():
+      return None
+    return (
+        'RegressionHead needs finite labels; the first batch has'
+        f' {int((~np.isfinite(labels)).sum())} NaN or infinite value(s).'
+    )
 
   def loss(self, logits, labels):
     return _v1.losses.mean_squared_error(

@@ -3,6 +3,13 @@
 Every factory is gin-configurable and returns a plain `input_fn()` that
 builds a `tf.data.Dataset` of `(features, labels)`. Bind them in gin under the
 `train/` and `eval/` scopes, e.g. `run.train_input_fn = @train/digits_input()`.
+
+The input_fns over files also carry two checks (plain function attributes,
+each returning a message naming the file, or None):
+`input_fn.find_input_error()` (before training: the files exist, are
+readable, hold a record, and TFRecord files are not truncated) and
+`input_fn.find_data_error()` (after TensorFlow reported a data error: which
+file and row or record it is in).
 """
 
 import os
@@ -13,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from hub_estimator import checks
+from hub_estimator.models import data_files
 
 InputFn = Callable[[], tf.data.Dataset]
 
@@ -225,6 +233,26 @@ def csv_input(
         dataset, batch_size, num_epochs, shuffle, seed, shuffle_buffer
     )
 
+  def one_file(path):
+    defaults = [
+        tf.constant([_CSV_DTYPES[t]], dtype=tf.as_dtype(t))
+        for t in column_types
+    ]
+    return tf.data.experimental.CsvDataset(
+        path, defaults, header=header, field_delim=field_delim
+    ).map(parse)
+
+  def row_name(n):
+    return f'row {n} (line {n + 1 if header else n})'
+
+  input_fn.find_input_error = lambda: data_files.find_files_error(
+      file_pattern, 'csv_input.file_pattern', 'csv', header=header
+  )
+  input_fn.find_data_error = lambda: data_files.locate_bad_record(
+      data_files.match_files(file_pattern, 'csv_input.file_pattern'),
+      one_file,
+      row_name,
+  )
   return input_fn
 
 
@@ -320,6 +348,21 @@ def tfrecord_input(
     dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
+  def one_file(path):
+    records = tf.data.TFRecordDataset(path, compression_type=compression_type)
+    return records.map(lambda r: parse(tf.expand_dims(r, 0)))
+
+  input_fn.find_input_error = lambda: data_files.find_files_error(
+      file_pattern,
+      'tfrecord_input.file_pattern',
+      'tfrecord',
+      compression_type=compression_type,
+  )
+  input_fn.find_data_error = lambda: data_files.locate_bad_record(
+      data_files.match_files(file_pattern, 'tfrecord_input.file_pattern'),
+      one_file,
+      lambda n: f'record {n}',
+  )
   return input_fn
 
 

@@ -66,7 +66,8 @@ def make_model_fn(
       clipping.
 
   Returns:
-    `model_fn(features, labels, mode, config)`.
+    `model_fn(features, labels, mode, config)`, with the head as its
+    attribute `head` (so a run can check labels against it before training).
   """
   if module_source is None or head is None:
     raise ValueError('make_model_fn needs module_source and head.')
@@ -171,6 +172,7 @@ def make_model_fn(
         mode, loss=loss, train_op=train_op, predictions=predictions
     )
 
+  model_fn.head = head
   return model_fn
 
 

@@ -30,7 +30,9 @@ def sgd(learning_rate):
 
 
 @gin.configurable
-def momentum(learning_rate, momentum_value=0.9, use_nesterov=False):
+def momentum(
+    learning_rate, momentum_value: float = 0.9, use_nesterov: bool = False
+):
   """Gradient descent with momentum.
 
   Args:
@@ -44,7 +46,12 @@ def momentum(learning_rate, momentum_value=0.9, use_nesterov=False):
 
 
 @gin.configurable
-def adam(learning_rate, beta1=0.9, beta2=0.999, epsilon=1e-8):
+def adam(
+    learning_rate,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    epsilon: float = 1e-8,
+):
   """Adam.
 
   Args:
@@ -57,7 +64,7 @@ def adam(learning_rate, beta1=0.9, beta2=0.999, epsilon=1e-8):
 
 
 @gin.configurable
-def adagrad(learning_rate, initial_accumulator_value=0.1):
+def adagrad(learning_rate, initial_accumulator_value: float = 0.1):
   """Adagrad.
 
   Args:
@@ -68,7 +75,12 @@ def adagrad(learning_rate, initial_accumulator_value=0.1):
 
 
 @gin.configurable
-def rmsprop(learning_rate, decay=0.9, momentum_value=0.0, epsilon=1e-10):
+def rmsprop(
+    learning_rate,
+    decay: float = 0.9,
+    momentum_value: float = 0.0,
+    epsilon: float = 1e-10,
+):
   """RMSProp.
 
   Args:
@@ -86,7 +98,7 @@ def rmsprop(learning_rate, decay=0.9, momentum_value=0.0, epsilon=1e-10):
 
 
 @gin.configurable
-def constant_rate(global_step, value=0.001):
+def constant_rate(global_step, value: float = 0.001):
   """A constant learning rate.
 
   Args:
@@ -100,7 +112,11 @@ def constant_rate(global_step, value=0.001):
 
 @gin.configurable
 def exponential_decay(
-    global_step, initial=0.01, decay_steps=1000, decay_rate=0.9, staircase=False
+    global_step,
+    initial: float = 0.01,
+    decay_steps: int = 1000,
+    decay_rate: float = 0.9,
+    staircase: bool = False,
 ):
   """`initial * decay_rate ** (step / decay_steps)`.
 
@@ -121,7 +137,12 @@ def exponential_decay(
 
 
 @gin.configurable
-def cosine_decay(global_step, initial=0.01, decay_steps=1000, alpha=0.0):
+def cosine_decay(
+    global_step,
+    initial: float = 0.01,
+    decay_steps: int = 1000,
+    alpha: float = 0.0,
+):
   """Cosine decay from `initial` to `alpha * initial` over `decay_steps`.
 
   Args:
@@ -158,7 +179,9 @@ def piecewise_constant(
 
 
 @gin.configurable
-def linear_warmup(global_step, schedule_fn=constant_rate, warmup_steps=100):
+def linear_warmup(
+    global_step, schedule_fn=constant_rate, warmup_steps: int = 100
+):
   """Ramps linearly from 0 to `schedule_fn` over the first `warmup_steps`.
 
   Args:

@@ -1,0 +1,185 @@
+"""Checks input data files before training; finds the record a data error is in.
+
+TensorFlow's input ops report a bad row or record without the file it is in
+("Field 1 in record is not a valid float: x"), and a TFRecord file cut inside
+a record header ends quietly, as if the file were shorter. The helpers here
+return a message naming the file (and the record or line) or None; the input
+factories attach them to their input_fns.
+"""
+
+import os
+import struct
+from typing import Callable, List, Optional
+
+import tensorflow as tf
+
+_v1 = tf.compat.v1
+
+# TFRecord framing (tensorflow/core/lib/io/record_writer.h): each record is
+# uint64 length, uint32 masked crc32c of the length, `length` bytes of data,
+# uint32 masked crc32c of the data; all little-endian.
+_TFRECORD_HEADER_BYTES = 12
+_TFRECORD_FOOTER_BYTES = 4
+
+
+def match_files(file_pattern: str, key: str) -> List[str]:
+  """The files `file_pattern` matches, sorted.
+
+  Args:
+    file_pattern: a glob (any tf.io.gfile filesystem).
+    key: the gin key of the pattern, for the error.
+
+  Raises:
+    ValueError: the pattern matches no file.
+  """
+  files = sorted(tf.io.gfile.glob(file_pattern))
+  if not files:
+    raise ValueError(
+        f'{key}={file_pattern!r} matches no file'
+        f' (working directory {os.getcwd()}).'
+    )
+  return files
+
+
+def _find_tfrecord_framing_error(path: str) -> Optional[str]:
+  """Walks the record headers of an uncompressed TFRecord file."""
+  size = tf.io.gfile.stat(path).length
+  offset = count = 0
+  with tf.io.gfile.GFile(path, 'rb') as f:
+    while offset < size:
+      f.seek(offset)
+      header = f.read(_TFRECORD_HEADER_BYTES)
+      if len(header) < _TFRECORD_HEADER_BYTES:
+        return (
+            f'{path}: truncated TFRecord file: {size - offset} stray bytes'
+            f' after record {count} (at byte {offset}), too few for a'
+            ' record header; the file was probably cut while being written.'
+        )
+      (length,) = struct.unpack('<Q', header[:8])
+      end = offset + _TFRECORD_HEADER_BYTES + length + _TFRECORD_FOOTER_BYTES
+      if end > size:
+        return (
+            f'{path}: truncated or corrupt TFRecord file: record {count + 1}'
+            f' at byte {offset} claims {length} bytes, past the end of the'
+            f' file ({size} bytes).'
+        )
+      offset, count = end, count + 1
+  if count == 0:
+    return f'{path}: the TFRecord file holds no record.'
+  return None
+
+
+def _find_csv_rows_error(path: str, header: bool) -> Optional[str]:
+  with tf.io.gfile.GFile(path, 'r') as f:
+    lines = [f.readline() for _ in range(2 if header else 1)]
+  if not lines[-1].strip():
+    what = 'no row after its header' if header else 'no row'
+    return f'{path}: the CSV file has {what}.'
+  return None
+
+
+def find_files_error(
+    file_pattern: str,
+    key: str,
+    kind: str,
+    header: bool = False,
+    compression_type: Optional[str] = None,
+) -> Optional[str]:
+  """Checks that the input files exist, are readable and hold a record.
+
+  Args:
+    file_pattern: the glob of the files.
+    key: the gin key of the pattern (e.g. `csv_input.file_pattern`).
+    kind: `csv` or `tfrecord`.
+    header: for CSV, whether each file starts with a header line.
+    compression_type: for TFRecord, None or '' (the framing of every file is
+      checked, which finds truncated files) or `GZIP` / `ZLIB` (only
+      readability is checked: a truncated compressed file fails when read).
+
+  Returns:
+    A message naming the file and what is wrong, or None.
+  """
+  try:
+    files = match_files(file_pattern, key)
+  except ValueError as e:
+    return str(e)
+  for path in files:
+    try:
+      if tf.io.gfile.isdir(path):
+        return f'{key}: {path} is a folder, not a data file.'
+      if tf.io.gfile.stat(path).length == 0:
+        return f'{key}: {path} is empty (0 bytes).'
+      if kind == 'csv':
+        problem = _find_csv_rows_error(path, header)
+      elif not compression_type:
+        problem = _find_tfrecord_framing_error(path)
+      else:
+        with tf.io.gfile.GFile(path, 'rb') as f:
+          f.read(1)
+        problem = None
+    except (tf.errors.OpError, OSError, UnicodeDecodeError) as e:
+      return f'{key}: cannot read {path}: {type(e).__name__}: {e}'
+    if problem:
+      return f'{key}: {problem}'
+  return None
+
+
+def error_text(error: Exception) -> str:
+  """TensorFlow's error message without its graph, node and op noise.
+
+  Graph-mode errors read "Graph execution error: / Detected at node ... /
+  Node: 'x' / <the message> / [[{{node x}}]] / Original stack trace ...";
+  eager ones "{{function_node ...}} <the message> [Op:x]". Returns the
+  message line alone.
+  """
+  text = getattr(error, 'message', None) or str(error)
+  for line in text.split('Original stack trace', 1)[0].splitlines():
+    line = line.strip()
+    if not line or line.startswith(
+        ('Graph execution error', 'Detected at node', 'File "', 'Node:')
+    ):
+      continue
+    while line.startswith('{{function_node'):
+      line = line.split('}}', 1)[-1].strip()
+    line = line.split('[[', 1)[0].split(' [Op:', 1)[0].strip()
+    if line:
+      return line
+  return type(error).__name__
+
+
+def locate_bad_record(
+    files: List[str],
+    make_dataset: Callable[[str], tf.data.Dataset],
+    record_name: Callable[[int], str],
+) -> Optional[str]:
+  """Reads each file alone to find the first record that fails.
+
+  For diagnosing an error after it happened (it reads every file up to the
+  bad record), in a scratch graph.
+
+  Args:
+    files: the files, in order.
+    make_dataset: builds the unbatched parsed dataset of one file.
+    record_name: record index (1-based) -> how a person finds it, e.g.
+      `row 3 (line 4)`.
+
+  Returns:
+    `'<file>, <record>: <TensorFlow's message>'` for the first failing
+    record, or None if every file reads cleanly.
+  """
+  for path in files:
+    with tf.Graph().as_default():
+      next_element = _v1.data.make_one_shot_iterator(
+          make_dataset(path)
+      ).get_next()
+      with _v1.Session() as session:
+        count = 0
+        while True:
+          try:
+            session.run(next_element)
+          except tf.errors.OutOfRangeError:
+            break
+          except tf.errors.OpError as e:
+            return f'{path}, {record_name(count + 1)}: {error_text(e)}'
+          count += 1
+  return None

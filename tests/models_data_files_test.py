@@ -1,0 +1,142 @@
+"""Input files are checked before training; data errors name file and row."""
+
+import os
+
+import tensorflow as tf
+
+from hub_estimator.models import inputs
+
+
+def _example(value):
+  return tf.train.Example(
+      features=tf.train.Features(
+          feature={
+              'x': tf.train.Feature(
+                  float_list=tf.train.FloatList(value=[value])
+              ),
+              'label': tf.train.Feature(
+                  int64_list=tf.train.Int64List(value=[int(value)])
+              ),
+          }
+      )
+  ).SerializeToString()
+
+
+_SPEC = {'x': ('float32', [1]), 'label': ('int64', [])}
+
+
+class DataFilesTest(tf.test.TestCase):
+
+  def write(self, name, data):
+    path = os.path.join(self.get_temp_dir(), name)
+    with open(path, 'wb' if isinstance(data, bytes) else 'w') as f:
+      f.write(data)
+    return path
+
+  def tfrecord(self, name, n=5):
+    path = os.path.join(self.get_temp_dir(), name)
+    with tf.io.TFRecordWriter(path) as writer:
+      for i in range(n):
+        writer.write(_example(i))
+    return path
+
+  def csv(self, path, **kwargs):
+    return inputs.csv_input(
+        path, ['a', 'b'], ['float32', 'int64'], label_key='b', **kwargs
+    )
+
+  def test_good_files_pass(self):
+    self.assertIsNone(
+        self.csv(self.write('ok.csv', 'a,b\n1,2\n')).find_input_error()
+    )
+    path = self.tfrecord('ok.tfrecord')
+    input_fn = inputs.tfrecord_input(path, _SPEC, label_key='label')
+    self.assertIsNone(input_fn.find_input_error())
+    self.assertIsNone(input_fn.find_data_error())
+
+  def test_pattern_matching_nothing(self):
+    missing = os.path.join(self.get_temp_dir(), 'nope-*.csv')
+    self.assertIn(
+        f'csv_input.file_pattern={missing!r} matches no file',
+        self.csv(missing).find_input_error(),
+    )
+
+  def test_empty_and_header_only_csv(self):
+    empty = self.write('empty.csv', '')
+    self.assertEqual(
+        self.csv(empty).find_input_error(),
+        f'csv_input.file_pattern: {empty} is empty (0 bytes).',
+    )
+    header_only = self.write('header.csv', 'a,b\n')
+    self.assertEqual(
+        self.csv(header_only).find_input_error(),
+        f'csv_input.file_pattern: {header_only}: the CSV file has no row after'
+        ' its header.',
+    )
+
+  def test_unreadable_file(self):
+    folder = os.path.join(self.get_temp_dir(), 'dir.csv')
+    os.makedirs(folder, exist_ok=True)
+    self.assertIn(
+        'is a folder, not a data file', self.csv(folder).find_input_error()
+    )
+
+  def test_truncated_tfrecord_is_found(self):
+    data = open(self.tfrecord('whole.tfrecord'), 'rb').read()
+    record = len(data) // 5
+    # Cut inside a record header: TensorFlow itself reads 4 records quietly.
+    cut_header = self.write('cut1.tfrecord', data[: 4 * record + 7])
+    self.assertIn(
+        'truncated TFRecord file: 7 stray bytes after record 4',
+        inputs.tfrecord_input(cut_header, _SPEC).find_input_error(),
+    )
+    cut_body = self.write('cut2.tfrecord', data[:-3])
+    self.assertIn(
+        f'{cut_body}: truncated or corrupt TFRecord file: record 5',
+        inputs.tfrecord_input(cut_body, _SPEC).find_input_error(),
+    )
+
+  def test_garbage_and_empty_tfrecord(self):
+    garbage = self.write('garbage.tfrecord', b'this is not a tfrecord file')
+    self.assertIn(
+        f'{garbage}: truncated or corrupt TFRecord file: record 1',
+        inputs.tfrecord_input(garbage, _SPEC).find_input_error(),
+    )
+    empty = self.write('empty.tfrecord', b'')
+    self.assertIn(
+        'is empty (0 bytes)',
+        inputs.tfrecord_input(empty, _SPEC).find_input_error(),
+    )
+
+  def test_csv_bad_rows_name_file_and_row(self):
+    short = self.write('short.csv', 'a,b\n1,2\n3\n')
+    self.assertEqual(
+        self.csv(short).find_data_error(),
+        f'{short}, row 2 (line 3): Expect 2 fields but have 1 in record',
+    )
+    not_a_number = self.write('nan.csv', 'a,b\n1,2\n3,4\nfive,6\n')
+    self.assertEqual(
+        self.csv(not_a_number).find_data_error(),
+        f'{not_a_number}, row 3 (line 4): Field 0 in record is not a valid'
+        ' float: five',
+    )
+
+  def test_tfrecord_missing_feature_names_file_and_record(self):
+    path = self.tfrecord('ok.tfrecord', n=3)
+    spec = dict(_SPEC, y=('float32', [2]))
+    located = inputs.tfrecord_input(path, spec).find_data_error()
+    self.assertStartsWith(located, f'{path}, record 1: ')
+    self.assertIn('Feature: y (data type: float) is required', located)
+
+  def test_corrupt_tfrecord_names_file_and_record(self):
+    data = open(self.tfrecord('whole.tfrecord', n=3), 'rb').read()
+    corrupt = bytearray(data)
+    corrupt[len(data) // 3 + 20] ^= 0xFF  # A data byte of record 2.
+    path = self.write('corrupt.tfrecord', bytes(corrupt))
+    located = inputs.tfrecord_input(path, _SPEC).find_data_error()
+    self.assertStartsWith(located, f'{path}, record 2: ')
+    self.assertIn('corrupted record', located)
+
+
+if __name__ == '__main__':
+  tf.test.main()
