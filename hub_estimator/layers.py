@@ -27,18 +27,21 @@ LAYERS = {
     'consume': ('hub_estimator.consume',),
     # What a person sees while a run trains: progress lines, quiet logs.
     'progress': ('hub_estimator.progress',),
-    # gin parsing and ConfigError, shared by the gin-facing layers.
-    'gin_utils': ('hub_estimator.gin_utils',),
+    # gin parsing and ConfigError, shared by the gin-facing layers; the
+    # checks of what gin bound (unused, misspelled, wrong types).
+    'gin_utils': ('hub_estimator.gin_utils', 'hub_estimator.gin_checks'),
     # Checks of configured values (one wording), usable from any layer.
     'checks': ('hub_estimator.checks',),
     # gin-configurable building blocks: module_fns, heads, model_fn, inputs.
     'models': ('hub_estimator.models',),
     # gin -> Estimator -> train_and_evaluate, run results; preemption
-    # (signals, checkpoint on SIGTERM, redoing an interrupted evaluation).
+    # (signals, checkpoint on SIGTERM, redoing an interrupted evaluation);
+    # TF_CONFIG checks.
     'experiment': (
         'hub_estimator.experiment',
         'hub_estimator.preemption',
         'hub_estimator.run_result',
+        'hub_estimator.cluster',
     ),
     # Command-line tools (python -m hub_estimator.tools.X).
     'tools': ('hub_estimator.tools',),
