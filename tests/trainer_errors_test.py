@@ -227,6 +227,24 @@ class BadConfigTest(tf.test.TestCase):
         ' oops',
     )
 
+  def test_bad_row_mid_run_names_file_and_row(self):
+    row = ','.join(['0.5'] * 64) + ',1\n'
+    bad = ','.join(['0.5'] * 63) + ',oops,1\n'
+    path, bindings = self._csv('header\n' + row * 40 + bad + row * 10)
+    gin_utils.parse(
+        [_MLP],
+        [f"MODEL_DIR='{self.model_dir}'", 'TRAIN_STEPS=30', 'mlp.units=[4]']
+        + bindings
+        + ['csv_input.shuffle=False', 'csv_input.batch_size=8'],
+    )
+    with self.assertRaises(experiment.DataError) as cm:
+      experiment.run()
+    self.assertIn(
+        f'Bad data: Experiment.train_input_fn: {path}, row 41 (line 42):'
+        ' Field 63 in record is not a valid float: oops; training stopped.',
+        str(cm.exception),
+    )
+
   def test_input_that_runs_out_fails_unless_declared_finite(self):
     bindings = [
         f"MODEL_DIR='{self.model_dir}'",

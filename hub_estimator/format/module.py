@@ -391,7 +391,17 @@ class Module:
           "There is no output named 'default' in signature %r (outputs: %s). "
           "Use as_dict=True." % (signature, sorted(output_infos))
       )
-    outputs = self._apply(index, signature, feed, output_infos)
+    try:
+      outputs = self._apply(index, signature, feed, output_infos)
+    except (KeyError, ValueError) as e:
+      # The signature and inputs were checked above: what fails here is the
+      # module's own graph (a dangling input, a bad constant, a signature
+      # naming a tensor the graph lacks).
+      raise saved_model_io.ModuleFormatError(
+          "Module %s: graph variant tags=%s cannot be applied for signature "
+          "%r; its saved_model.pb is malformed: %s: %s"
+          % (self._spec.source, sorted(tags), signature, type(e).__name__, e)
+      ) from e
     return outputs if as_dict else outputs["default"]
 
   def _apply(self, index, signature, feed, output_infos):

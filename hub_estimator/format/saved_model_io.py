@@ -29,6 +29,98 @@ def variables_prefix(module_dir):
   return os.path.join(module_dir, VARIABLES_DIRNAME, VARIABLES_BASENAME)
 
 
+# Every variable is read back (which verifies the CRC32C checksums the
+# checkpoint stores per tensor) when the data files of a module total at most
+# this many bytes; larger modules get the size check only.
+CHECKSUM_MAX_BYTES = 64 << 20
+
+
+def _first_line(error):
+  text = str(getattr(error, "message", None) or error).strip()
+  return text.splitlines()[0] if text else type(error).__name__
+
+
+def find_variables_error(module_dir):
+  """Checks `variables/` against its index: shards present, sizes, checksums.
+
+  A truncated or corrupt data shard otherwise fails only when a session
+  restores it ("Read less bytes than requested"), naming neither the module
+  nor the file. Checked: the index opens; every data shard it implies
+  exists; the shards hold at least the bytes the index's numeric tensors
+  need; and (up to `CHECKSUM_MAX_BYTES`) every tensor reads back with a
+  matching checksum.
+
+  Args:
+    module_dir: the module folder.
+
+  Returns:
+    A message naming the module and the exact file, or None (also when the
+    module has no `variables/variables.index`: modules without variables
+    have none, and instantiation reports it missing when variables need it).
+  """
+  prefix = variables_prefix(module_dir)
+  index = prefix + ".index"
+  if not tf.io.gfile.exists(index):
+    return None
+  try:
+    reader = tf.compat.v1.train.NewCheckpointReader(prefix)
+  except (tf.errors.OpError, ValueError, RuntimeError) as e:
+    return "Module %s: cannot read the variables index %s: %s" % (
+        module_dir,
+        index,
+        _first_line(e),
+    )
+  shapes = reader.get_variable_to_shape_map()
+  dtypes = reader.get_variable_to_dtype_map()
+  shards = sorted(tf.io.gfile.glob(prefix + ".data-*-of-*"))
+  if not shards:
+    return (
+        "Module %s is missing variable data: %s.data-00000-of-00001 (%s "
+        "lists %d variables)." % (module_dir, prefix, index, len(shapes))
+    )
+  total = int(shards[0].rsplit("-of-", 1)[1])
+  expected = ["%s.data-%05d-of-%05d" % (prefix, i, total) for i in range(total)]
+  missing = sorted(set(expected) - set(shards))
+  if missing:
+    return "Module %s is missing variable data: %s." % (
+        module_dir,
+        ", ".join(missing),
+    )
+  files = expected[0] if total == 1 else "the data files " + ", ".join(expected)
+  numeric_bytes = 0
+  for name, shape in shapes.items():
+    if dtypes[name] != tf.string:
+      count = 1
+      for dim in shape:
+        count *= dim
+      numeric_bytes += count * dtypes[name].size
+  stored_bytes = sum(tf.io.gfile.stat(path).length for path in expected)
+  if stored_bytes < numeric_bytes:
+    return (
+        "Module %s: variable data is truncated: %s hold %d bytes, but %s "
+        "describes %d bytes of tensors."
+        % (
+            module_dir,
+            files,
+            stored_bytes,
+            index,
+            numeric_bytes,
+        )
+    )
+  if stored_bytes <= CHECKSUM_MAX_BYTES:
+    for name in sorted(shapes):
+      try:
+        reader.get_tensor(name)
+      except (tf.errors.OpError, ValueError, IndexError, RuntimeError) as e:
+        return "Module %s: variable %r in %s is corrupt: %s" % (
+            module_dir,
+            name,
+            files,
+            _first_line(e),
+        )
+  return None
+
+
 def _read_bytes(path):
   with tf.io.gfile.GFile(path, "rb") as f:
     return f.read()
@@ -123,6 +215,34 @@ def _stays_inside(relative_name):
   return normalized != ".." and not normalized.startswith(".." + os.sep)
 
 
+def find_escaping_asset_error(asset_path, module_dir):
+  """Says so if an asset file resolves (through symlinks) outside its module.
+
+  A module folder is a unit that is copied, published and trusted as a
+  whole; an asset that is a symlink to a file elsewhere would make consumers
+  read, and re-exports copy, a file that is not part of it. Paths on remote
+  filesystems (`gs://...`) have no symlinks and are not checked.
+
+  Args:
+    asset_path: the asset file, under `module_dir/assets/`.
+    module_dir: the module folder.
+
+  Returns:
+    A message naming the asset, where it resolves to and the module, or None.
+  """
+  if "://" in asset_path:
+    return None
+  real = os.path.realpath(asset_path)
+  root = os.path.realpath(module_dir)
+  if os.path.commonpath([real, root]) == root:
+    return None
+  return (
+      "Asset file %s of module %r resolves to %s, outside the module (through "
+      "a symlink); refusing to use it. Copy the file into the module's "
+      "assets/ folder instead of linking it." % (asset_path, module_dir, real)
+  )
+
+
 def _resolve_asset_paths(meta_graph, assets_dir, source):
   if SAVED_MODEL_ASSETS_KEY not in meta_graph.collection_def:
     return
@@ -143,6 +263,9 @@ def _resolve_asset_paths(meta_graph, assets_dir, source):
           "Asset file %s of module %r is missing."
           % (filename, os.path.dirname(assets_dir))
       )
+    problem = find_escaping_asset_error(filename, os.path.dirname(assets_dir))
+    if problem:
+      raise ModuleFormatError(problem)
     node = nodes.get(asset.tensor_info.name.split(":")[0])
     if node is None:
       raise ModuleFormatError(

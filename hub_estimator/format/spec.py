@@ -278,7 +278,9 @@ def load_module_spec(path, allowed_ops=None):
 
   Raises:
     tf.errors.NotFoundError: if `path` does not exist.
-    ModuleFormatError: (a ValueError) if it is not a valid TF1 Hub module.
+    ModuleFormatError: (a ValueError) if it is not a valid TF1 Hub module,
+      an asset resolves outside the module (symlink), or a variables data
+      file is missing, truncated or corrupt (the message names the file).
     UnsafeModuleError: (a ModuleFormatError) if it has ops that reach outside
       the module and `allowed_ops` does not allow them; the message names each
       op type, node, graph variant and why.
@@ -297,6 +299,9 @@ def load_module_spec(path, allowed_ops=None):
   saved_model_io.read_module_def(path)
   saved_model = saved_model_io.read_saved_model(path)
   op_policy.check(saved_model, path, allowed_ops)
+  problem = saved_model_io.find_variables_error(path)
+  if problem:
+    raise saved_model_io.ModuleFormatError(problem)
   return ModuleSpec(
       saved_model,
       checkpoint_prefix=saved_model_io.variables_prefix(path),

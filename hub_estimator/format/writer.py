@@ -19,9 +19,11 @@ from hub_estimator.format.saved_model_io import (
     ASSET_PLACEHOLDER_VALUE,
     ASSETS_DIRNAME,
     MODULE_DEF_FILENAME,
+    ModuleFormatError,
     SAVED_MODEL_ASSETS_KEY,
     SAVED_MODEL_FILENAME,
     VARIABLES_DIRNAME,
+    find_escaping_asset_error,
     variables_prefix,
 )
 
@@ -79,6 +81,19 @@ def _export_assets(meta_graphs, assets_dir):
       collection = meta_graph.collection_def[SAVED_MODEL_ASSETS_KEY].any_list
       for asset_def in sorted(asset_defs, key=lambda a: a.tensor_info.name):
         collection.value.add().Pack(asset_def)
+  for source in destination_by_source:
+    # An asset of a loaded module (its `assets/` folder beside a
+    # tfhub_module.pb) is re-checked here: a symlink out of that module,
+    # made after it was loaded, must not copy an outside file into this one.
+    source_path = source.decode("utf-8")
+    source_assets = os.path.dirname(source_path)
+    source_module = os.path.dirname(source_assets)
+    if os.path.basename(source_assets) == ASSETS_DIRNAME and tf.io.gfile.exists(
+        os.path.join(source_module, MODULE_DEF_FILENAME)
+    ):
+      problem = find_escaping_asset_error(source_path, source_module)
+      if problem:
+        raise ModuleFormatError(problem)
   tf.io.gfile.makedirs(assets_dir)
   for source, name in sorted(
       destination_by_source.items(), key=lambda kv: kv[1]
