@@ -626,9 +626,10 @@ def run() -> run_result.RunResult:
     experiment = Experiment()
   except gin_utils.ConfigError:
     raise
-  except (ValueError, TypeError) as e:
+  except (ValueError, TypeError, RuntimeError) as e:
     # Raised by a configurable called while gin builds the experiment; their
-    # messages name their own gin key (e.g. mlp.activation).
+    # messages name their own gin key (e.g. mlp.activation), and gin's own
+    # RuntimeError names missing required bindings.
     raise gin_utils.config_error(f'Bad configuration: {e}') from e
   experiment.prepare()
   gin_utils.check_bindings_used()

@@ -137,6 +137,25 @@ class BadConfigTest(tf.test.TestCase):
         _MLP, ["mlp.activation='nope'"], 'mlp.activation', "'nope'"
     )
 
+  def test_missing_npz_file_names_the_key(self):
+    self.assert_fails_before_training(
+        _MLP,
+        [
+            'Experiment.train_input_fn=@train/numpy_input()',
+            "numpy_input.x='/no/such/data.npz'",
+        ],
+        "numpy_input.x='/no/such/data.npz' cannot be read as a .npz file",
+    )
+
+  def test_missing_required_binding_names_the_parameters(self):
+    self.assert_fails_before_training(
+        _MLP,
+        ['Experiment.train_input_fn=@train/csv_input()'],
+        'Bad configuration: csv_input() missing 3 required positional'
+        " arguments: 'file_pattern', 'column_names', and 'column_types'",
+        "In call to configurable 'csv_input'",
+    )
+
   def test_keep_checkpoint_max_names_the_key(self):
     self.assert_fails_before_training(
         _MLP,

@@ -96,12 +96,20 @@ def numpy_input(
     An input_fn yielding `(features, labels)` batches.
 
   Raises:
-    ValueError: arrays have different lengths, or `y` names a missing array.
+    ValueError: arrays have different lengths, `y` names a missing array, or
+      the `.npz` file cannot be read (the message names it).
   """
   checks.check_positive(batch_size, 'numpy_input.batch_size')
   if isinstance(x, str):
-    with np.load(x) as data:
-      arrays = {k: data[k] for k in data.files}
+    try:
+      with np.load(x) as data:
+        arrays = {k: data[k] for k in data.files}
+    except (OSError, ValueError, AttributeError) as e:
+      # AttributeError: np.load of a .npy file returns an array (no .files).
+      raise ValueError(
+          f'numpy_input.x={x!r} cannot be read as a .npz file:'
+          f' {type(e).__name__}: {e}'
+      ) from e
     if isinstance(y, str):
       if y not in arrays:
         raise ValueError(
