@@ -4,6 +4,7 @@ import os
 import tempfile
 
 from absl.testing import parameterized
+import gin
 import numpy as np
 import tensorflow as tf
 
@@ -93,6 +94,10 @@ class _Case(tf.test.TestCase):
 
   def setUp(self):
     super().setUp()
+    # The configurables built here must not see bindings another test of
+    # this process parsed (e.g. FineTuning.* of a shipped config).
+    gin.clear_config()
+    self.addCleanup(gin.clear_config)
     self.mlp_path = _publish(
         tempfile.mkdtemp(dir=self.get_temp_dir()),
         module_fns.mlp(
