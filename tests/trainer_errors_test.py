@@ -188,7 +188,7 @@ class BadConfigTest(tf.test.TestCase):
         ['cosine_decay.initial=-1.0'],
         "Building the model's TRAIN graph (for Experiment.train_input_fn)"
         ' failed in configurable cosine_decay: ValueError:'
-        ' cosine_decay.initial must be positive; got -1.0.',
+        ' cosine_decay.initial must be a positive number; got -1.0.',
     )
     self.assertNotIn('does not fit', message)
 
