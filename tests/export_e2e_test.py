@@ -285,18 +285,20 @@ class ExportEndToEndTest(tf.test.TestCase):
         os.path.join(path.decode(), "dense"), estimator.latest_checkpoint()
     )
 
-  def test_failing_export_logs_and_training_continues(self):
+  def test_failing_final_export_stops_the_run_after_training(self):
     exporter = export.LatestModuleExporter("latest", _serving_input_fn)
     base = os.path.join(self.model_dir, "export", "latest")
     # A file where the export folder should be: every export fails.
     os.makedirs(os.path.dirname(base))
     with open(base, "w") as f:
       f.write("in the way")
-    with self.assertLogs(level="ERROR") as logs:
+    # Training completes; the final export, which nothing would retry,
+    # raises with its cause (earlier ones only log: export_policies_test).
+    with self.assertRaises(export.ExportError) as raised:
       _train_and_evaluate(self.model_dir, 4, [exporter])
-    self.assertTrue(
-        all("nothing was published" in line for line in logs.output)
-    )
+    self.assertIn("nothing was published", str(raised.exception))
+    self.assertIn("is not a directory", str(raised.exception))
+    self.assertIn("final evaluation", str(raised.exception))
     self.assertTrue(tf.train.latest_checkpoint(self.model_dir).endswith("-4"))
     raising = export.LatestModuleExporter(
         "latest", _serving_input_fn, raise_on_failure=True
