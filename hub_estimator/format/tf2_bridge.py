@@ -291,12 +291,12 @@ class _Signature:
     feed_names = [self.inputs[k].component_names()[0] for k in self.keys]
     fetch_names = {k: v.component_names()[0] for k, v in self.outputs.items()}
     self.infer = default_variant.prune(feed_names, fetch_names)
+    # Only the default signature (what `__call__` runs) gets a training
+    # version; the other signatures stay inference-only.
     self.train = None
-    if name != _DEFAULT_SIGNATURE:
-      pass
-    elif train_variant is None:
+    if name == _DEFAULT_SIGNATURE and train_variant is None:
       self.train = self.infer
-    else:
+    elif name == _DEFAULT_SIGNATURE:
       train_inputs = spec.get_input_info_dict(name, tags_lib.TRAIN)
       train_outputs = spec.get_output_info_dict(name, tags_lib.TRAIN)
       if sorted(train_inputs) != self.keys or sorted(train_outputs) != sorted(
