@@ -274,6 +274,42 @@ class LearningRateAndFreezingTest(_Case, parameterized.TestCase):
     for name, value in values[frozen_steps + 1].items():
       self.assertNotAllClose(value, published[name], msg=name)
 
+  def test_frozen_module_adds_nothing_to_the_clipping_norm(self):
+    """While frozen, the head's clipped step is as with the module fixed.
+
+    The module's L2 penalty is large here; if its gradient counted in the
+    global norm while frozen, clipping would shrink the head's step.
+    """
+    path = _publish(
+        tempfile.mkdtemp(dir=self.get_temp_dir()),
+        module_fns.mlp(input_dim=4, units=[6], batch_norm=True, l2=50.0),
+    )
+    steps = {}
+    for name, settings in (
+        ('fixed', FineTuning(learning_rate_multiplier=0.0)),
+        ('frozen_steps', FineTuning(frozen_steps=5)),
+    ):
+      source = sources.PathSource(
+          path=path, trainable=True, fine_tuning=settings
+      )
+      with tf.Graph().as_default():
+        tf.random.set_seed(0)  # The same head initial values in each graph.
+        spec = self.train_graph(source, gradient_clip_norm=1.0)
+        head = [v for v in _v1.trainable_variables() if 'head/' in v.name]
+        norm = _v1.get_default_graph().get_tensor_by_name(
+            'global_norm/global_norm:0'
+        )
+        with _v1.Session() as session:
+          session.run(_v1.global_variables_initializer())
+          before = session.run(head)
+          _, norm_value = session.run([spec.train_op, norm])
+          after = session.run(head)
+      steps[name] = ([a - b for a, b in zip(after, before)], norm_value)
+    (fixed, fixed_norm), (frozen, frozen_norm) = steps.values()
+    self.assertAllClose(frozen_norm, fixed_norm, rtol=1e-5)
+    for a, b in zip(frozen, fixed):
+      self.assertAllClose(a, b, rtol=1e-4, atol=1e-7)
+
   def test_frozen_steps_refuse_input_dependent_penalties(self):
     path = _publish(
         tempfile.mkdtemp(dir=self.get_temp_dir()), _activity_penalty_module_fn

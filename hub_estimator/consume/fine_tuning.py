@@ -11,18 +11,24 @@ regularization losses (e.g. for a small target data set).
 What "frozen" means (for the whole run at `learning_rate_multiplier = 0`, or
 for the first `frozen_steps` steps):
 
-* the module's variables get no optimizer update, and the optimizer keeps no
-  state for them (slots and Adam's beta powers start when it trains);
+* the module's variables get no optimizer update, and its optimizer state
+  (slots such as Adam's moments, Adam's beta powers) stays at its initial
+  values until it trains (it exists, and is checkpointed, from the start);
 * the module is applied in its default graph variant (inference: no dropout,
   batch norm with its moving statistics), so its UPDATE_OPS, such as the
   batch-norm moving averages, do not run; its `{"train"}` variant (or
   whichever the source's `train_tags` name) is used only while it trains;
-* no gradient is computed for it.
+* no gradient reaches its variables: the head sees its output through
+  `tf.stop_gradient`, and its weighted regularization losses count in the
+  loss as a constant, so its gradients are exactly zero and add nothing to
+  the global norm `make_model_fn.gradient_clip_norm` clips the head's
+  gradients by.
 
 A module frozen for the whole run is instantiated as if the source had
 `trainable = False`: its variables are not trainable and it adds no
 regularization losses. While frozen for `frozen_steps`, its weighted
-regularization losses still count in the loss (constant then).
+regularization losses still count in the loss value (constant then; they
+move the reported loss, not the module).
 """
 
 import dataclasses

@@ -49,8 +49,10 @@ def make_model_fn(
   regularization losses are weighted; the module's variables train with a
   second optimizer from `optimizer_fn` at `learning_rate *
   learning_rate_multiplier`; while the global step is below `frozen_steps`
-  the module is frozen (applied in its default variant, no gradient, no
-  UPDATE_OPS, no optimizer update; see that module's docstring).
+  the module is frozen (applied in its default variant, no UPDATE_OPS, no
+  optimizer update, zero gradients: its penalty is a constant then, so it
+  adds nothing to the `gradient_clip_norm` norm; see that module's
+  docstring).
 
   Args:
     module_source: where the module comes from (a
@@ -121,11 +123,13 @@ def make_model_fn(
       )
 
     data_loss = head.loss(logits, labels)
-    if fine_tuning is None or fine_tuning.regularization_weight == 1:
+    if fine_tuning is None or (
+        fine_tuning.regularization_weight == 1 and frozen is None
+    ):
       regularization = _v1.losses.get_regularization_loss()
     else:
       regularization = _regularization_loss(
-          module_losses, fine_tuning.regularization_weight
+          module_losses, fine_tuning.regularization_weight, frozen
       )
     loss = tf.identity(data_loss + regularization, name='total_loss')
     if mode == _ModeKeys.EVAL:
@@ -281,8 +285,21 @@ def _apply_frozen_until_step(module_source, module, features, frozen):
   return net
 
 
-def _regularization_loss(module_losses, module_weight):
-  """REGULARIZATION_LOSSES summed, `module_losses` times `module_weight`."""
+def _regularization_loss(module_losses, module_weight, frozen=None):
+  """REGULARIZATION_LOSSES summed, `module_losses` times `module_weight`.
+
+  Args:
+    module_losses: the module's REGULARIZATION_LOSSES (scalar tensors).
+    module_weight: their weight (a Python number >= 0).
+    frozen: None, or a scalar bool tensor: while it is true, the module's
+      weighted penalty counts in the loss as a constant (its gradient is
+      exactly zero), so a frozen module's penalty neither reaches its
+      variables nor inflates the norm `gradient_clip_norm` clips the head's
+      gradients by.
+
+  Returns:
+    A float32 scalar tensor named `regularization_loss`.
+  """
   own = list(module_losses)
   mine = {id(l) for l in own}
   others = [
@@ -292,7 +309,12 @@ def _regularization_loss(module_losses, module_weight):
   ]
   total = tf.constant(0.0)
   if own:
-    total += module_weight * tf.add_n(own)
+    module_total = module_weight * tf.add_n(own)
+    if frozen is not None:
+      module_total = tf.where(
+          frozen, tf.stop_gradient(module_total), module_total
+      )
+    total += module_total
   if others:
     total += tf.add_n(others)
   return tf.identity(total, name='regularization_loss')
