@@ -123,6 +123,52 @@ class SnapshotTest(tf.test.TestCase):
     self.assertEqual(info['default'].get_shape().as_list(), [None, 3])
 
 
+class UpstreamProvenanceTest(tf.test.TestCase):
+
+  def test_a_consumer_of_a_consumer_records_the_chain(self):
+    """The version's own module_sources entry travels as `upstream`."""
+    first = {
+        'source': 'RunExportSource',
+        'run': '/runs/first_publisher',
+        'version': '1690000000',
+        'upstream': None,
+    }
+    tuned = {
+        'source': 'RunExportSource',
+        'export_name': 'body',
+        'run': '/runs/first_consumer_of_it',
+        'fine_tuning': {'learning_rate_multiplier': 0.1},
+        'upstream': first,
+    }
+    other = dict(tuned, export_name='other', run='/runs/elsewhere')
+    publisher = os.path.join(self.get_temp_dir(), 'consumer_run')
+    version_dir = os.path.join(publisher, 'export', 'best', '1700000000')
+    _export_module(os.path.join(version_dir, 'body'))
+    with open(os.path.join(version_dir, 'export_metadata.json'), 'w') as f:
+      json.dump({'global_step': 3, 'module_sources': [other, tuned]}, f)
+
+    source = sources.RunExportSource(model_dir=publisher)
+    source.use_model_dir(os.path.join(self.get_temp_dir(), 'second_consumer'))
+    record = source.provenance()
+    self.assertEqual(record['run'], publisher)
+    self.assertEqual(record['upstream'], tuned)
+    self.assertEqual(record['upstream']['upstream'], first)
+    # The same from a module path, and none for a version without a record.
+    path = os.path.join(version_dir, 'body')
+    self.assertEqual(
+        sources.PathSource(path=path).provenance()['upstream'], tuned
+    )
+    plain = os.path.join(self.get_temp_dir(), 'plain', '1700000000')
+    _export_module(os.path.join(plain, 'body'))
+    with open(os.path.join(plain, 'export_metadata.json'), 'w') as f:
+      json.dump({'global_step': 3}, f)
+    self.assertIsNone(
+        sources.PathSource(path=os.path.join(plain, 'body')).provenance()[
+            'upstream'
+        ]
+    )
+
+
 class ModuleSettingsTest(tf.test.TestCase):
 
   def test_defaults_and_normalized_values(self):

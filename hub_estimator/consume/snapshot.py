@@ -48,6 +48,28 @@ class Resolved(NamedTuple):
   provenance: Dict[str, Any]
 
 
+def upstream_record(
+    metadata: Optional[Dict[str, Any]], module_name: str
+) -> Optional[Dict[str, Any]]:
+  """Where a module of an export version came from, as that export recorded.
+
+  Args:
+    metadata: the version's `export_metadata.json` contents (or None).
+    module_name: the module's folder name in the version.
+
+  Returns:
+    The version's `module_sources` entry whose `export_name` is
+    `module_name` (for a module fine-tuned from another run's export: that
+    source, its fine-tuning settings and, nested the same way, its own
+    `upstream`), or None when the export records none (e.g. a module built
+    from a module_fn records no `path`).
+  """
+  for source in (metadata or {}).get('module_sources') or []:
+    if isinstance(source, dict) and source.get('export_name') == module_name:
+      return source
+  return None
+
+
 def version_provenance(
     publisher_dir: str, exporter_name: str, module_dir: str
 ) -> Dict[str, Any]:
@@ -67,6 +89,7 @@ def version_provenance(
       'global_step': metadata.get('global_step'),
       'checkpoint_path': metadata.get('checkpoint_path'),
       'metrics': metrics,
+      'upstream': upstream_record(metadata, os.path.basename(module_dir)),
   }
   if metric:
     record['metric'] = {

@@ -170,8 +170,11 @@ class ModuleSource(abc.ABC):
     `description`, `export_name`, `trainable`, `signature`, `fine_tuning`
     (the FineTuning settings or None), plus what the source knows of the
     module's origin: `path`; for a published export also `run`, `exporter`,
-    `version`, `global_step`, `metric` (the exporter's metric name, if any)
-    and `metrics` (the publisher's evaluation of that version).
+    `version`, `global_step`, `metric` (the exporter's metric name, if any),
+    `metrics` (the publisher's evaluation of that version) and `upstream`
+    (the `module_sources` entry that version recorded for the module, so a
+    consumer of a consumer's export traces the chain back to the first
+    publisher; None when it records none).
     """
     if self._record is None:
       record = {
@@ -587,6 +590,9 @@ class PathSource(ModuleSource):
           metric=(exporter.get('policy') or {}).get('metric'),
           global_step=metadata.get('global_step'),
           metrics=metadata.get('metrics'),
+          upstream=snapshot.upstream_record(
+              metadata, os.path.basename(path.rstrip('/'))
+          ),
       )
     return origin
 
@@ -701,6 +707,7 @@ class RunExportSource(PathSource):
           'metric': (record.get('metric') or {}).get('name'),
           'global_step': record.get('global_step'),
           'metrics': record.get('metrics'),
+          'upstream': record.get('upstream'),
       }
     origin['run'] = self._model_dir
     origin.setdefault('exporter', self._exporter_name)
