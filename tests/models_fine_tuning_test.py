@@ -36,6 +36,15 @@ def _activity_penalty_module_fn(is_training=False):
   hub.add_signature('default', {'x': x}, h)
 
 
+def _int_hparam_module_fn(is_training=False):
+  """A body with an int32 input that has a default."""
+  del is_training  # One graph for both variants.
+  x = _v1.placeholder(tf.float32, [None, 4], name='x')
+  width = _v1.placeholder_with_default(3, [], name='width')
+  out = x * tf.cast(width, tf.float32)
+  hub.add_signature('default', {'x': x, 'width': width}, out)
+
+
 def _mixed_module_fn(is_training=False):
   """A body with a partitioned resource variable, ref variables, a moving mean."""
   x = _v1.placeholder(tf.float32, [None, 4], name='x')
@@ -431,9 +440,17 @@ class BadSettingsTest(_Case):
             signature='with_hparams', hparams={'bn_momentm': 0.5}
         ),
     )
-    # The default signature has no such input at all.
+    # The default signature has no such input at all; the message points to
+    # the one that has.
     self.assert_config_error(
-        ["['dropout_rate'] are not inputs", 'inputs with defaults: none'],
+        [
+            "['dropout_rate'] are not inputs",
+            'inputs with defaults: none',
+            (
+                'Other signatures with such inputs (FineTuning.signature):'
+                " 'with_hparams': ['bn_momentum', 'dropout_rate']."
+            ),
+        ],
         lambda: self.check(hparams={'dropout_rate': 0.5}),
     )
 
@@ -463,6 +480,30 @@ class BadSettingsTest(_Case):
         ["FineTuning.hparams['bn_momentum']=[0.9, 0.9]", 'shape ()'],
         lambda: self.check(
             signature='with_hparams', hparams={'bn_momentum': [0.9, 0.9]}
+        ),
+    )
+
+  def test_values_must_fit_in_the_dtype(self):
+    int_input = _publish(
+        tempfile.mkdtemp(dir=self.get_temp_dir()), _int_hparam_module_fn
+    )
+    for value in (2**31, -(2**31) - 1, 2**40):
+      self.assert_config_error(
+          [f"FineTuning.hparams['width']={value}: does not fit in int32"],
+          lambda: sources.PathSource(
+              path=int_input,
+              fine_tuning=FineTuning(hparams={'width': value}),
+          ).check(),
+      )
+    source = sources.PathSource(
+        path=int_input, fine_tuning=FineTuning(hparams={'width': 2**31 - 1})
+    )
+    source.check()
+    self.assertEqual(source._hparam_values(set()), {'width': 2**31 - 1})
+    self.assert_config_error(
+        ["FineTuning.hparams['bn_momentum']=1e+50: does not fit in float32"],
+        lambda: self.check(
+            signature='with_hparams', hparams={'bn_momentum': 1e50}
         ),
     )
 

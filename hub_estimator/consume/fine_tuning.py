@@ -74,7 +74,10 @@ class FineTuning:
     learning_rate_multiplier: the module variables' learning rate is the
       head's times this (>= 0): each of the two uses its own optimizer from
       `make_model_fn.optimizer_fn`, so the multiplier means the same for
-      every optimizer (not a gradient scale, which Adam would undo). 0
+      every optimizer (not a gradient scale, which Adam would undo). The
+      head's rate is `make_model_fn.learning_rate_fn` of the global step, so
+      the module follows the same schedule; after `frozen_steps` it starts
+      at the schedule's rate of that step (a warm-up does not restart). 0
       freezes the module for the whole run (see the module docstring).
     frozen_steps: the module is frozen while the global step is below this
       (steps 0 .. frozen_steps - 1), then trains; 0 means it trains from the
@@ -143,7 +146,7 @@ class FineTuning:
     )
 
   def hparam_values(
-      self, input_info: Mapping[str, Any], where: str
+      self, input_info: Mapping[str, Any], where: str, elsewhere: str = ''
   ) -> Dict[str, np.ndarray]:
     """Checks `hparams` against a signature's inputs; returns them converted.
 
@@ -151,6 +154,9 @@ class FineTuning:
       input_info: the signature's inputs (name -> ParsedTensorInfo).
       where: the signature and module, for messages (e.g. "signature
         'with_hparams' of module /path").
+      elsewhere: the module's other signatures that have inputs with
+        defaults, for the message about an unknown key (e.g. "'with_hparams':
+        ['bn_momentum', 'dropout_rate']"); empty when there are none.
 
     Returns:
       Input name -> numpy value of the input's dtype.
@@ -158,7 +164,8 @@ class FineTuning:
     Raises:
       ConfigError: a key is not an input with a default (the message lists
         those that have one), or a value does not fit its input's dtype or
-        shape.
+        shape, or does not fit in that dtype (an integer out of its range, a
+        number that would overflow to infinity).
     """
     optional = sorted(k for k, v in input_info.items() if v.has_default)
     unknown = sorted(set(self.hparams) - set(optional))
@@ -167,9 +174,15 @@ class FineTuning:
           f'{k} (default {tensor_info_lib.describe_default(input_info[k])})'
           for k in optional
       )
+      other = (
+          ' Other signatures with such inputs (FineTuning.signature):'
+          f' {elsewhere}.'
+          if elsewhere
+          else ''
+      )
       raise gin_utils.config_error(
           f'FineTuning.hparams: {unknown} are not inputs with a default of'
-          f' {where}; inputs with defaults: {listed or "none"}.'
+          f' {where}; inputs with defaults: {listed or "none"}.{other}'
       )
     values = {}
     for key, value in sorted(self.hparams.items()):
@@ -188,7 +201,20 @@ class FineTuning:
             f'FineTuning.hparams[{key!r}]={value!r}: input {key!r} of {where}'
             f' has shape {info.get_shape()}; got shape {list(array.shape)}.'
         )
-      values[key] = array.astype(want.as_numpy_dtype)
+      with np.errstate(over='ignore', invalid='ignore'):
+        converted = array.astype(want.as_numpy_dtype)
+      if array.dtype.kind in 'iu':
+        fits = np.array_equal(converted, array)
+      elif array.dtype.kind == 'f':
+        fits = np.array_equal(np.isfinite(converted), np.isfinite(array))
+      else:
+        fits = True
+      if not fits:
+        raise gin_utils.config_error(
+            f'FineTuning.hparams[{key!r}]={value!r}: does not fit in'
+            f' {want.name}, the dtype of input {key!r} of {where}.'
+        )
+      values[key] = converted
     return values
 
   def as_record(self) -> Dict[str, Any]:

@@ -321,7 +321,12 @@ class ModuleSource(abc.ABC):
         f'signature {self._signature!r} (tags {_tags_str(tags)}) of'
         f' {self.describe()}'
     )
-    return self._fine_tuning.hparam_values(info, where)
+    spec = self.module_spec()
+    others = [n for n in spec.get_signature_names() if n != self._signature]
+    elsewhere = _optional_inputs(spec, others)
+    return self._fine_tuning.hparam_values(
+        info, where, '' if elsewhere == 'none' else elsewhere
+    )
 
   def input_info(self) -> Mapping[str, Any]:
     """The signature's input infos (name -> ParsedTensorInfo)."""
