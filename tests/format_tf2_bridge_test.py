@@ -1,8 +1,9 @@
 """TF1 Hub module -> TF2 Reusable SavedModel (`export_tf2_saved_model`).
 
-Each scenario runs in a fresh TF2 (eager) child process (this file run as a
-script with the scenario name); the child prints a JSON report that the test
-checks. The TF1 reference values come from `hub_estimator.Module` in a
+Each test runs its scenarios in one fresh TF2 (eager) child process (this
+file run as a script with the scenario names); the child prints a JSON report
+per scenario that the test checks. Scenarios share a child to keep the suite
+fast (one TensorFlow start per test). The TF1 reference values come from `hub_estimator.Module` in a
 `tf.Graph`, the TF2 ones from `tf.saved_model.load` and tensorflow_hub 0.15's
 `hub.KerasLayer`.
 """
@@ -49,14 +50,14 @@ def _mlp_module(path, dropout_rate=0.0):
   return path
 
 
-def _tf1_outputs(path, x, tags):
+def _tf1_outputs(path, x, tags, signature=None):
   """Outputs, moving means after one update and regularization losses."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import hub_estimator as hub  # pylint: disable=g-import-not-at-top
 
   with tf.Graph().as_default():
     module = hub.Module(path, trainable=True, tags=tags)
-    out = module(x)
+    out = module(x, signature=signature)
     updates = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS)
     losses = tf.compat.v1.get_collection(
         tf.compat.v1.GraphKeys.REGULARIZATION_LOSSES
@@ -96,10 +97,23 @@ def scenario_outputs(root):
       bn_momentum=tf.constant(0.9),
       dropout_rate=tf.constant(0.0),
   )["default"].numpy()
-  # Last: the training call moves the moving statistics.
+  hparams = {"x": x, "bn_momentum": np.float32(0.5), "dropout_rate": 0.0}
+  tf1_hparams, mean_hparams, _ = _tf1_outputs(
+      module, hparams, {"train"}, "with_hparams"
+  )
+  # The training calls move the moving statistics: from here on mean moves.
+  tf2_hparams = obj.train_signatures["with_hparams"](hparams)["default"]
+  after_hparams = mean.numpy()
+  mean.assign(before)
   tf2_train = obj(x, training=True).numpy()
   after_train = mean.numpy()
   return {
+      "train_signatures": sorted(obj.train_signatures),
+      "train_hparams_diff": float(np.abs(tf1_hparams - tf2_hparams).max()),
+      "train_hparams_mean_diff": float(
+          np.abs(after_hparams - mean_hparams).max()
+      ),
+      "hparams_momentum_used": float(np.abs(mean_hparams - mean_train).max()),
       "default_diff": float(np.abs(tf1_default - tf2_default).max()),
       "dict_diff": float(np.abs(tf1_default - tf2_dict).max()),
       "train_diff": float(np.abs(tf1_train - tf2_train).max()),
@@ -204,28 +218,300 @@ def scenario_vocabulary(root):
   }
 
 
-def scenario_ref_variables(root):
+def scenario_partitioned(root):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow_hub as tfhub  # pylint: disable=g-import-not-at-top
   import hub_estimator as hub  # pylint: disable=g-import-not-at-top
   from hub_estimator.format import tf2_bridge  # pylint: disable=g-import-not-at-top
 
   def module_fn():
-    x = tf.compat.v1.placeholder(tf.float32, [None, 2], name="x")
-    w = tf.compat.v1.get_variable("w", [2, 2], use_resource=False)
-    hub.add_signature(inputs=x, outputs=tf.matmul(x, w))
+    ids = tf.compat.v1.placeholder(tf.int64, [None], name="ids")
+    emb = tf.compat.v1.get_variable(
+        "emb",
+        [10, 4],
+        partitioner=tf.compat.v1.fixed_size_partitioner(3),
+        use_resource=True,
+    )
+    w = tf.compat.v1.get_variable("w", [4, 2], use_resource=True)
+    # Used by partition (a "div" lookup) and as a whole (its concatenation).
+    looked = tf.compat.v1.nn.embedding_lookup(
+        emb, ids, partition_strategy="div"
+    )
+    whole = tf.reduce_sum(tf.square(tf.convert_to_tensor(emb)))
+    hub.add_signature(inputs=ids, outputs=tf.matmul(looked, w) + whole)
 
-  module = os.path.join(root, "ref")
+  module = os.path.join(root, "partitioned")
+  ids = np.array([0, 3, 4, 9, 7], dtype=np.int64)
   with tf.Graph().as_default():
     instance = hub.Module(hub.create_module_spec(module_fn))
+    out = instance(ids)
+    with tf.compat.v1.Session() as session:
+      session.run(tf.compat.v1.global_variables_initializer())
+      tf1 = session.run(out)
+      instance.export(module, session)
+  export = tf2_bridge.export_tf2_saved_model(module, os.path.join(root, "tf2"))
+  obj = tf.saved_model.load(export)
+  tf2 = obj(ids).numpy()
+  layer = tfhub.KerasLayer(export, trainable=True)
+  model = tf.keras.Sequential(
+      [tf.keras.Input([], dtype=tf.int64), layer, tf.keras.layers.Dense(1)]
+  )
+  model.compile(optimizer=tf.keras.optimizers.SGD(0.01), loss="mse")
+  parts = sorted(
+      (w for w in layer.trainable_weights if w.name.startswith("emb/")),
+      key=lambda w: w.name,
+  )
+  before = [p.numpy() for p in parts]
+  model.fit(ids, np.zeros([5, 1], np.float32), epochs=2, verbose=0)
+  return {
+      "diff": float(np.abs(tf1 - tf2).max()),
+      "variables": sorted(
+          "%s%s" % (v.name, v.shape.as_list()) for v in obj.variables
+      ),
+      "parts_changed": [
+          float(np.abs(p.numpy() - b).max()) for p, b in zip(parts, before)
+      ],
+  }
+
+
+def scenario_sparse(root):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import hub_estimator as hub  # pylint: disable=g-import-not-at-top
+  from hub_estimator.format import tf2_bridge  # pylint: disable=g-import-not-at-top
+
+  vocab = os.path.join(root, "vocab.txt")
+  with open(vocab, "w") as f:
+    f.write("the\ncat\nsat\n")
+
+  def module_fn(is_training=False):
+    # A sparse batch of tokens, as sparse_text_embedding_column feeds it.
+    tokens = tf.compat.v1.sparse_placeholder(
+        tf.string, [None, None], name="tokens"
+    )
+    table = tf.compat.v1.lookup.StaticVocabularyTable(
+        tf.compat.v1.lookup.TextFileInitializer(
+            vocab,
+            tf.string,
+            tf.compat.v1.lookup.TextFileIndex.WHOLE_LINE,
+            tf.int64,
+            tf.compat.v1.lookup.TextFileIndex.LINE_NUMBER,
+        ),
+        2,
+    )
+    ids = tf.SparseTensor(
+        tokens.indices, table.lookup(tokens.values), tokens.dense_shape
+    )
+    emb = tf.compat.v1.get_variable("emb", [5, 3], use_resource=True)
+    embedded = tf.nn.safe_embedding_lookup_sparse(emb, ids, combiner="sqrtn")
+    if is_training:
+      embedded *= 2.0
+    hub.add_signature(inputs=tokens, outputs=embedded)
+    hub.add_signature("ids", inputs={"tokens": tokens}, outputs={"ids": ids})
+    scores = tf.compat.v1.ragged.placeholder(tf.float32, 1, [], name="scores")
+    hub.add_signature(
+        "ragged",
+        inputs={"scores": scores},
+        outputs={"sums": tf.reduce_sum(scores, axis=1), "doubled": scores * 2},
+    )
+
+  module = os.path.join(root, "sparse")
+  tokens = tf.compat.v1.SparseTensorValue(
+      indices=[[0, 0], [0, 1], [1, 0], [3, 0]],
+      values=[b"the", b"dog", b"sat", b"cat"],
+      dense_shape=[4, 2],
+  )
+  spec = hub.create_module_spec(
+      module_fn,
+      tags_and_args=[({"train"}, {"is_training": True}), (set(), {})],
+  )
+  with tf.Graph().as_default():
+    instance = hub.Module(spec)
     with tf.compat.v1.Session() as session:
       session.run(tf.compat.v1.global_variables_initializer())
       instance.export(module, session)
-  export = os.path.join(root, "tf2")
+  tf1 = {}
+  for tags in (None, {"train"}):
+    with tf.Graph().as_default():
+      instance = hub.Module(module, tags=tags)
+      sparse = tf.SparseTensor(*tokens)
+      out = instance(sparse)
+      ids = instance(sparse, signature="ids", as_dict=True)["ids"]
+      with tf.compat.v1.Session() as session:
+        session.run(tf.compat.v1.global_variables_initializer())
+        session.run(tf.compat.v1.tables_initializer())
+        tf1[str(tags)] = session.run([out, ids])
+  export = tf2_bridge.export_tf2_saved_model(module, os.path.join(root, "tf2"))
+  obj = tf.saved_model.load(export)
+  sparse = tf.SparseTensor(
+      tokens.indices, tf.constant(tokens.values), tokens.dense_shape
+  )
+  emb = [v for v in obj.trainable_variables if v.name == "emb:0"][0]
+  with tf.GradientTape() as tape:
+    tf2_train = obj(sparse, training=True)
+    loss = tf.reduce_sum(tf.square(tf2_train))
+  gradient = tape.gradient(loss, emb)
+  tf2_ids = obj.signatures["ids"](
+      tokens=sparse.indices, tokens_1=sparse.values, tokens_2=sparse.dense_shape
+  )["ids"]
+  tf2_train_ids = obj.train_signatures["ids"]({"tokens": sparse})["ids"]
+  tf1_ids = tf1["None"][1]
+  scores = [[1.0, 2.0], [], [3.0]]
+  with tf.Graph().as_default():
+    instance = hub.Module(module)
+    ragged = instance(
+        tf.ragged.constant(scores), signature="ragged", as_dict=True
+    )
+    with tf.compat.v1.Session() as session:
+      tf1_ragged = session.run(ragged)
+  tf2_ragged = obj.train_signatures["ragged"](
+      {"scores": tf.ragged.constant(scores)}
+  )
+  return {
+      "diff": float(np.abs(obj(sparse).numpy() - tf1["None"][0]).max()),
+      "dict_diff": float(
+          np.abs(obj({"default": sparse}).numpy() - tf1["None"][0]).max()
+      ),
+      "train_diff": float(
+          np.abs(tf2_train.numpy() - tf1["{'train'}"][0]).max()
+      ),
+      "gradient_norm": float(tf.norm(tf.convert_to_tensor(gradient))),
+      "ids_equal": [
+          tf2_ids.indices.numpy().tolist() == tf1_ids.indices.tolist(),
+          tf2_ids.values.numpy().tolist() == tf1_ids.values.tolist(),
+          tf2_train_ids.values.numpy().tolist() == tf1_ids.values.tolist(),
+      ],
+      "dense_error": _error(lambda: obj(tf.constant([["the"]]))),
+      "ragged_sums": [
+          tf2_ragged["sums"].numpy().tolist(),
+          tf1_ragged["sums"].tolist(),
+      ],
+      "ragged_doubled": [
+          tf2_ragged["doubled"].to_list(),
+          tf1_ragged["doubled"].to_list(),
+      ],
+  }
+
+
+def _error(fn):
   try:
-    tf2_bridge.export_tf2_saved_model(module, export)
-  except tf2_bridge.ConversionError as e:
-    return {"error": str(e), "written": os.path.exists(export)}
-  return {"error": None}
+    fn()
+  except Exception as e:  # pylint: disable=broad-except
+    return "%s: %s" % (type(e).__name__, e)
+  return None
+
+
+def scenario_errors(root):
+  """Modules the converter refuses: each error, and nothing written."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import hub_estimator as hub  # pylint: disable=g-import-not-at-top
+  from hub_estimator.format import tf2_bridge  # pylint: disable=g-import-not-at-top
+
+  v1 = tf.compat.v1
+
+  def dense(x, use_resource=True):
+    w = v1.get_variable("w", [2, 2], use_resource=use_resource)
+    return tf.matmul(x, w)
+
+  def ref_variables():
+    x = v1.placeholder(tf.float32, [None, 2], name="x")
+    hub.add_signature(inputs=x, outputs=dense(x, use_resource=False))
+
+  def activity_loss():
+    x = v1.placeholder(tf.float32, [None, 2], name="x")
+    y = dense(x)
+    v1.add_to_collection(
+        v1.GraphKeys.REGULARIZATION_LOSSES,
+        tf.reduce_mean(tf.square(y), name="activity"),
+    )
+    hub.add_signature(inputs=x, outputs=y)
+
+  def key_value_table():
+    words = v1.placeholder(tf.string, [None], name="words")
+    table = v1.lookup.StaticHashTable(
+        v1.lookup.KeyValueTensorInitializer(["a", "b"], [0, 1], tf.string),
+        -1,
+    )
+    hub.add_signature(inputs=words, outputs=table.lookup(words))
+
+  def mutable_table():
+    words = v1.placeholder(tf.string, [None], name="words")
+    table = v1.lookup.experimental.MutableHashTable(tf.string, tf.int64, -1)
+    hub.add_signature(inputs=words, outputs=table.lookup(words))
+
+  def graph_function():
+    x = v1.placeholder(tf.float32, [None, 2], name="x")
+    y = dense(x)
+    out = tf.cond(tf.reduce_sum(x) > 0, lambda: y, lambda: -y)
+    hub.add_signature(inputs=x, outputs=out)
+
+  def other_signature_only():
+    x = v1.placeholder(tf.float32, [None, 2], name="x")
+    hub.add_signature("other", inputs=x, outputs=dense(x))
+
+  def train_takes_other_inputs(is_training=False):
+    x = v1.placeholder(tf.float32, [None, 2], name="x")
+    inputs = {"x": x}
+    if is_training:
+      inputs["rate"] = v1.placeholder(tf.float32, [], name="rate")
+    hub.add_signature(inputs=inputs, outputs=dense(x))
+
+  def export(name, module_fn, tags_and_args=None):
+    path = os.path.join(root, name)
+    spec = hub.create_module_spec(
+        module_fn,
+        tags_and_args=tags_and_args,
+        drop_collections=["saveable_objects"],  # of the MutableHashTable
+    )
+    with tf.Graph().as_default():
+      instance = hub.Module(spec)
+      with v1.Session() as session:
+        session.run(v1.global_variables_initializer())
+        session.run(v1.tables_initializer())
+        instance.export(path, session)
+    return path
+
+  def convert(module, export_path=None):
+    export_path = export_path or module + "_tf2"
+    try:
+      tf2_bridge.export_tf2_saved_model(module, export_path)
+    except Exception as e:  # pylint: disable=broad-except
+      return {
+          "type": type(e).__name__,
+          "error": str(e),
+          "written": (
+              os.path.exists(export_path)
+              or any(
+                  n.startswith(os.path.basename(export_path) + ".temp")
+                  for n in os.listdir(os.path.dirname(export_path))
+              )
+          ),
+      }
+    return {"type": None}
+
+  train_variants = [({"train"}, {"is_training": True}), (set(), {})]
+  report = {
+      name: convert(export(name, fn, tags_and_args))
+      for name, fn, tags_and_args in [
+          ("ref_variables", ref_variables, None),
+          ("activity_loss", activity_loss, None),
+          ("key_value_table", key_value_table, None),
+          ("mutable_table", mutable_table, None),
+          ("graph_function", graph_function, None),
+          ("other_signature_only", other_signature_only, None),
+          (
+              "train_takes_other_inputs",
+              train_takes_other_inputs,
+              train_variants,
+          ),
+      ]
+  }
+  report["missing_module"] = convert(os.path.join(root, "nope"))
+  existing = os.path.join(root, "existing")
+  os.mkdir(existing)
+  report["export_path_exists"] = convert(
+      os.path.join(root, "ref_variables"), existing
+  )
+  return report
 
 
 def scenario_cli(root):
@@ -240,12 +526,6 @@ def scenario_cli(root):
       text=True,
       check=False,
   )
-  again = subprocess.run(
-      tool + ["--module=" + module, "--export_path=" + export],
-      capture_output=True,
-      text=True,
-      check=False,
-  )
   missing = subprocess.run(
       tool + ["--module=" + os.path.join(root, "nope"), "--export_path=x"],
       capture_output=True,
@@ -255,8 +535,11 @@ def scenario_cli(root):
   obj = tf.saved_model.load(export)
   return {
       "ok": [ok.returncode, ok.stdout],
-      "again": [again.returncode, again.stderr.strip().splitlines()[-1]],
-      "missing": [missing.returncode, missing.stderr.strip().splitlines()[-1]],
+      "missing": [
+          missing.returncode,
+          missing.stderr.strip().splitlines()[-1],
+          "Traceback" in missing.stderr,
+      ],
       "loaded_variables": len(obj.variables),
   }
 
@@ -370,16 +653,17 @@ def scenario_exporter(root):
   }
 
 
-def _run(scenario):
+def _run(*scenarios):
+  """Runs scenarios in one fresh process; returns {scenario: report}."""
   root = tempfile.mkdtemp(prefix="tf2_bridge_")
   try:
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     result = subprocess.run(
-        [sys.executable, os.path.abspath(__file__), scenario, root],
+        [sys.executable, os.path.abspath(__file__), ",".join(scenarios), root],
         capture_output=True,
         text=True,
         env=env,
-        timeout=900,
+        timeout=1800,
         check=False,
     )
     lines = [l for l in result.stdout.splitlines() if l.startswith(_REPORT)]
@@ -389,8 +673,8 @@ def _run(scenario):
     shutil.rmtree(root, ignore_errors=True)
 
 
-def test_outputs_equal_the_tf1_module_in_both_variants():
-  report = _run("outputs")
+def _check_outputs(report):
+  """Outputs equal the tf1 module in both variants."""
   assert report["variants_differ"] > 1e-3  # batch vs moving statistics
   assert report["default_diff"] <= 1e-6
   assert report["dict_diff"] <= 1e-6
@@ -401,6 +685,12 @@ def test_outputs_equal_the_tf1_module_in_both_variants():
   assert report["inference_keeps_mean"] == 0.0
   assert report["train_mean_moved"] > 1e-3
   assert report["train_mean_diff"] <= 1e-6
+  # Every signature has a training version: the {"train"} variant's, with
+  # its UPDATE_OPS (here with bn_momentum fed as 0.5, not the default 0.9).
+  assert report["train_signatures"] == ["default", "hparams", "with_hparams"]
+  assert report["train_hparams_diff"] <= 1e-6
+  assert report["hparams_momentum_used"] > 1e-3
+  assert report["train_hparams_mean_diff"] <= 1e-6
   assert np.allclose(report["losses_tf2"], report["losses_tf1"], atol=1e-7)
   assert len(report["losses_tf2"]) == 2
   assert len(report["variables"]) == 12  # one shared set for both variants
@@ -409,8 +699,8 @@ def test_outputs_equal_the_tf1_module_in_both_variants():
   )
 
 
-def test_keras_layer_fine_tunes_the_converted_module():
-  report = _run("keras")
+def _check_keras(report):
+  """Keras layer fine tunes the converted module."""
   assert len(report["trainable_weights"]) == 8
   assert sorted(report["non_trainable"]) == [
       "bn_0/moving_mean:0",
@@ -427,34 +717,102 @@ def test_keras_layer_fine_tunes_the_converted_module():
   )
 
 
-def test_vocabulary_module_works_after_deleting_the_original_export():
-  report = _run("vocabulary")
+def _check_vocabulary(report):
+  """Vocabulary module works after deleting the original export."""
   assert report["oov_nonzero"] > 0
   assert report["diff"] <= 1e-6
   assert report["resaved_diff"] <= 1e-6
 
 
-def test_reference_variables_get_one_clear_error():
-  report = _run("ref_variables")
-  assert report["error"] is not None
-  assert "reference variable" in report["error"]
-  assert "'w'" in report["error"]
-  assert not report["written"]
+def _check_partitioned(report):
+  """Partitioned variables convert one variable per partition."""
+  assert report["diff"] <= 1e-5
+  assert report["variables"] == [
+      "emb/part_0:0[4, 4]",
+      "emb/part_1:0[3, 4]",
+      "emb/part_2:0[3, 4]",
+      "w:0[4, 2]",
+  ]
+  # Fine-tuning reaches every partition (the whole-tensor use touches all).
+  assert all(change > 1e-6 for change in report["parts_changed"]), report
 
 
-def test_command_line_tool_converts_and_reports_errors():
-  report = _run("cli")
+def _check_sparse(report):
+  """Sparse inputs and outputs convert."""
+  assert report["diff"] <= 1e-6
+  assert report["dict_diff"] <= 1e-6
+  assert report["train_diff"] <= 1e-6
+  assert report["gradient_norm"] > 0
+  assert report["ids_equal"] == [True, True, True]
+  # A dense value where the module takes a SparseTensor: TF's loaded
+  # function names the SparseTensorSpec it expects.
+  assert "SparseTensorSpec" in report["dense_error"], report
+  # RaggedTensor inputs and outputs too.
+  assert report["ragged_sums"] == [[3.0, 0.0, 3.0]] * 2, report
+  assert report["ragged_doubled"] == [[[2.0, 4.0], [], [6.0]]] * 2, report
+
+
+def test_modules_that_cannot_convert_get_one_clear_error_each():
+  report = _run("errors")["errors"]
+  for name, result in report.items():
+    assert result["type"] is not None, name
+    assert name == "export_path_exists" or not result["written"], name
+  conversion_errors = {
+      # what the message says about the module
+      "ref_variables": [
+          "node 'w'",
+          "is a reference variable (VariableV2)",
+          "enable_resource_variables",
+      ],
+      "activity_loss": [
+          (
+              "regularization losses activity:0 (input 'default' of signature"
+              " 'default')"
+          ),
+          "depend on signature inputs",
+          "silently train without them",
+      ],
+      "key_value_table": [
+          "is not initialized from a vocabulary file",
+      ],
+      "mutable_table": ["is a MutableHashTableV2"],
+      "graph_function": ["defines graph functions", "cond_true"],
+      "other_signature_only": ["has no 'default' signature", "['other']"],
+      "train_takes_other_inputs": [
+          "needs the default signature in the {'train'} graph variant",
+          "'rate'",
+      ],
+  }
+  for name, fragments in conversion_errors.items():
+    result = report[name]
+    assert result["type"] == "ConversionError", (name, result)
+    assert "Cannot convert module" in result["error"], (name, result)
+    for fragment in fragments:
+      assert fragment in result["error"], (name, fragment, result["error"])
+  assert report["missing_module"]["type"] in (
+      "ModuleFormatError",
+      "FileNotFoundError",
+      "NotFoundError",
+  ), report["missing_module"]
+  assert "nope" in report["missing_module"]["error"]
+  assert report["export_path_exists"]["type"] == "FileExistsError"
+  assert "already exists" in report["export_path_exists"]["error"]
+
+
+def _check_cli(report):
+  """Command line tool converts and reports errors."""
   assert report["ok"][0] == 0, report
   assert "Wrote TF2 Reusable SavedModel" in report["ok"][1]
   assert report["loaded_variables"] == 12
-  assert report["again"][0] == 1
-  assert "already exists" in report["again"][1]
+  # An error is one line (no traceback) and exit status 1.
   assert report["missing"][0] == 1
+  assert report["missing"][1].startswith("convert_to_tf2: Module directory")
   assert "does not exist" in report["missing"][1]
+  assert not report["missing"][2], report
 
 
 def test_exporter_publishes_tf2_saved_model_with_the_module():
-  report = _run("exporter")
+  report = _run("exporter")["exporter"]
   assert len(report["versions"]) == 1
   assert "body" in report["version_files"]
   assert "tf2" in report["version_files"]
@@ -466,6 +824,24 @@ def test_exporter_publishes_tf2_saved_model_with_the_module():
   assert report["failing_left"] == []
 
 
+def test_mlp_module_outputs_keras_fine_tuning_and_command_line():
+  reports = _run("outputs", "keras", "cli")
+  _check_outputs(reports["outputs"])
+  _check_keras(reports["keras"])
+  _check_cli(reports["cli"])
+
+
+def test_tables_sparse_inputs_and_partitioned_variables():
+  reports = _run("vocabulary", "sparse", "partitioned")
+  _check_vocabulary(reports["vocabulary"])
+  _check_sparse(reports["sparse"])
+  _check_partitioned(reports["partitioned"])
+
+
 if __name__ == "__main__":
-  _result = globals()["scenario_" + sys.argv[1]](sys.argv[2])
-  print(_REPORT + json.dumps(_result))
+  _results = {}
+  for _name in sys.argv[1].split(","):
+    _root = os.path.join(sys.argv[2], _name)
+    os.mkdir(_root)
+    _results[_name] = globals()["scenario_" + _name](_root)
+  print(_REPORT + json.dumps(_results))

@@ -8,111 +8,81 @@ and `obj.regularization_losses` (zero-argument functions returning scalars).
 
 How the conversion works, in an eager TF2 context:
 
-1. One `tf.Variable` per module variable, initialized from the module's
-   checkpoint, shared by every graph variant.
-2. Each graph variant (the default one, and `{"train"}` when present) is
-   imported into a `tf.compat.v1.wrap_function` graph with every variable
-   handle (`VarHandleOp`) mapped onto the captured handle of its shared
-   variable, and every vocabulary table (`HashTableV2` initialized from a text
-   file asset) mapped onto a TF2 `tf.lookup.StaticHashTable` whose file is a
-   `tf.saved_model.Asset` (copied into the SavedModel's assets/).
-3. Signatures are cut out of those graphs with `WrappedFunction.prune`; the
-   `{"train"}` call also runs the variant's UPDATE_OPS (batch-norm moving
-   statistics) as control outputs. REGULARIZATION_LOSSES become zero-argument
-   functions.
-4. `tf.saved_model.save` writes the object; its `__call__` has traces for
-   `training=False` (default variant) and `training=True` (`{"train"}`
-   variant, or the default one when the module has no `{"train"}` variant).
+1. One `tf.Variable` per module variable (one per partition of a partitioned
+   variable), read from the module's checkpoint with one `RestoreV2`, shared
+   by every graph variant.
+2. Every function of the result (a signature in a graph variant, a
+   regularization loss) is one `tf.compat.v1.wrap_function` that imports only
+   the nodes it needs (the module's `GraphIndex` prunes the GraphDef first),
+   with every variable handle (`VarHandleOp`) mapped onto the captured handle
+   of its shared variable and every vocabulary table (`HashTableV2`
+   initialized from a text file asset) onto a TF2 `tf.lookup.StaticHashTable`
+   whose file is a `tf.saved_model.Asset` (copied into the SavedModel's
+   assets/). Its arguments and results are the flat dense components of the
+   signature's tensors (a SparseTensor is indices, values, dense_shape); the
+   `tf.function`s around them take and return SparseTensors and
+   RaggedTensors.
+3. The `{"train"}` version of a signature also runs the variant's UPDATE_OPS
+   (batch-norm moving statistics) as control dependencies of its outputs.
+4. `tf.saved_model.save` writes the object.
 """
 
+import inspect
 import os
 import uuid
-from typing import List
+from typing import Dict, List, Sequence
 
 import tensorflow as tf
 from tensorflow.core.framework import variable_pb2
 from tensorflow.python.eager import context
+from tensorflow.python.saved_model import save_context
 
+from hub_estimator.format import graph_index as graph_index_lib
 from hub_estimator.format import saved_model_io
 from hub_estimator.format import spec as spec_lib
 from hub_estimator.format import tags as tags_lib
 
 _V1 = tf.compat.v1
+_GraphKeys = _V1.GraphKeys
 _SCOPE = "module"
 _REF_VARIABLE_OPS = ("VariableV2", "Variable", "VariableV1")
 _TABLE_OPS = ("HashTableV2",)
 _TEXT_FILE_INIT_OPS = ("InitializeTableFromTextFileV2",)
+_INPUT_OPS = graph_index_lib.PLACEHOLDER_OPS + ("PlaceholderWithDefault",)
 _DEFAULT_SIGNATURE = "default"
+_op_name = graph_index_lib.op_name
+_tensor_name = graph_index_lib.tensor_name
 
 
 class ConversionError(saved_model_io.ModuleFormatError):
   """A TF1 Hub module cannot be converted into a TF2 Reusable SavedModel."""
 
 
-def _node_name(tensor_name: str) -> str:
-  return tensor_name.split(":")[0].lstrip("^")
+def _variant_name(tags) -> str:
+  return "graph variant %s" % (sorted(tags) or "default (no tags)")
 
 
-def _collection(meta_graph, key: str) -> List[str]:
-  if key not in meta_graph.collection_def:
-    return []
-  return list(meta_graph.collection_def[key].node_list.value)
-
-
-def _variable_defs(meta_graph) -> List:
-  """VariableDef protos of the variant's global variables."""
-  key = _V1.GraphKeys.GLOBAL_VARIABLES
-  if key not in meta_graph.collection_def:
-    return []
-  result = []
-  for serialized in meta_graph.collection_def[key].bytes_list.value:
-    result.append(variable_pb2.VariableDef.FromString(serialized))
-  return result
-
-
-def _trainable_names(meta_graph) -> set:
-  key = _V1.GraphKeys.TRAINABLE_VARIABLES
-  if key not in meta_graph.collection_def:
-    return set()
-  return {
-      _node_name(variable_pb2.VariableDef.FromString(s).variable_name)
-      for s in meta_graph.collection_def[key].bytes_list.value
-  }
-
-
-def _check_convertible(meta_graph, source: str, tags) -> None:
+def _check_convertible(index, source: str, tags) -> None:
   """Raises ConversionError for graph features with no TF2 equivalent here."""
-  variant = "graph variant %s" % (sorted(tags) or "default (no tags)")
-  for node in meta_graph.graph_def.node:
+  for node in index.meta_graph.graph_def.node:
     if node.op in _REF_VARIABLE_OPS:
       raise ConversionError(
           "Cannot convert module %s to TF2: node %r of its %s is a reference"
           " variable (%s); TF2 functions hold resource variables only."
           " Re-export the module from a graph built with resource variables"
           " (tf.compat.v1.enable_resource_variables())."
-          % (source, node.name, variant, node.op)
+          % (source, node.name, _variant_name(tags), node.op)
       )
-  for variable_def in _variable_defs(meta_graph):
-    if variable_def.HasField("save_slice_info_def"):
-      raise ConversionError(
-          "Cannot convert module %s to TF2: variable %r of its %s is one"
-          " partition of a partitioned variable; partitioned variables are not"
-          " supported by the converter."
-          % (source, variable_def.variable_name, variant)
-      )
-  if meta_graph.graph_def.library.function:
+  functions = index.meta_graph.graph_def.library.function
+  if functions:
     raise ConversionError(
         "Cannot convert module %s to TF2: its %s defines graph functions (%s);"
-        " the converter supports plain graphs only."
+        " the converter supports plain graphs only (no tf.function, Defun or"
+        " v2 control flow inside the module)."
         % (
             source,
-            variant,
-            ", ".join(
-                sorted(
-                    f.signature.name
-                    for f in meta_graph.graph_def.library.function
-                )
-            ),
+            _variant_name(tags),
+            ", ".join(sorted(f.signature.name for f in functions)),
         )
     )
 
@@ -122,11 +92,11 @@ class _Tables:
 
   def __init__(self, source: str):
     self._source = source
-    self.by_key = {}  # (filename, key_index, ...) -> StaticHashTable
+    self.by_key = {}  # (filename, dtypes, initializer attrs) -> table
 
-  def table_for(self, nodes, table_node, init_node, variant):
+  def table_for(self, nodes, table_node, init_node, tags):
     """Returns the TF2 table for a HashTableV2 node and its initializer node."""
-    filename = self._constant_string(nodes, init_node.input[1], variant)
+    filename = self._constant_string(nodes, init_node.input[1], tags)
     attr = init_node.attr
     key_dtype = tf.as_dtype(table_node.attr["key_dtype"].type)
     value_dtype = tf.as_dtype(table_node.attr["value_dtype"].type)
@@ -162,231 +132,478 @@ class _Tables:
       )
     return self.by_key[key]
 
-  def _constant_string(self, nodes, tensor_name, variant):
-    node = nodes.get(_node_name(tensor_name))
+  def _constant_string(self, nodes, tensor_name, tags):
+    node = nodes.get(_op_name(tensor_name))
     while node is not None and node.op == "Identity":
-      node = nodes.get(_node_name(node.input[0]))
+      node = nodes.get(_op_name(node.input[0]))
     if node is None or node.op != "Const":
       raise ConversionError(
           "Cannot convert module %s to TF2: the vocabulary file name %r of its"
           " %s is computed, not a constant asset path."
-          % (self._source, tensor_name, variant)
+          % (self._source, tensor_name, _variant_name(tags))
       )
     return node.attr["value"].tensor.string_val[0].decode("utf-8")
 
 
-def _table_map(meta_graph, tables: _Tables, source: str, tags):
+def _table_map(index, tables: _Tables, source: str, tags):
   """Maps HashTableV2 node names to TF2 tables; raises for other tables."""
-  variant = "graph variant %s" % (sorted(tags) or "default (no tags)")
-  nodes = {node.name: node for node in meta_graph.graph_def.node}
+  nodes = index.nodes
   initializers = {}
-  for node in meta_graph.graph_def.node:
+  for node in nodes.values():
     if node.op in _TEXT_FILE_INIT_OPS:
-      initializers[_node_name(node.input[0])] = node
+      initializers[_op_name(node.input[0])] = node
   result = {}
-  for node in meta_graph.graph_def.node:
+  for node in nodes.values():
     if "Table" not in node.op or not node.op.endswith(("TableV2", "Table")):
       continue
     if node.op not in _TABLE_OPS:
       raise ConversionError(
           "Cannot convert module %s to TF2: table %r of its %s is a %s; only"
           " hash tables initialized from a vocabulary file convert."
-          % (source, node.name, variant, node.op)
+          % (source, node.name, _variant_name(tags), node.op)
       )
     init = initializers.get(node.name)
     if init is None:
       raise ConversionError(
           "Cannot convert module %s to TF2: table %r of its %s is not"
           " initialized from a vocabulary file (InitializeTableFromTextFileV2);"
-          " only those convert." % (source, node.name, variant)
+          " only those convert." % (source, node.name, _variant_name(tags))
       )
-    result[node.name] = tables.table_for(nodes, node, init, variant)
+    result[node.name] = tables.table_for(nodes, node, init, tags)
   return result
 
 
+def _read_variables(spec, variant_tags) -> Dict[str, tf.Variable]:
+  """One TF2 variable per variable node (partition) of the variants.
+
+  Values come straight from the module's checkpoint in one `RestoreV2`; a
+  partition reads its slice of the partitioned variable's full tensor.
+
+  Returns:
+    A dict from variable node name (e.g. "dense_0/kernel", "emb/part_1") to
+    its tf.Variable, in sorted-name order.
+  """
+  source = spec.source
+  entries = {}  # node name -> (checkpoint key, slice spec, dtype, tags)
+  trainable = set()
+  for tags in variant_tags:
+    index = spec.graph_index(tags)
+    for variable_def in index.variable_defs():
+      name = _op_name(variable_def.variable_name)
+      if name in entries:
+        continue
+      node = index.nodes[name]
+      slice_info = variable_def.save_slice_info_def
+      key, slice_spec = name, ""
+      if slice_info.full_name:
+        key = slice_info.full_name
+        slice_spec = "%s %s" % (
+            " ".join("%d" % d for d in slice_info.full_shape),
+            ":".join(
+                "%d,%d" % (offset, size)
+                for offset, size in zip(
+                    slice_info.var_offset, slice_info.var_shape
+                )
+            ),
+        )
+      dtype = tf.as_dtype(node.attr["dtype"].type).base_dtype
+      entries[name] = (key, slice_spec, dtype, tags)
+    collection = index.meta_graph.collection_def.get(
+        _GraphKeys.TRAINABLE_VARIABLES
+    )
+    for value in collection.bytes_list.value if collection else ():
+      variable_def = variable_pb2.VariableDef.FromString(value)
+      trainable.add(_op_name(variable_def.variable_name))
+  if not entries:  # a module without variables has no checkpoint
+    return {}
+  stored = tf.train.load_checkpoint(
+      spec.checkpoint_prefix
+  ).get_variable_to_shape_map()
+  for name, (key, _, _, tags) in sorted(entries.items()):
+    if key not in stored:
+      raise ConversionError(
+          "Cannot convert module %s to TF2: variable %r of its %s is not in"
+          " its checkpoint %s."
+          % (source, key, _variant_name(tags), spec.checkpoint_prefix)
+      )
+  names = sorted(entries)
+  try:
+    values = tf.raw_ops.RestoreV2(
+        prefix=spec.checkpoint_prefix,
+        tensor_names=[entries[n][0] for n in names],
+        shape_and_slices=[entries[n][1] for n in names],
+        dtypes=[entries[n][2] for n in names],
+    )
+  except tf.errors.OpError as e:
+    raise ConversionError(
+        "Cannot convert module %s to TF2: reading its checkpoint %s failed: %s"
+        % (source, spec.checkpoint_prefix, e.message)
+    ) from None
+  return {
+      name: tf.Variable(value, trainable=name in trainable, name=name)
+      for name, value in zip(names, values)
+  }
+
+
+def _component_specs(info) -> List[tf.TensorSpec]:
+  """The TensorSpecs of the flat components of a signature value."""
+  if not info.is_composite:
+    return [tf.TensorSpec(info.get_shape(), info.dtype)]
+  return tf.nest.flatten(info.type_spec, expand_composites=True)
+
+
 class _Variant:
-  """One graph variant imported into a wrap_function, over shared state."""
+  """One graph variant of the module, over the shared variables and tables."""
 
   def __init__(self, spec, tags, variables, tables: _Tables):
     self.tags = tags
-    meta_graph = spec.get_meta_graph(tags)
-    self._meta_graph = meta_graph
-    table_map = _table_map(meta_graph, tables, spec.source, tags)
-    handles = {}
-    for variable_def in _variable_defs(meta_graph):
-      name = _node_name(variable_def.variable_name)
-      handles[name] = variables[name]
+    self.source = spec.source
+    self.index = spec.graph_index(tags)
+    self._state = {}  # tensor name of a state op -> its TF2 stand-in
+    for variable_def in self.index.variable_defs():
+      name = _op_name(variable_def.variable_name)
+      self._state[name + ":0"] = variables[name]
+    for name, table in _table_map(
+        self.index, tables, spec.source, tags
+    ).items():
+      self._state[name + ":0"] = table
 
-    def import_graph():
-      graph = _V1.get_default_graph()
-      input_map = {}
-      for name, variable in handles.items():
-        input_map[name + ":0"] = graph.capture(variable.handle)
-      for name, table in table_map.items():
-        input_map[name + ":0"] = graph.capture(table.resource_handle)
-      _V1.import_graph_def(
-          meta_graph.graph_def, input_map=input_map, name=_SCOPE
-      )
+  def collection(self, key) -> List[str]:
+    return self.index.node_list(key)
 
-    self._wrapped = _V1.wrap_function(import_graph, signature=[])
-    self._graph = self._wrapped.graph
+  def _closure(self, feed_names, seeds):
+    fed = set(feed_names) | set(self._state)
+    cut = self.index.cut_ops(fed)
+    keep, kept_contexts, stand_ins = self.index.call_closure(seeds, fed, cut)
+    return fed, cut, keep, kept_contexts, stand_ins
 
-  def tensor(self, name):
-    return self._graph.get_tensor_by_name("%s/%s" % (_SCOPE, name))
-
-  def op(self, name):
-    return self._graph.get_operation_by_name(
-        "%s/%s" % (_SCOPE, _node_name(name))
+  def unfed_inputs(self, feed_names, tensor_names) -> List[str]:
+    """The Placeholders (without default) that `tensor_names` need unfed."""
+    seeds = [_op_name(n) for n in tensor_names]
+    _, _, keep, _, stand_ins = self._closure(feed_names, seeds)
+    return sorted(
+        n
+        for n in keep - stand_ins
+        if self.index.nodes[n].op in graph_index_lib.PLACEHOLDER_OPS
     )
 
-  def prune(self, feed_names, fetch_names, control_names=()):
-    """A function of the fed tensors returning the fetched ones (a dict)."""
-    feeds = [self.tensor(n) for n in feed_names]
-    fetches = {k: self.tensor(n) for k, n in fetch_names.items()}
-    controls = [self.op(n) for n in control_names]
-    if not controls:
-      return self._wrapped.prune(feeds, fetches)
-    pruned = self._wrapped.prune(feeds, [fetches, controls])
-    return lambda *args: pruned(*args)[0]
+  def input_ops(self, tensor_names) -> List[str]:
+    """The placeholders (with or without default) that `tensor_names` need."""
+    seeds = [_op_name(n) for n in tensor_names]
+    _, _, keep, _, stand_ins = self._closure([], seeds)
+    return sorted(
+        n for n in keep - stand_ins if self.index.nodes[n].op in _INPUT_OPS
+    )
 
-  def collection(self, key):
-    return _collection(self._meta_graph, key)
-
-  def runnable_from(self, op_names, feed_names):
+  def runnable(self, op_names, feed_names) -> List[str]:
     """The ops of `op_names` that need no Placeholder outside `feed_names`."""
-    nodes = {node.name: node for node in self._meta_graph.graph_def.node}
-    fed = {_node_name(n) for n in feed_names}
-    result = []
-    for op_name in op_names:
-      stack, seen, ok = [_node_name(op_name)], set(), True
-      while stack and ok:
-        name = stack.pop()
-        if name in seen or name in fed:
-          continue
-        seen.add(name)
-        node = nodes[name]
-        if node.op == "Placeholder":
-          ok = False
-        stack.extend(_node_name(i) for i in node.input)
-      if ok:
-        result.append(op_name)
-    return result
+    fed = set(feed_names) | set(self._state)
+    cut = self.index.cut_ops(fed)
+    blocked = self.index.blocked_ops(
+        fed, cut, self.index.unfed_placeholders(fed)
+    )
+    return [n for n in op_names if _op_name(n) not in blocked]
+
+  def function(self, what, feeds, fetches, controls=(), result=None):
+    """A graph function computing `fetches` from `feeds`, sharing the state.
+
+    Args:
+      what: what the function computes, for error messages.
+      feeds: list of (tensor name, TensorSpec): the function's arguments.
+      fetches: tensor names: the function's results, in order.
+      controls: names of ops (or their tensors) that run with every call.
+      result: optional function of the list of fetched tensors that returns
+        the function's result (default: the list).
+
+    Returns:
+      A `WrappedFunction` of len(feeds) tensors.
+
+    Raises:
+      ConversionError: if `fetches` or `controls` need a Placeholder that is
+        not fed.
+    """
+    feed_names = [_tensor_name(n) for n, _ in feeds]
+    seeds = [_op_name(n) for n in fetches if _tensor_name(n) not in feed_names]
+    seeds += [_op_name(n) for n in controls]
+    fed, cut, keep, kept_contexts, stand_ins = self._closure(feed_names, seeds)
+    unfed = sorted(
+        n
+        for n in keep - stand_ins
+        if self.index.nodes[n].op in graph_index_lib.PLACEHOLDER_OPS
+    )
+    if unfed:
+      raise ConversionError(
+          "Cannot convert module %s to TF2: %s in its %s needs placeholders %s"
+          " that are not among its inputs."
+          % (self.source, what, _variant_name(self.tags), unfed)
+      )
+    placeholders = {}
+    for name in stand_ins:
+      value = self._state.get(name + ":0")
+      placeholders[name] = (
+          tf.resource.as_datatype_enum
+          if value is not None
+          else dict(feeds)[name + ":0"].dtype.as_datatype_enum
+      )
+    graph_def = self.index.subgraph(
+        keep, [], kept_contexts, placeholders=placeholders
+    )[0].graph_def
+    mapped, control_mapped = set(), set()
+    for node in graph_def.node:
+      for name in node.input:
+        if name.startswith("^"):
+          if name[1:] in cut:
+            control_mapped.add(name[1:])
+        elif _tensor_name(name) in fed:
+          mapped.add(_tensor_name(name))
+    state = self._state
+    returned = [n for n in fetches if _tensor_name(n) not in feed_names]
+    returned += list(controls)
+
+    def import_graph(*args):
+      graph = _V1.get_default_graph()
+      by_name = dict(zip(feed_names, args))
+
+      def value(name):
+        if name in by_name:
+          return by_name[name]
+        stand_in = state[name]
+        if isinstance(stand_in, tf.Variable):
+          return graph.capture(stand_in.handle)
+        return graph.capture(stand_in.resource_handle)
+
+      input_map = {name: value(name) for name in mapped}
+      for name in control_mapped:
+        fed_output = (
+            name + ":0"
+            if name + ":0" in fed
+            else min(n for n in fed if _op_name(n) == name)
+        )
+        input_map["^" + name] = value(fed_output)
+      imported = _V1.import_graph_def(
+          graph_def,
+          input_map=input_map,
+          return_elements=returned,
+          name=_SCOPE,
+      )
+      by_fetch = dict(zip(returned, imported))
+      outputs = [
+          tf.identity(by_name[_tensor_name(n)])
+          if _tensor_name(n) in feed_names
+          else by_fetch[n]
+          for n in fetches
+      ]
+      if controls:
+        ops = [
+            t.op if isinstance(t, tf.Tensor) else t
+            for t in imported[len(imported) - len(controls) :]
+        ]
+        with tf.control_dependencies(ops):
+          outputs = [tf.identity(t) for t in outputs]
+      return result(outputs) if result else outputs
+
+    return _V1.wrap_function(import_graph, [spec for _, spec in feeds])
 
 
 class _Signature:
-  """Calls of one signature in the default and training variants."""
+  """One signature: its inference and training functions and their specs."""
 
   def __init__(self, spec, name, default_variant, train_variant):
     self.name = name
+    self.source = spec.source
     self.inputs = spec.get_input_info_dict(name)
     self.outputs = spec.get_output_info_dict(name)
+    self.keys = sorted(self.inputs)
+    self.output_keys = sorted(self.outputs)
     for key, info in list(self.inputs.items()) + list(self.outputs.items()):
-      if info.is_composite:
+      if not info.is_supported_type:
         raise ConversionError(
-            "Cannot convert module %s to TF2: %r of signature %r is a"
-            " composite tensor (%s); only dense tensors convert."
+            "Cannot convert module %s to TF2: %r of signature %r is a %s; only"
+            " Tensor, SparseTensor and RaggedTensor values convert."
             % (spec.source, key, name, info.type_spec)
         )
-    self.keys = sorted(self.inputs)
-    feed_names = [self.inputs[k].component_names()[0] for k in self.keys]
-    fetch_names = {k: v.component_names()[0] for k, v in self.outputs.items()}
-    self.infer = default_variant.prune(feed_names, fetch_names)
-    # Only the default signature (what `__call__` runs) gets a training
-    # version; the other signatures stay inference-only.
-    self.train = None
-    if name == _DEFAULT_SIGNATURE and train_variant is None:
+    self.infer = self._function(default_variant, self.inputs, self.outputs)
+    # Why there is no training version, or None.
+    self.no_train_reason = None
+    if train_variant is None:
       self.train = self.infer
-    elif name == _DEFAULT_SIGNATURE:
-      train_inputs = spec.get_input_info_dict(name, tags_lib.TRAIN)
-      train_outputs = spec.get_output_info_dict(name, tags_lib.TRAIN)
-      if sorted(train_inputs) != self.keys or sorted(train_outputs) != sorted(
-          self.outputs
-      ):
-        raise ConversionError(
-            "Cannot convert module %s to TF2: signature %r has inputs %s and"
-            " outputs %s in the default variant but %s and %s in {'train'};"
-            " one TF2 call needs the same ones."
-            % (
-                spec.source,
-                name,
-                self.keys,
-                sorted(self.outputs),
-                sorted(train_inputs),
-                sorted(train_outputs),
-            )
-        )
-      train_feeds = [train_inputs[k].component_names()[0] for k in self.keys]
-      self.train = train_variant.prune(
-          train_feeds,
-          {k: v.component_names()[0] for k, v in train_outputs.items()},
-          train_variant.runnable_from(
-              train_variant.collection(_V1.GraphKeys.UPDATE_OPS), train_feeds
-          ),
+      return
+    self.train = None
+    if name not in spec.get_signature_names(tags_lib.TRAIN):
+      self.no_train_reason = (
+          "the {'train'} graph variant has no signature %r" % (name)
       )
+      return
+    train_inputs = spec.get_input_info_dict(name, tags_lib.TRAIN)
+    train_outputs = spec.get_output_info_dict(name, tags_lib.TRAIN)
+    if _describe(train_inputs) != _describe(self.inputs) or _describe(
+        train_outputs
+    ) != _describe(self.outputs):
+      self.no_train_reason = (
+          "signature %r has inputs %s and outputs %s in the default variant"
+          " but %s and %s in {'train'}; one TF2 function needs the same ones"
+          % (
+              name,
+              _describe(self.inputs),
+              _describe(self.outputs),
+              _describe(train_inputs),
+              _describe(train_outputs),
+          )
+      )
+      return
+    self.train = self._function(
+        train_variant, train_inputs, train_outputs, with_updates=True
+    )
 
-  def specs(self):
-    return {
-        k: tf.TensorSpec(
-            self.inputs[k].get_shape(), self.inputs[k].dtype, name=k
-        )
-        for k in self.keys
-    }
+  def _function(self, variant, inputs, outputs, with_updates=False):
+    feeds = []
+    for key in self.keys:
+      info = inputs[key]
+      feeds += list(zip(info.component_names(), _component_specs(info)))
+    fetches = [
+        n for key in self.output_keys for n in outputs[key].component_names()
+    ]
+    controls = ()
+    if with_updates:
+      controls = variant.runnable(
+          variant.collection(_GraphKeys.UPDATE_OPS), [n for n, _ in feeds]
+      )
+    return variant.function(
+        "signature %r" % self.name, feeds, fetches, controls
+    )
 
-  def feeds(self, inputs):
-    """Positional feeds from a dict (or a single tensor), defaults filled."""
-    if not isinstance(inputs, dict):
-      required = [k for k in self.keys if not self._optional(k)]
-      if len(required) != 1 and len(self.keys) != 1:
-        raise ValueError(
-            "Signature %r takes a dict of inputs %s; got one value."
-            % (self.name, self.keys)
-        )
-      inputs = {(required or self.keys)[0]: inputs}
+  def specs(self, keys=None) -> Dict[str, tf.TypeSpec]:
+    """TypeSpecs of the inputs `keys` (default: all), by input key."""
+    result = {}
+    for key in self.keys if keys is None else keys:
+      info = self.inputs[key]
+      if info.is_composite:
+        result[key] = info.type_spec
+      else:
+        result[key] = tf.TensorSpec(info.get_shape(), info.dtype, name=key)
+    return result
+
+  def optional(self, key) -> bool:
+    info = self.inputs[key]
+    return info.has_default and info.default_value is not None
+
+  def required(self) -> List[str]:
+    return [k for k in self.keys if not self.optional(k)]
+
+  def flat_inputs(self, inputs) -> List[tf.Tensor]:
+    """The flat components of a dict of inputs, defaults filled in.
+
+    Raises:
+      ValueError: for unknown or missing keys or a value of the wrong kind.
+    """
     unknown = sorted(set(inputs) - set(self.keys))
     missing = sorted(
-        k for k in self.keys if k not in inputs and not self._optional(k)
+        k for k in self.keys if k not in inputs and not self.optional(k)
     )
     if unknown or missing:
       raise ValueError(
           "Signature %r: unknown inputs %s, missing inputs %s (inputs: %s)."
           % (self.name, unknown, missing, self.keys)
       )
-    return [
-        inputs[k]
-        if k in inputs
-        else tf.constant(self.inputs[k].default_value, self.inputs[k].dtype)
-        for k in self.keys
-    ]
+    flat = []
+    for key in self.keys:
+      info = self.inputs[key]
+      if key not in inputs:
+        flat.append(tf.constant(info.default_value, info.dtype))
+        continue
+      value = inputs[key]
+      if info.is_composite:
+        if not isinstance(value, info.type_spec.value_type):
+          raise ValueError(
+              "Signature %r: input %r takes a %s; got %s."
+              % (
+                  self.name,
+                  key,
+                  info.type_spec.value_type.__name__,
+                  type(value).__name__,
+              )
+          )
+        flat += tf.nest.flatten(value, expand_composites=True)
+      else:
+        flat.append(tf.convert_to_tensor(value, info.dtype))
+    return flat
 
-  def _optional(self, key):
-    info = self.inputs[key]
-    return info.has_default and info.default_value is not None
+  def pack_outputs(self, flat) -> Dict[str, tf.Tensor]:
+    """The dict of outputs made from the flat results of a function."""
+    result, start = {}, 0
+    for key in self.output_keys:
+      info = self.outputs[key]
+      count = len(info.component_names())
+      parts = list(flat[start : start + count])
+      start += count
+      if info.is_composite:
+        result[key] = tf.nest.pack_sequence_as(
+            info.type_spec, parts, expand_composites=True
+        )
+      else:
+        result[key] = parts[0]
+    return result
 
-  def result(self, outputs):
-    if list(outputs) == ["default"]:
-      return outputs["default"]
-    return outputs
+  def run(self, flat, training: bool):
+    """The dict of outputs for flat inputs, in the training version or not."""
+    return self.pack_outputs((self.train if training else self.infer)(*flat))
 
 
-def _loss_function(pruned):
-  """A zero-argument tf.function returning the loss as a float32 scalar."""
+def _describe(infos) -> Dict[str, str]:
+  """{key: "float32 (None, 2)" or a composite's TypeSpec} of signature values."""
+  return {
+      k: (
+          repr(info.type_spec)
+          if info.is_composite
+          else "%s %s" % (info.dtype.name, tuple(info.get_shape().as_list()))
+      )
+      for k, info in sorted(infos.items())
+  }
 
-  def loss():
-    return tf.cast(pruned()["loss"], tf.float32)
 
-  return tf.function(loss, input_signature=[])
+def _regularization_losses(spec, variant, signatures) -> List:
+  """The module's REGULARIZATION_LOSSES as zero-argument graph functions.
 
+  Raises:
+    ConversionError: naming every loss that depends on a signature input.
+  """
+  names = variant.collection(_GraphKeys.REGULARIZATION_LOSSES)
+  inputs_of = {}  # placeholder op name -> "input 'x' of signature 's'"
+  for signature in signatures.values():
+    for key in signature.keys:
+      for name in signature.inputs[key].component_names():
+        inputs_of.setdefault(
+            _op_name(name), "%r of signature %r" % (key, signature.name)
+        )
+  dependent = []
+  for name in names:
+    placeholders = variant.input_ops([name])
+    if placeholders:
+      dependent.append(
+          "%s (input %s)"
+          % (name, ", ".join(inputs_of.get(p, repr(p)) for p in placeholders))
+      )
+  if dependent:
+    raise ConversionError(
+        "Cannot convert module %s to TF2: regularization losses %s depend on"
+        " signature inputs (activity regularization). A Reusable SavedModel's"
+        " regularization_losses are functions of no arguments, and"
+        " hub.KerasLayer takes no other losses from it, so a Keras model would"
+        " silently train without them. Regularize weights only in the module"
+        " (e.g. kernel_regularizer), or add the activity loss in the Keras"
+        " model (e.g. activity_regularizer on a layer after the module)."
+        % (spec.source, "; ".join(dependent))
+    )
 
-def _serving_function(signature):
-  """The concrete function of `signature` with all inputs, outputs as a dict."""
-  specs = signature.specs()
+  def as_float32(outputs):
+    return tf.cast(outputs[0], tf.float32)
 
-  def serve(*args):
-    return signature.infer(*args)
-
-  return tf.function(
-      serve, input_signature=[specs[k] for k in signature.keys]
-  ).get_concrete_function()
+  return [
+      variant.function(
+          "regularization loss %r" % name, [], [name], result=as_float32
+      )
+      for name in names
+  ]
 
 
 def export_tf2_saved_model(
@@ -398,18 +615,31 @@ def export_tf2_saved_model(
   tensorflow_hub 0.15's `hub.KerasLayer(export_path, trainable=True)`:
 
   - `obj(inputs, training=False)` runs the module's `default` signature:
-    `inputs` is a dict keyed like its inputs (inputs with a constant default
-    may be left out) or, for one required input, that tensor; the result is
-    the `default` output tensor when that is the only output, else the dict of
-    outputs. `training=True` runs the `{"train"}` graph variant when the
-    module has one (batch statistics, dropout on) and its UPDATE_OPS (e.g.
-    batch-norm moving statistics), else the default variant.
+    `inputs` is a dict keyed like its inputs or, for one required input, that
+    value (a Tensor, or a tf.SparseTensor / tf.RaggedTensor where the module
+    takes one); inputs with a constant default may be left out (all of them
+    together). The result is the `default` output when that is the only
+    output, else the dict of outputs. `training=True` runs the `{"train"}`
+    graph variant when the module has one (batch statistics, dropout on) and
+    its UPDATE_OPS (e.g. batch-norm moving statistics), else the default
+    variant.
+  - `obj.train_signatures[name](inputs)`, when the module has a `{"train"}`
+    graph variant: the training version of every signature that variant has
+    with the same inputs and outputs: `inputs` is the dict of all its inputs,
+    the result the dict of its outputs, computed in the `{"train"}` variant
+    with its UPDATE_OPS. (Without a `{"train"}` variant, training and
+    inference are the same: use `obj.signatures`.) A `tf.function` with an
+    input signature, so one TF2 trace per signature.
   - `obj.variables`, `obj.trainable_variables`: one set of variables shared by
-    both variants, with the checkpoint's values.
+    both variants, with the checkpoint's values; a partitioned variable is
+    one variable per partition (named like the partitions, e.g.
+    "emb/part_0"), which the module's graph uses as it did in TF1.
   - `obj.regularization_losses`: the REGULARIZATION_LOSSES of the module, each
     a function of no arguments returning a float32 scalar.
-  - `obj.signatures[name]` for every signature of the default variant (all
-    inputs required, outputs as a dict).
+  - `obj.signatures[name]` for every signature of the default variant
+    (inference; all inputs required as keyword arguments, outputs as a dict;
+    TF flattens a SparseTensor input `x` into `x` (indices), `x_1` (values)
+    and `x_2` (dense_shape)).
   - vocabulary files (text-file tables) are copied into `export_path/assets/`.
 
   Runs eagerly even when called under a `tf.Graph` (an exporter) or with
@@ -425,11 +655,19 @@ def export_tf2_saved_model(
     `export_path`.
 
   Raises:
+    tf.errors.NotFoundError: if `module_path` is not a directory.
     ModuleFormatError: if `module_path` is not a valid TF1 Hub module.
     ConversionError: (a ModuleFormatError) if the module uses something that
-      has no TF2 equivalent here (reference or partitioned variables, graph
-      functions, tables not read from a vocabulary file, sparse or composite
-      signature inputs, regularization losses that depend on inputs).
+      has no TF2 equivalent here: reference variables, graph functions
+      (tf.function, Defun, v2 control flow such as `tf.cond` in a TF2-behaving
+      graph), tables not read from a vocabulary file, signature values other
+      than Tensor, SparseTensor and RaggedTensor, regularization losses that
+      depend on signature inputs (activity losses: a Reusable SavedModel
+      hands Keras zero-argument losses only, so they would be silently lost;
+      the error names every such loss and the inputs it reads), a signature
+      needing a placeholder it does not take; or if it has no default graph
+      variant, no `default` signature, or a `{"train"}` variant whose
+      `default` signature differs from the default variant's.
     FileExistsError: if `export_path` already exists.
   """
   with context.eager_mode():
@@ -450,87 +688,51 @@ def _export(module_path, export_path, allowed_ops):
         "Cannot convert module %s to TF2: it has no default graph variant (no"
         " tags); variants: %s." % (source, [sorted(t) for t in tag_sets])
     )
-  has_train = tags_lib.TRAIN in tag_sets
-  variants_tags = [tags_lib.DEFAULT] + ([tags_lib.TRAIN] if has_train else [])
-  for tags in variants_tags:
-    _check_convertible(spec.get_meta_graph(tags), source, tags)
-
-  reader = tf.train.load_checkpoint(spec.checkpoint_prefix)
-  variables = {}
-  trainable_names = set()
-  for tags in variants_tags:
-    meta_graph = spec.get_meta_graph(tags)
-    trainable_names |= _trainable_names(meta_graph)
-    for variable_def in _variable_defs(meta_graph):
-      name = _node_name(variable_def.variable_name)
-      if name in variables:
-        continue
-      if not reader.has_tensor(name):
-        raise ConversionError(
-            "Cannot convert module %s to TF2: variable %r of graph variant %s"
-            " is not in its checkpoint %s."
-            % (source, name, sorted(tags), spec.checkpoint_prefix)
-        )
-      variables[name] = None
-  ordered = sorted(variables)
-  for name in ordered:
-    variables[name] = tf.Variable(
-        reader.get_tensor(name), trainable=name in trainable_names, name=name
-    )
-
-  tables = _Tables(source)
-  default_variant = _Variant(spec, tags_lib.DEFAULT, variables, tables)
-  train_variant = (
-      _Variant(spec, tags_lib.TRAIN, variables, tables) if has_train else None
-  )
   if _DEFAULT_SIGNATURE not in spec.get_signature_names():
     raise ConversionError(
         "Cannot convert module %s to TF2: it has no %r signature (signatures:"
         " %s)."
         % (source, _DEFAULT_SIGNATURE, sorted(spec.get_signature_names()))
     )
+  has_train = tags_lib.TRAIN in tag_sets
+  variant_tags = [tags_lib.DEFAULT] + ([tags_lib.TRAIN] if has_train else [])
+  for tags in variant_tags:
+    _check_convertible(spec.graph_index(tags), source, tags)
+
+  variables = _read_variables(spec, variant_tags)
+  tables = _Tables(source)
+  default_variant = _Variant(spec, tags_lib.DEFAULT, variables, tables)
+  train_variant = (
+      _Variant(spec, tags_lib.TRAIN, variables, tables) if has_train else None
+  )
   signatures = {
       name: _Signature(spec, name, default_variant, train_variant)
       for name in sorted(spec.get_signature_names())
   }
   default = signatures[_DEFAULT_SIGNATURE]
-
-  losses = []
-  for loss_name in default_variant.collection(
-      _V1.GraphKeys.REGULARIZATION_LOSSES
-  ):
-    try:
-      fn = default_variant.prune([], {"loss": loss_name})
-    except (ValueError, tf.errors.OpError) as e:
-      raise ConversionError(
-          "Cannot convert module %s to TF2: regularization loss %r depends on"
-          " signature inputs (an activity loss); TF2 Reusable SavedModels take"
-          " zero-argument losses only. Cause: %s" % (source, loss_name, e)
-      ) from None
-    losses.append(_loss_function(fn))
-
-  @tf.function
-  def call(inputs, training=False):
-    feeds = default.feeds(inputs)
-    fn = default.train if training else default.infer
-    return default.result(fn(*feeds))
+  if default.train is None:
+    raise ConversionError(
+        "Cannot convert module %s to TF2: `obj(inputs, training=True)` needs"
+        " the default signature in the {'train'} graph variant: %s."
+        % (source, default.no_train_reason)
+    )
+  losses = _regularization_losses(spec, default_variant, signatures)
 
   root = tf.__internal__.tracking.AutoTrackable()
-  root.variables = [variables[n] for n in ordered]
+  root.variables = list(variables.values())
   root.trainable_variables = [v for v in root.variables if v.trainable]
   root.regularization_losses = losses
   root.tables = list(tables.by_key.values())
-  root.__call__ = call
-  specs = default.specs()
-  for training in (False, True):
-    call.get_concrete_function(specs, training=training)
-    if len([k for k in default.keys if not default._optional(k)]) == 1:
-      single = [s for k, s in specs.items() if not default._optional(k)][0]
-      call.get_concrete_function(single, training=training)
-
-  serving = {}
-  for name, signature in signatures.items():
-    serving[name] = _serving_function(signature)
+  root.__call__ = _call_function(default)
+  root.train_signatures = {
+      name: _train_signature(signature)
+      for name, signature in signatures.items()
+      if has_train and signature.train is not None
+  }
+  serving = {
+      name: _serving_function(signature)
+      for name, signature in signatures.items()
+  }
   # Written beside the target and renamed, so export_path is whole or absent.
   staging = "%s.temp-%d-%s" % (
       export_path.rstrip("/"),
@@ -544,3 +746,73 @@ def _export(module_path, export_path, allowed_ops):
     if tf.io.gfile.exists(staging):
       tf.io.gfile.rmtree(staging)
   return export_path
+
+
+def _call_function(default: _Signature):
+  """`__call__(inputs, training=False)` of the default signature, traced."""
+
+  @tf.function(autograph=False)
+  def call(inputs, training=False):
+    if not isinstance(inputs, dict):
+      required = default.required()
+      if len(required) != 1 and len(default.keys) != 1:
+        raise ValueError(
+            "Signature %r takes a dict of inputs %s; got one value."
+            % (default.name, default.keys)
+        )
+      inputs = {(required or default.keys)[0]: inputs}
+    outputs = default.run(default.flat_inputs(inputs), training)
+    if list(outputs) == ["default"]:
+      return outputs["default"]
+    return outputs
+
+  required = default.required()
+  structures = [default.specs()]
+  if len(required) < len(default.keys):
+    structures.append(default.specs(required))
+  if len(required) == 1 or len(default.keys) == 1:
+    structures.append(list(default.specs(required or default.keys).values())[0])
+  # Traced as `tf.saved_model.save` traces (its save context is part of the
+  # cache key), so that saving reuses these traces instead of redoing them.
+  with save_context.save_context(tf.saved_model.SaveOptions()):
+    for training in (False, True):
+      for structure in structures:
+        call.get_concrete_function(structure, training=training)
+  return call
+
+
+def _train_signature(signature: _Signature):
+  """`(inputs)` -> dict of outputs of a signature's training version."""
+
+  def train(inputs):
+    return signature.run(signature.flat_inputs(inputs), True)
+
+  return tf.function(
+      train, input_signature=[signature.specs()], autograph=False
+  )
+
+
+def _serving_function(signature: _Signature):
+  """The inference function of `signature` for `obj.signatures`.
+
+  Its arguments are named like the inputs, so that TF names the flat
+  components of a composite input after it (`x`, `x_1`, `x_2` for the
+  indices, values and dense_shape of a SparseTensor `x`).
+  """
+
+  def serve(*args):
+    return signature.run(
+        signature.flat_inputs(dict(zip(signature.keys, args))), False
+    )
+
+  try:
+    serve.__signature__ = inspect.Signature([
+        inspect.Parameter(key, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        for key in signature.keys
+    ])
+  except ValueError:  # an input key that is no Python name: args_0, ...
+    pass
+  specs = signature.specs()
+  return tf.function(
+      serve, input_signature=[specs[k] for k in signature.keys], autograph=False
+  )

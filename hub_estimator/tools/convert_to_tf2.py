@@ -14,6 +14,7 @@ import sys
 
 from absl import app
 from absl import flags
+import tensorflow as tf
 
 from hub_estimator.format import tf2_bridge
 
@@ -25,7 +26,7 @@ def main(argv):
     raise app.UsageError("Unexpected arguments: %s" % argv[1:])
   try:
     path = tf2_bridge.export_tf2_saved_model(FLAGS.module, FLAGS.export_path)
-  except (ValueError, OSError) as e:
+  except (ValueError, OSError, tf.errors.OpError) as e:
     print("convert_to_tf2: %s" % e, file=sys.stderr)
     sys.exit(1)
   print(
