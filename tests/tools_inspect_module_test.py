@@ -170,6 +170,40 @@ class InspectModuleTest(tf.test.TestCase):
         json.loads(result.stdout), inspect_module.inspect(self.path)
     )
 
+  def test_text_names_the_module_source_and_its_chain(self):
+    version = os.path.join(self.root, "consumer_version")
+    shutil.copytree(self.path, os.path.join(version, "tuned"))
+    first = {
+        "source": "ModuleFnSource",
+        "module_fn": "mlp.<locals>.module_fn",
+        "export_name": "body",
+    }
+    source = {
+        "source": "RunExportSource",
+        "export_name": "tuned",
+        "path": "/runs/pub/export/best/17/body",
+        "run": "/runs/pub",
+        "exporter": "best",
+        "version": "17",
+        "metric": "accuracy",
+        "fine_tuning": {"frozen_steps": 200, "learning_rate_multiplier": 0.1},
+        "upstream": first,
+    }
+    other = dict(source, export_name="other", run="/runs/elsewhere")
+    with open(os.path.join(version, "export_metadata.json"), "w") as f:
+      json.dump({"global_step": 7, "module_sources": [other, source]}, f)
+    text = inspect_module.describe(os.path.join(version, "tuned"))
+    self.assertIn(
+        "\n  module source: source=RunExportSource,"
+        " path=/runs/pub/export/best/17/body, run=/runs/pub, exporter=best,"
+        " version=17, metric=accuracy\n"
+        "    fine_tuning: frozen_steps=200, learning_rate_multiplier=0.1\n"
+        "    upstream: source=ModuleFnSource,"
+        " module_fn=mlp.<locals>.module_fn\n",
+        text,
+    )
+    self.assertNotIn("/runs/elsewhere", text)
+
   def test_refused_module_exits_nonzero_and_lists_the_ops(self):
     path = os.path.join(self.root, "hostile")
     shutil.copytree(self.path, path)

@@ -387,6 +387,61 @@ def describe(path):
   return format_text(inspect(path))
 
 
+_SOURCE_FIELDS = (
+    "source",
+    "module_fn",
+    "path",
+    "run",
+    "exporter",
+    "version",
+    "global_step",
+    "metric",
+)
+
+
+def _source_lines(provenance, module_name):
+  """Where the module came from, as its export recorded it, and its chain.
+
+  Args:
+    provenance: the export's metadata (`export_metadata.json`).
+    module_name: the module's folder name in the export version.
+
+  Returns:
+    Text lines: the `module_sources` entry for the module (its source, how it
+    was fine-tuned), then each `upstream` entry, one level deeper each.
+  """
+  source = None
+  for entry in provenance.get("module_sources") or []:
+    if isinstance(entry, dict) and entry.get("export_name") == module_name:
+      source = entry
+  lines, label, indent = [], "module source", "  "
+  while isinstance(source, dict):
+    lines.append(
+        "%s%s: %s"
+        % (
+            indent,
+            label,
+            ", ".join(
+                "%s=%s" % (k, source[k])
+                for k in _SOURCE_FIELDS
+                if source.get(k) is not None
+            ),
+        )
+    )
+    if isinstance(source.get("fine_tuning"), dict):
+      lines.append(
+          "%s  fine_tuning: %s"
+          % (
+              indent,
+              ", ".join(
+                  "%s=%s" % kv for kv in sorted(source["fine_tuning"].items())
+              ),
+          )
+      )
+    source, label, indent = source.get("upstream"), "upstream", indent + "  "
+  return lines
+
+
 def format_text(document):
   """Renders an `inspect` document as text, one fact a line."""
   lines = ["module %s" % document["path"]]
@@ -486,6 +541,12 @@ def format_text(document):
             if k in provenance
         )
     )
+    if isinstance(provenance, dict):
+      lines.extend(
+          _source_lines(
+              provenance, os.path.basename(document["path"].rstrip("/"))
+          )
+      )
   policy = document["op_policy"]
   if policy is not None and policy["verdict"] == "allowed":
     lines.append("  op policy: allowed (loads under the default policy)")
