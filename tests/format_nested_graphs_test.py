@@ -254,6 +254,117 @@ class CallsInsideFunctionGraphsTest(tf.test.TestCase):
         module(tf.constant(_X))
 
 
+def _ref_variable_module_fn(lib):
+  """A module keeping its state in VariableV2 ops (no resource variables).
+
+  As TF1 code made them (and as modules on tfhub.dev hold them): reads go
+  through the variables' snapshots, and the {"train"} variant writes the mean
+  of its inputs with an Assign that takes the variable by reference.
+  """
+
+  def module_fn(training):
+    x = _v1.placeholder(tf.float32, [None, 3], name="x")
+    w = _v1.get_variable("w", initializer=_W, use_resource=False)
+    mean = _v1.get_variable(
+        "mean",
+        initializer=np.zeros(2, np.float32),
+        use_resource=False,
+        trainable=False,
+    )
+    y = _affine(x, w, _B)
+    if training:
+      _v1.add_to_collection(
+          _GraphKeys.UPDATE_OPS,
+          _v1.assign(mean, tf.reduce_mean(x, 0)[:2], name="update_mean"),
+      )
+    lib.add_signature(inputs=x, outputs=y - mean)
+
+  return module_fn
+
+
+def _ref_variable_spec(lib):
+  return lib.create_module_spec(
+      _ref_variable_module_fn(lib),
+      [({"train"}, {"training": True}), (set(), {"training": False})],
+  )
+
+
+class RefVariableModulesTest(tf.test.TestCase):
+  """Modules with VariableV2 state, applied inside function graphs."""
+
+  def test_reads_inside_function_graphs_match_the_plain_graph(self):
+    spec = _ref_variable_spec(hub)
+    builds = {
+        "v2 cond": lambda apply: tf.cond(
+            tf.constant(True),
+            lambda: apply(tf.constant(_X)),
+            lambda: tf.zeros([2, 2]),
+        ),
+        "v2 while": lambda apply: tf.while_loop(
+            lambda i, _: i < 2,
+            lambda i, acc: (i + 1, acc + apply(tf.constant(_X))),
+            [tf.constant(0), tf.zeros([2, 2])],
+        )[1],
+        "map_fn": lambda apply: tf.map_fn(
+            lambda row: apply(row[tf.newaxis])[0], tf.constant(_X)
+        ),
+        "tf.function": lambda apply: tf.function(lambda x: apply(x) * 2.0)(
+            tf.constant(_X)
+        ),
+    }
+    for name, build in builds.items():
+      with self.subTest(placement=name):
+        results = []
+        for use_module in (True, False):
+          with tf.Graph().as_default():
+            if use_module:
+              module = hub.Module(spec, trainable=True)
+              w = module.variable_map["w"]
+              self.assertEqual(w.op.type, "VariableV2")
+              apply = module
+            else:
+              w = _v1.get_variable("w", initializer=_W, use_resource=False)
+              apply = lambda x, w=w: _affine(x, w, _B)
+            output = build(apply)
+            gradient = tf.gradients(tf.reduce_sum(output * output), [w])
+            self.assertNotIn(None, gradient)
+            results.append(_initialize_and_run([output] + gradient))
+        self.assertAllClose(results[0], results[1])
+
+  def _train_step_in_cond(self, lib, control_flow_v2):
+    with control_flow_fixtures.control_flow(control_flow_v2):
+      with tf.Graph().as_default():
+        module = lib.Module(
+            _ref_variable_spec(lib), trainable=True, tags={"train"}
+        )
+        output = tf.cond(
+            tf.constant(True),
+            lambda: module(tf.constant(_X)),
+            lambda: tf.zeros([2, 2]),
+        )
+        loss = tf.reduce_mean(tf.square(output - 1.0))
+        with tf.control_dependencies(_v1.get_collection(_GraphKeys.UPDATE_OPS)):
+          train_op = _v1.train.GradientDescentOptimizer(0.1).minimize(loss)
+        with _v1.Session() as session:
+          session.run(_v1.global_variables_initializer())
+          session.run(train_op)
+          return session.run(module.variable_map["mean"])
+
+  def test_writes_in_a_v1_cond_like_tensorflow_hub(self):
+    ours = self._train_step_in_cond(hub, control_flow_v2=False)
+    self.assertAllClose(ours, np.mean(_X, 0)[:2])
+    self.assertAllClose(ours, self._train_step_in_cond(peer_hub, False))
+
+  def test_writes_inside_a_function_graph_are_refused(self):
+    with self.assertRaisesRegex(
+        RuntimeError,
+        r"signature 'default': the call is made inside the function graph"
+        r" cond_true_\d+ .* update_mean \(Assign\) on mean\. Make the"
+        r" call outside",
+    ):
+      self._train_step_in_cond(hub, control_flow_v2=True)
+
+
 class ModulesMadeInsideFunctionGraphsTest(tf.test.TestCase):
   """A module made inside a function graph keeps its state outside it."""
 

@@ -35,6 +35,31 @@ def tensor_name(name):
   return name if ":" in name else name + ":0"
 
 
+def _arg_length(node, op_def, arg):
+  """The number of tensors an input or output arg of a NodeDef stands for.
+
+  None if an attr it needs is missing.
+  """
+  if arg.number_attr:
+    value = node.attr.get(arg.number_attr) or _attr_default(
+        op_def, arg.number_attr
+    )
+    return None if value is None else value.i
+  if arg.type_list_attr:
+    value = node.attr.get(arg.type_list_attr) or _attr_default(
+        op_def, arg.type_list_attr
+    )
+    return None if value is None else len(value.list.type)
+  return 1
+
+
+def _attr_default(op_def, name):
+  for attr in op_def.attr:
+    if attr.name == name:
+      return attr.default_value
+  return None
+
+
 def _num_outputs(node):
   """The number of outputs of a NodeDef, or None if its op is not registered."""
   if node is None:
@@ -42,24 +67,37 @@ def _num_outputs(node):
   op_def = op_def_registry.get(node.op)
   if op_def is None:
     return None
-  defaults = {attr.name: attr.default_value for attr in op_def.attr}
   count = 0
   for arg in op_def.output_arg:
-    if arg.number_attr:
-      value = node.attr.get(arg.number_attr) or defaults.get(arg.number_attr)
-      if value is None:
-        return None
-      count += value.i
-    elif arg.type_list_attr:
-      value = node.attr.get(arg.type_list_attr) or defaults.get(
-          arg.type_list_attr
-      )
-      if value is None:
-        return None
-      count += len(value.list.type)
-    else:
-      count += 1
+    length = _arg_length(node, op_def, arg)
+    if length is None:
+      return None
+    count += length
   return count
+
+
+def ref_inputs(node):
+  """Tensor names ("op:k") of the data inputs a NodeDef takes by reference.
+
+  Ops such as Assign, AssignSub, ScatterUpdate or the v1 LookupTableFind take
+  a ref-typed input (a VariableV2 or a v1 table handle) to read or write it in
+  place. When the lengths of the op's input args cannot be told, every data
+  input is returned.
+  """
+  op_def = op_def_registry.get(node.op)
+  if op_def is None or not any(arg.is_ref for arg in op_def.input_arg):
+    return []
+  inputs = [tensor_name(i) for i in node.input if not i.startswith("^")]
+  result = []
+  position = 0
+  for arg in op_def.input_arg:
+    length = _arg_length(node, op_def, arg)
+    if length is None:
+      return inputs
+    if arg.is_ref:
+      result.extend(inputs[position : position + length])
+    position += length
+  return result
 
 
 class GraphIndex:

@@ -126,6 +126,7 @@ class Module:
       )
     self._signature_infos = {}
     self._state_tensors = {}
+    self._ref_reads = {}  # ref-typed state tensor name -> its read
     self._variable_map = {}
     with _in_state_owner_graph(self._graph):
       self._scope = self._claim_state_scope(name)
@@ -472,7 +473,8 @@ class Module:
         for name in names
         if name in cut
     }
-    input_map = {k: _capture(graph, v) for k, v in input_map.items()}
+    self._check_no_ref_writes(graph, input_map, apply_meta_graph, signature)
+    input_map = {k: self._captured(graph, v) for k, v in input_map.items()}
     context = graph._get_control_flow_context()  # pylint: disable=protected-access
     if context is not None:
       input_map = {
@@ -491,7 +493,7 @@ class Module:
 
     def get_tensor(name):
       if graph_index_lib.tensor_name(name) in fed:
-        return _capture(graph, values[graph_index_lib.tensor_name(name)])
+        return self._captured(graph, values[graph_index_lib.tensor_name(name)])
       return graph.get_tensor_by_name(scope + name)
 
     outputs = {
@@ -502,6 +504,72 @@ class Module:
           graph, [scope + name for name in collections[_UPDATE_OPS]], outputs
       )
     return outputs
+
+  def _captured(self, graph, tensor):
+    """`tensor` as seen from `graph`, a function graph inside `tensor.graph`.
+
+    Function graphs take no ref-typed values: a ref-typed state tensor (a
+    VariableV2, as TF1 code without resource variables makes them) is read
+    in the graph that owns it, as TF1 code reading such a variable inside a
+    function graph does, and the read is captured.
+    """
+    if tensor.graph is not graph and _is_ref(tensor):
+      read = self._ref_reads.get(tensor.name)
+      if read is None:
+        with _in_state_owner_graph(self._graph):
+          with (
+              self._graph.name_scope(None),
+              tf.compat.v1.colocate_with(tensor.op),
+          ):
+            read = tf.identity(
+                tensor, name=tensor.op.name + "/read_for_function_graphs"
+            )
+        self._ref_reads[tensor.name] = read
+      tensor = read
+    return _capture(graph, tensor)
+
+  def _check_no_ref_writes(self, graph, input_map, apply_meta_graph, signature):
+    """Refuses a call that would write ref-typed state inside a function graph.
+
+    Raises:
+      RuntimeError: naming the ops of the call that take a ref-typed state
+        tensor by reference (e.g. the Assign of a batch-norm moving mean held
+        in a VariableV2), when the call is made in a function graph.
+    """
+    refs = {
+        name
+        for name, value in input_map.items()
+        if not name.startswith("^")
+        and value.graph is not graph
+        and _is_ref(value)
+    }
+    if not refs:
+      return
+    writes = sorted(
+        "%s (%s) on %s" % (node.name, node.op, graph_index_lib.op_name(name))
+        for node in apply_meta_graph.graph_def.node
+        for name in graph_index_lib.ref_inputs(node)
+        if name in refs
+    )
+    if writes:
+      raise RuntimeError(
+          "Module %s, signature %r: the call is made inside the function graph"
+          " %s (a tf.cond or tf.while_loop branch or body built as control"
+          " flow v2, tf.map_fn, tf.function or Defun), and %s of the module"
+          " use(s) ref variables by reference, which function graphs cannot"
+          " take: %s. Make the call outside the function graph, build v1"
+          " control flow (tf.compat.v1.disable_control_flow_v2()), call a"
+          " graph variant that does not write them (e.g. trainable=False or"
+          " tags=None brings no UPDATE_OPS), or use a module made with"
+          " resource variables."
+          % (
+              self._spec.source,
+              signature,
+              graph.name,
+              "op" if len(writes) == 1 else "ops",
+              "; ".join(writes),
+          )
+      )
 
   def _runnable_collections(self, index, fed, cut):
     """UPDATE_OPS and input-dependent REGULARIZATION_LOSSES this call can run.
@@ -629,6 +697,10 @@ def _capture(graph, tensor):
   return graph.capture(tensor)
 
 
+def _is_ref(tensor):
+  return tensor.dtype._is_ref_dtype  # pylint: disable=protected-access
+
+
 def _inside_branch(graph, owner):
   """True if ops made now run only in some iterations or branches.
 
@@ -724,6 +796,9 @@ def _colocate_with_fed_tensors(graph, scope, colocation_refs, groups_by_name):
 
   An imported op that was colocated with, say, a variable of the module is
   colocated with the instance's variable instead, and placed on its device.
+  In a function graph, groups naming ops of an outer graph (the instance's
+  state, a captured input) are left out: a function body can only colocate
+  its own ops.
   """
   for name, targets in colocation_refs.items():
     op = graph.get_operation_by_name(scope + name)
@@ -733,9 +808,15 @@ def _colocate_with_fed_tensors(graph, scope, colocation_refs, groups_by_name):
       groups = []
     for target in targets:
       groups.extend(groups_by_name.get(target, []))
+    groups = sorted(
+        group
+        for group in set(groups)
+        if _has_op(graph, group.decode("utf-8")[len("loc:@") :])
+    )
     if not groups:
+      if "_class" in op.node_def.attr:
+        op._clear_attr("_class")  # pylint: disable=protected-access
       continue
-    groups = sorted(set(groups))
     op._set_attr(
         "_class",
         attr_value_pb2.AttrValue(  # pylint: disable=protected-access
@@ -750,6 +831,14 @@ def _colocate_with_fed_tensors(graph, scope, colocation_refs, groups_by_name):
         if other.device:
           op._set_device(other.device)  # pylint: disable=protected-access
           break
+
+
+def _has_op(graph, name):
+  try:
+    graph.get_operation_by_name(name)
+  except KeyError:
+    return False
+  return True
 
 
 @contextlib.contextmanager
