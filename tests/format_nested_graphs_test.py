@@ -233,14 +233,21 @@ class CallsInsideFunctionGraphsTest(tf.test.TestCase):
     with tf.Graph().as_default():
       module = hub.Module(hub.create_module_spec(module_fn), trainable=True)
       module(tf.constant(_X))
-      tf.cond(
-          tf.constant(True),
-          lambda: module(tf.constant(_X)),
-          lambda: tf.zeros([2, 2]),
-      )
+      with self.assertLogs(level="WARNING") as logs:
+        tf.cond(
+            tf.constant(True),
+            lambda: module(tf.constant(_X)),
+            lambda: tf.zeros([2, 2]),
+        )
       losses = _v1.get_collection(_GraphKeys.REGULARIZATION_LOSSES)
       # The weight loss once, the activity loss of the call outside the cond.
       self.assertLen(losses, 2)
+      # Not silently: the call in the branch says what it leaves out.
+      self.assertRegex(
+          "\n".join(logs.output),
+          r"signature 'default': the call is made inside cond_true_\d+ .*its 1"
+          r" input-dependent REGULARIZATION_LOSSES \(Sum_1:0\) are left out",
+      )
       self.assertAllClose(sorted(_initialize_and_run(losses)), [3.0, 21.0])
 
   def test_calls_outside_the_graph_that_owns_the_state_fail(self):

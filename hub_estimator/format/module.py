@@ -3,6 +3,7 @@
 import contextlib
 import os
 
+from absl import logging
 import tensorflow as tf
 from tensorflow.core.framework import attr_value_pb2
 from tensorflow.python.framework import meta_graph as meta_graph_lib
@@ -437,7 +438,20 @@ class Module:
     if self._trainable:
       collections = self._runnable_collections(index, fed, cut)
       if inside_branch:  # a loss made there has no value outside
-        collections.pop(_GraphKeys.REGULARIZATION_LOSSES, None)
+        left_out = collections.pop(_GraphKeys.REGULARIZATION_LOSSES, None)
+        if left_out:
+          logging.warning(
+              "Module %s, signature %r: the call is made inside %s (a branch,"
+              " loop body or function graph), so its %d input-dependent"
+              " REGULARIZATION_LOSSES (%s) are left out: they would have no"
+              " value outside it. Make the call outside the branch to have"
+              " them.",
+              self._spec.source,
+              signature,
+              graph.name if graph is not self._graph else "a v1 cond or while",
+              len(left_out),
+              ", ".join(left_out),
+          )
       for names in collections.values():
         seeds += [graph_index_lib.op_name(n) for n in names]
     keep, kept_contexts, stand_ins = index.call_closure(seeds, fed, cut)
