@@ -145,6 +145,26 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
     self.assertAllClose(embedded[:-2], _VECTORS)
     self.assertAllClose(embedded[-2:], np.zeros([2, 3]))
 
+  def test_files_on_other_filesystems_read_through_tensorflow(self):
+    # Local files are read with Python's file object; others (here
+    # TensorFlow's in-memory ram:// filesystem) through tf.io.gfile.
+    for name in ("glove", "word2vec_binary"):
+      for compress in (False, True):
+        with self.subTest(name=name, compress=compress):
+          content = _CONTENTS[name]
+          path = "ram://%s%s" % (name, ".gz" if compress else "")
+          with tf.io.gfile.GFile(path, "wb") as f:
+            f.write(gzip.compress(content) if compress else content)
+          with vectors.open_vectors(path) as reader:
+            chunks = list(reader.chunks())
+            self.assertEqual(reader.total_bytes, tf.io.gfile.stat(path).length)
+            self.assertEqual(reader.position(), reader.total_bytes)
+          self.assertEqual((reader.format, reader.compressed), (name, compress))
+          self.assertEqual(sum((c.tokens for c in chunks), []), _TOKENS)
+          self.assertAllEqual(
+              np.concatenate([c.vectors for c in chunks]), _VECTORS
+          )
+
   @parameterized.parameters("word2vec_text", "fasttext", "glove")
   def test_a_utf8_byte_order_mark_is_not_part_of_the_first_token(self, name):
     for compress in (False, True):
@@ -286,6 +306,91 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
     )
     self.assertAllEqual(_run_tfhub(summary.export_path, sentences), ours)
     self.assertAllEqual(_run_hub_load(summary.export_path, sentences), ours)
+
+  def test_rows_streamed_through_spill_files_give_the_vectors_kept(self):
+    # Chunks of a few lines, blocks of 7 rows: duplicates, lowercase
+    # collisions and max_vocab_size drop rows across chunk and block
+    # boundaries; the module must hold exactly the rows kept, in order.
+    rng = np.random.default_rng(1)
+    tokens = []
+    for i in range(70):
+      tokens.append(
+          "w%d" % (i - 3)
+          if i % 5 == 3
+          else ("W%d" % (i - 1) if i % 7 == 1 else "w%d" % i)
+      )
+    values = rng.standard_normal([len(tokens), 3]).astype(np.float32)
+    path = self._write("glove.txt", _text_lines(tokens, values))
+    kept, seen, lowered, duplicates = [], set(), set(), 0
+    for token, vector in zip(tokens, values):
+      duplicates += token in seen
+      if token not in seen and token.lower() not in lowered:
+        kept.append((token.lower(), vector))
+        lowered.add(token.lower())
+      seen.add(token)
+      if len(kept) == 40:
+        break
+    read_back = []
+    real_read_into = export_text_embedding._read_into
+
+    def read_into(spill_file, array):
+      # The spill files still on disk when each block is read back.
+      read_back.append(
+          sorted(
+              os.path.basename(f)
+              for f in tf.io.gfile.glob(
+                  os.path.join(os.path.dirname(spill_file), "rows-*")
+              )
+          )
+      )
+      return real_read_into(spill_file, array)
+
+    with (
+        mock.patch.object(export_text_embedding, "_BLOCK_BYTES", 7 * 3 * 4),
+        mock.patch.object(vectors, "CHUNK_BYTES", 64),
+        mock.patch.object(export_text_embedding, "_read_into", read_into),
+    ):
+      summary = self._export(
+          path,
+          num_oov_buckets=2,
+          lowercase=True,
+          duplicates="keep_first",
+          max_vocab_size=40,
+          max_partition_bytes=11 * 3 * 4,
+      )
+    self.assertEqual(self._vocabulary(summary), [t for t, _ in kept])
+    self.assertGreater(summary.lowercase_collisions, 3)
+    self.assertGreater(duplicates, 3)
+    self.assertEqual(
+        (summary.tokens, summary.partitions, summary.duplicates),
+        (40, 4, duplicates),
+    )
+    # Six blocks (40 rows by 7); each file is gone once its block is saved.
+    files = ["rows-%06d.f32" % i for i in range(6)]
+    self.assertEqual(read_back, [files[i:] for i in range(6)])
+    with tf.Graph().as_default():
+      parts = hub.Module(summary.export_path).variable_map["embeddings"]
+      with tf.compat.v1.Session() as session:
+        session.run(tf.compat.v1.global_variables_initializer())
+        stored = np.concatenate(session.run(parts))
+    expected = np.concatenate([[v for _, v in kept], np.zeros([2, 3])])
+    self.assertAllEqual(stored, expected)
+    sentences = [t.upper() for t, _ in kept] + ["w0 w68 nothere", ""]
+    ours = _run_ours(summary.export_path, sentences)
+    self.assertAllClose(ours[:40], expected[:40])
+    self.assertAllEqual(_run_tfhub(summary.export_path, sentences), ours)
+    self.assertAllEqual(_run_hub_load(summary.export_path, sentences), ours)
+
+  def test_read_into_fills_from_any_filesystem(self):
+    array = np.zeros([2, 3], np.float32)
+    values = np.arange(3, dtype=np.float32)
+    for path in (os.path.join(self.root, "rows.f32"), "ram://rows.f32"):
+      with self.subTest(path):
+        with tf.io.gfile.GFile(path, "wb") as f:
+          f.write(values.tobytes())
+        self.assertEqual(export_text_embedding._read_into(path, array), 12)
+        self.assertAllEqual(array[0], values)
+        array[:] = 0
 
   def test_bad_files_name_the_line_and_leave_nothing(self):
     target = os.path.join(self.root, "never")

@@ -13,15 +13,17 @@ vocabulary (shipped as the asset `tokens.txt`), hashes unknown tokens into
 `default`, float32 [batch, dim]; an empty sentence embeds to zeros. It fits
 `text_embedding_column` and has a `{"train"}` graph variant for fine-tuning.
 
-Memory: the vectors are parsed a chunk at a time into the one float32 copy of
-the matrix the export keeps, and written from there to the module's
-checkpoint a slice at a time (no graph constants, no TensorFlow variable
-holding the matrix), so peak memory is about the matrix, one chunk (4 MiB of
-text) and the token set (about 100 bytes a token) on top of TensorFlow's own:
-1.1x the matrix for 2.2M x 300, as benchmarks/text_embedding_benchmark.py
-measures it. The embedding variable is partitioned along its rows when it
-exceeds `max_partition_bytes`. The module appears at `export_path`
-only once it is complete.
+Memory: the process never holds the matrix. The vectors are parsed a chunk
+(1 MiB of text) at a time and their float32 rows spilled to files of 16 MiB in
+the export's work folder; once all are read (and so the row count known),
+each file is read back into one reused buffer, saved (SaveV2) as a slice of
+the embedding tensor into a shard of its own and removed; MergeV2Checkpoints
+then joins the shards (no graph constants, no TensorFlow variable holding the
+matrix). Peak memory is TensorFlow's own, one chunk, one block and the token
+set (about 150 bytes a token); disk holds the matrix about once beyond the
+module. benchmarks/text_embedding_benchmark.py measures it. The embedding
+variable is partitioned along its rows when it exceeds `max_partition_bytes`.
+The module appears at `export_path` only once it is complete.
 """
 
 import contextlib
@@ -56,13 +58,13 @@ DUPLICATES = ("error", "keep_first")
 VARIABLE_NAME = "embeddings"
 VOCABULARY_FILENAME = "tokens.txt"
 DEFAULT_MAX_PARTITION_BYTES = 256 << 20
-# Rows of the matrix are kept in blocks of about this many bytes; each is
-# written to the checkpoint, then freed. Blocks above glibc's largest mmap
-# threshold (32 MiB) go back to the system when freed.
-_BLOCK_BYTES = 64 << 20
-# Blocks start at this alignment, so that feeding one to a session hands its
-# buffer to TensorFlow instead of copying it (TensorFlow copies a fed array
-# that is not aligned to EIGEN_MAX_ALIGN_BYTES, at most 64).
+# Parsed rows are spilled to files of about this many bytes in the work
+# folder; each file is later read back into one reused buffer, written to the
+# checkpoint as one shard (a data file of the module) and removed.
+_BLOCK_BYTES = 16 << 20
+# The buffer starts at this alignment, so that feeding it to a session hands
+# it to TensorFlow instead of copying it (TensorFlow copies a fed array that
+# is not aligned to EIGEN_MAX_ALIGN_BYTES, at most 64).
 _ALIGNMENT = 64
 # The work folder next to export_path: "<prefix><pid>-<uuid hex>"; the pid
 # tells a later run whether the folder's owner is gone (killed) or at work.
@@ -138,33 +140,60 @@ class ExportSummary:
     ])
 
 
-class _RowBlocks:
-  """The float32 matrix, as blocks of rows filled in order."""
+class _SpilledRows:
+  """The float32 matrix's rows, spilled to files of `block_rows` rows each.
 
-  def __init__(self, dim):
+  Rows are appended in file order as they are parsed and written straight to
+  files in `folder` (the export's work folder), so the process never holds
+  the matrix: `blocks()` later reads them back one file at a time.
+  """
+
+  def __init__(self, folder, dim):
+    self.folder = folder
     self.dim = dim
     self.block_rows = max(1, _BLOCK_BYTES // (4 * dim))
-    self.blocks = []
+    self.files = []
     self.rows = 0
+    self._out = None
 
   def append(self, values):
+    """Appends float32 [n, dim] rows."""
     done = 0
     while done < len(values):
       offset = self.rows % self.block_rows
       if offset == 0:
-        self.blocks.append(_aligned_empty(self.block_rows, self.dim))
+        self.close()
+        self.files.append(
+            os.path.join(self.folder, "rows-%06d.f32" % len(self.files))
+        )
+        self._out = tf.io.gfile.GFile(self.files[-1], "wb")
       take = min(len(values) - done, self.block_rows - offset)
-      self.blocks[-1][offset : offset + take] = values[done : done + take]
+      self._out.write(
+          np.ascontiguousarray(values[done : done + take], "<f4").tobytes()
+      )
       done += take
       self.rows += take
 
-  def pop_front(self):
-    """Returns (first row, rows) of the oldest block and forgets it."""
-    index = len(self.blocks) - sum(b is not None for b in self.blocks)
-    start = index * self.block_rows
-    block = self.blocks[index][: min(self.block_rows, self.rows - start)]
-    self.blocks[index] = None
-    return start, block
+  def close(self):
+    """Closes the file being written; `append` opens the next one."""
+    if self._out is not None:
+      self._out.close()
+      self._out = None
+
+  def blocks(self):
+    """Yields (first row, float32 [rows, dim]) per file, in order.
+
+    All blocks are views of one buffer, valid until the next is asked for;
+    then the file it came from is removed, so at most one block is in memory
+    and (besides what the caller wrote from it) on disk.
+    """
+    self.close()
+    buffer = _aligned_empty(self.block_rows, self.dim)
+    for index, path in enumerate(self.files):
+      size = _read_into(path, buffer)
+      yield index * self.block_rows, buffer[: size // (4 * self.dim)]
+      tf.io.gfile.remove(path)
+    self.files = []
 
 
 def _aligned_empty(rows, dim):
@@ -172,6 +201,22 @@ def _aligned_empty(rows, dim):
   raw = np.empty(rows * dim * 4 + _ALIGNMENT, np.uint8)
   start = -raw.ctypes.data % _ALIGNMENT
   return raw[start : start + rows * dim * 4].view(np.float32).reshape(rows, dim)
+
+
+def _read_into(path, array):
+  """Fills the start of `array` with the bytes of file `path`; their count.
+
+  A local file is read straight into the array; another filesystem's (e.g.
+  gs://, when export_path is there) through a bytes copy.
+  """
+  view = memoryview(array.reshape(-1)).cast("B")
+  if "://" not in path:
+    with open(path, "rb") as f:
+      return f.readinto(view)
+  with tf.io.gfile.GFile(path, "rb") as f:
+    data = f.read()
+  view[: len(data)] = data
+  return len(data)
 
 
 def export_text_embedding(
@@ -247,6 +292,7 @@ def export_text_embedding(
       with vectors_lib.open_vectors(embedding_file, file_format) as reader:
         read = _read_vectors(
             reader,
+            work,
             vocab_file,
             lowercase,
             max_vocab_size,
@@ -367,17 +413,23 @@ def _check_arguments(
 
 @dataclasses.dataclass
 class _Read:
-  store: _RowBlocks
+  store: _SpilledRows
   collisions: int = 0
   duplicates: int = 0
   stopped: bool = False
 
 
 def _read_vectors(
-    reader, vocab_file, lowercase, max_vocab_size, keep_first, show_progress
+    reader,
+    work,
+    vocab_file,
+    lowercase,
+    max_vocab_size,
+    keep_first,
+    show_progress,
 ):
-  """Streams the vectors into a _RowBlocks, their tokens into `vocab_file`."""
-  read = _Read(_RowBlocks(reader.dim))
+  """Spills the vectors to files in `work`, their tokens into `vocab_file`."""
+  read = _Read(_SpilledRows(work, reader.dim))
   store = read.store
   first_seen = {}  # token -> location, to report duplicates.
   kept = set()  # lowercased tokens in the vocabulary.
@@ -393,6 +445,7 @@ def _read_vectors(
   )
   with contextlib.ExitStack() as stack:
     stack.enter_context(bar)
+    stack.callback(store.close)
     vocab = stack.enter_context(tf.io.gfile.GFile(vocab_file, "w"))
     if lower:
       stack.callback(lower.close)
@@ -520,7 +573,14 @@ def _write_checkpoint(prefix, store, num_oov_buckets, show_progress):
   rows = store.rows + num_oov_buckets
   dim = store.dim
   shards = []
-  with tf.Graph().as_default(), tf.compat.v1.Session() as session:
+  # One thread runs the ops: each new thread would keep its own malloc arena
+  # with a copy of SaveV2's write buffers.
+  config = tf.compat.v1.ConfigProto(
+      inter_op_parallelism_threads=1,
+      intra_op_parallelism_threads=1,
+      use_per_session_threads=True,
+  )
+  with tf.Graph().as_default(), tf.compat.v1.Session(config=config) as session:
     shard = tf.compat.v1.placeholder(tf.string, [])
     slice_spec = tf.compat.v1.placeholder(tf.string, [])
     values = tf.compat.v1.placeholder(tf.float32, [None, dim])
@@ -557,11 +617,9 @@ def _write_checkpoint(prefix, store, num_oov_buckets, show_progress):
         disable=not show_progress,
         file=sys.stderr,
     ) as bar:
-      for _ in range(len(store.blocks)):
-        start, block = store.pop_front()
+      for start, block in store.blocks():
         save_rows(start, block)
         bar.update(len(block))
-        del block
       save_rows(store.rows, np.zeros([num_oov_buckets, dim], np.float32))
       bar.update(num_oov_buckets)
     session.run(merge, {shard_prefixes: shards})

