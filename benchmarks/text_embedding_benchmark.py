@@ -2,15 +2,27 @@ r"""Time and peak memory of export_text_embedding vs tensorflow/hub's example.
 
 Generates a synthetic word-vector file of --rows x --dim (GloVe text, which
 both exporters read, and/or word2vec binary, which only ours reads), then runs
-each exporter as a separate process on the same file and prints the wall time
-and peak RSS (the child's ru_maxrss) of each, the ratios ours / theirs, and
-ours' peak above a TensorFlow baseline process (the same imports and a
+each exporter as a separate process on the same file, --repeats times
+interleaved (the order alternating), and prints per run and as medians: wall
+time, CPU time (user + system) and peak RSS, the ratios ours / theirs, and
+ours' peak above a TensorFlow baseline process (the tool's imports and a
 session, no vectors) as a multiple of the float32 matrix:
 
   python benchmarks/text_embedding_benchmark.py \
       --tfhub_export_script=/tmp/export.py            # 100,000 x 300, text
   python benchmarks/text_embedding_benchmark.py \
-      --rows=2200000 --formats=binary                 # ours alone, binary
+      --rows=2200000 --formats=binary --repeats=1     # ours alone, binary
+
+Peak RSS is the larger of the process's own peak (ru_maxrss, exact) and the
+peak of its RSS plus the private memory (USS) of all its descendants (sampled
+every 10 ms), so a helper process could not hide memory. Neither exporter
+starts one today.
+
+It also measures, each in a process of its own, the floors an exporter that
+imports TensorFlow and parses with numpy cannot go below: `import tensorflow`
+alone, and parsing the text with numpy's C parser alone (the same
+`np.loadtxt` call, 1 MiB of lines at a time, without TensorFlow), as
+multiples of theirs.
 
 The peer is `examples/text_embeddings/export.py` at tag v0.15.0 of the
 public tensorflow/hub repository; this project does not ship it: check it out
@@ -21,14 +33,17 @@ stripping and the sqrtn combiner (the peer's defaults).
 
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 from absl import app
 from absl import flags
 import numpy as np
+import psutil
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -45,6 +60,11 @@ flags.DEFINE_string(
     None,
     "Path of tensorflow/hub's examples/text_embeddings/export.py (tag"
     " v0.15.0); without it only ours is measured.",
+)
+flags.DEFINE_integer(
+    "repeats",
+    3,
+    "Runs of each exporter, interleaved; medians are reported.",
 )
 flags.DEFINE_string(
     "work_dir",
@@ -80,6 +100,31 @@ with tf.Graph().as_default(), tf.compat.v1.Session() as s:
   s.run(tf.constant(1.0) + 1)
 """
 
+_TF_IMPORT = "import tensorflow"
+
+# Parses the numbers of a GloVe text file (argv: path, dim) with the numpy
+# call tools/vectors.py makes, 1 MiB of lines at a time, without TensorFlow.
+_PARSE = """
+import sys
+import numpy as np
+path, dim = sys.argv[1], int(sys.argv[2])
+rest, rows = b"", 0
+with open(path, "rb") as f:
+  while True:
+    data = f.read(1 << 20)
+    lines = (rest + data).split(b"\\n")
+    rest = lines.pop() if data else b""
+    if lines and lines[-1] == b"":
+      lines.pop()
+    if lines:
+      rows += len(np.loadtxt(lines, dtype=np.float32, delimiter=" ",
+                             comments=None, quotechar=None,
+                             usecols=range(1, dim + 1), ndmin=2))
+    if not data:
+      break
+print(rows)
+"""
+
 
 def _generate(path, rows, dim, binary):
   """Writes rows x dim standard-normal vectors; tokens are w0, w1, ..."""
@@ -111,7 +156,12 @@ def _generate(path, rows, dim, binary):
 def _run(argv, env=None):
   """Runs argv; returns (wall s, CPU s, peak RSS bytes). Exits on failure.
 
-  CPU seconds (user + system) are the steadier figure on a busy machine.
+  The peak RSS is the larger of the process's ru_maxrss and the sampled peak
+  of its RSS plus the memory private to each of its descendants (USS: a
+  child forked from it shares its pages until it execs, as when a library
+  runs a command). CPU seconds (user
+  + system, of the process and the children it waited for) are the steadier
+  figure on a busy machine.
   """
   started = time.monotonic()
   process = subprocess.Popen(
@@ -120,7 +170,29 @@ def _run(argv, env=None):
       stderr=subprocess.STDOUT,
       env=env,
   )
+  tree_peak = [0]
+  done = threading.Event()
+
+  def sample():
+    try:
+      root = psutil.Process(process.pid)
+      while not done.is_set():
+        total = root.memory_info().rss
+        for child in root.children(recursive=True):
+          try:
+            total += child.memory_full_info().uss
+          except psutil.NoSuchProcess:
+            pass
+        tree_peak[0] = max(tree_peak[0], total)
+        done.wait(0.01)
+    except psutil.NoSuchProcess:
+      pass
+
+  sampler = threading.Thread(target=sample, daemon=True)
+  sampler.start()
   output = process.stdout.read()
+  done.set()
+  sampler.join()
   _, status, usage = os.wait4(process.pid, 0)
   seconds = time.monotonic() - started
   process.returncode = os.waitstatus_to_exitcode(status)
@@ -129,15 +201,32 @@ def _run(argv, env=None):
         "%s failed (%d):\n%s"
         % (argv[:3], process.returncode, output.decode()[-3000:])
     )
-  return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024
+  rss = max(usage.ru_maxrss * 1024, tree_peak[0])
+  return seconds, usage.ru_utime + usage.ru_stime, rss
+
+
+def _median(runs):
+  return tuple(statistics.median(column) for column in zip(*runs))
 
 
 def _report(name, measured, baseline, matrix):
   seconds, cpu, rss = measured
   print(
-      "  %-7s wall %6.1f s  CPU %6.1f s  peak RSS %6.0f MB  (baseline +"
+      "  %-14s wall %6.1f s  CPU %6.1f s  peak RSS %6.0f MB  (baseline +"
       " %.2fx matrix)"
       % (name + ":", seconds, cpu, rss / 1e6, (rss - baseline) / matrix)
+  )
+
+
+def _ratios(name, ours, theirs):
+  print(
+      "  %-14s wall time %.2fx, CPU time %.2fx, peak RSS %.2fx"
+      % (
+          name + ":",
+          ours[0] / theirs[0],
+          ours[1] / theirs[1],
+          ours[2] / theirs[2],
+      )
   )
 
 
@@ -157,8 +246,9 @@ def main(argv):
         " tensorflow/hub's example exporter)."
     )
   try:
-    _, _, baseline = _run([sys.executable, "-c", _BASELINE], env)
+    baseline = _run([sys.executable, "-c", _BASELINE], env)[2]
     print("TensorFlow baseline process: peak RSS %.0f MB" % (baseline / 1e6))
+    tf_import = _run([sys.executable, "-c", _TF_IMPORT], env)
     for name in FLAGS.formats:
       binary = name == "binary"
       path = os.path.join(work, "vectors.bin" if binary else "vectors.txt")
@@ -173,9 +263,11 @@ def main(argv):
               time.monotonic() - started,
           )
       )
+      compare = FLAGS.tfhub_export_script and not binary
       ours_dir = os.path.join(work, "ours")
-      ours = _run(
-          [
+      theirs_dir = os.path.join(work, "theirs")
+      exporters = {
+          "ours": [
               sys.executable,
               "-m",
               "hub_estimator.tools.export_text_embedding",
@@ -185,39 +277,59 @@ def main(argv):
               "--preprocess=strip_punctuation",
               "--combiner=sqrtn",
           ],
-          env,
-      )
+      }
+      if compare:
+        exporters["theirs"] = [
+            sys.executable,
+            FLAGS.tfhub_export_script,
+            "--embedding_file=" + path,
+            "--export_path=" + theirs_dir,
+        ]
+      runs = {who: [] for who in exporters}
+      for repeat in range(FLAGS.repeats):
+        order = list(exporters)
+        if repeat % 2:
+          order.reverse()
+        for who in order:
+          # A killed earlier benchmark with the same --work_dir may have left
+          # them.
+          shutil.rmtree(ours_dir if who == "ours" else theirs_dir, True)
+          runs[who].append(_run(exporters[who], env))
+          _report(
+              "%s run %d" % (who, repeat + 1), runs[who][-1], baseline, matrix
+          )
+        if compare and repeat == 0:
+          compared = subprocess.run(
+              [sys.executable, "-c", _COMPARE, ours_dir, theirs_dir],
+              env=env,
+              capture_output=True,
+              text=True,
+              check=True,
+          )
+        for directory in (ours_dir, theirs_dir):
+          shutil.rmtree(directory, ignore_errors=True)
+      print("  medians of %d run(s):" % FLAGS.repeats)
+      ours = _median(runs["ours"])
       _report("ours", ours, baseline, matrix)
-      if FLAGS.tfhub_export_script and not binary:
-        theirs_dir = os.path.join(work, "theirs")
-        theirs = _run(
-            [
-                sys.executable,
-                FLAGS.tfhub_export_script,
-                "--embedding_file=" + path,
-                "--export_path=" + theirs_dir,
-            ],
-            env,
-        )
-        compared = subprocess.run(
-            [sys.executable, "-c", _COMPARE, ours_dir, theirs_dir],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        shutil.rmtree(theirs_dir)
+      if compare:
+        theirs = _median(runs["theirs"])
         _report("theirs", theirs, baseline, matrix)
-        print(
-            "  ours / theirs: wall time %.2fx, CPU time %.2fx, peak RSS %.2fx"
-            % (ours[0] / theirs[0], ours[1] / theirs[1], ours[2] / theirs[2])
-        )
+        _ratios("ours / theirs", ours, theirs)
         print(
             "  largest difference of the two modules' embeddings of 5"
             " sentences (tensorflow_hub 0.15 loading both): %s"
             % compared.stdout.strip().splitlines()[-1]
         )
-      shutil.rmtree(ours_dir)
+        print("  floors (one process each, as multiples of theirs' medians):")
+        _report("TensorFlow import alone", tf_import, baseline, matrix)
+        _ratios("import / theirs", tf_import, theirs)
+        parse = _run([sys.executable, "-c", _PARSE, path, str(FLAGS.dim)], env)
+        _report("numpy parse alone", parse, baseline, matrix)
+        _ratios("parse / theirs", parse, theirs)
+        print(
+            "  TensorFlow import + numpy parse: CPU %.1f s = %.2fx theirs"
+            % (tf_import[1] + parse[1], (tf_import[1] + parse[1]) / theirs[1])
+        )
       os.remove(path)
   finally:
     if not FLAGS.work_dir:
