@@ -209,12 +209,20 @@ def _median(runs):
   return tuple(statistics.median(column) for column in zip(*runs))
 
 
-def _report(name, measured, baseline, matrix):
+def _report(name, measured, baseline=None, matrix=None):
+  """Prints a run's figures; with a baseline, its peak above it in matrices."""
   seconds, cpu, rss = measured
   print(
-      "  %-14s wall %6.1f s  CPU %6.1f s  peak RSS %6.0f MB  (baseline +"
-      " %.2fx matrix)"
-      % (name + ":", seconds, cpu, rss / 1e6, (rss - baseline) / matrix)
+      "  %-14s wall %6.1f s  CPU %6.1f s  peak RSS %6.0f MB%s"
+      % (
+          name + ":",
+          seconds,
+          cpu,
+          rss / 1e6,
+          ""
+          if baseline is None
+          else "  (baseline + %.2fx matrix)" % ((rss - baseline) / matrix),
+      )
   )
 
 
@@ -253,7 +261,27 @@ def main(argv):
       binary = name == "binary"
       path = os.path.join(work, "vectors.bin" if binary else "vectors.txt")
       started = time.monotonic()
-      _generate(path, FLAGS.rows, FLAGS.dim, binary)
+      # In a child: this process stays small, and so do the peaks of the
+      # processes it starts (a child's ru_maxrss counts the starting
+      # process's own peak, whose memory it shares until it execs).
+      subprocess.run(
+          [
+              sys.executable,
+              "-c",
+              (
+                  "import sys; sys.path.insert(0, sys.argv[1]); import"
+                  " text_embedding_benchmark as b; b._generate(sys.argv[2],"
+                  " int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] =="
+                  " 'binary')"
+              ),
+              os.path.dirname(os.path.abspath(__file__)),
+              path,
+              str(FLAGS.rows),
+              str(FLAGS.dim),
+              name,
+          ],
+          check=True,
+      )
       print(
           "\n[%s] %s: %.0f MB (generated in %.0f s)"
           % (
@@ -321,10 +349,10 @@ def main(argv):
             % compared.stdout.strip().splitlines()[-1]
         )
         print("  floors (one process each, as multiples of theirs' medians):")
-        _report("TensorFlow import alone", tf_import, baseline, matrix)
+        _report("TensorFlow import alone", tf_import)
         _ratios("import / theirs", tf_import, theirs)
         parse = _run([sys.executable, "-c", _PARSE, path, str(FLAGS.dim)], env)
-        _report("numpy parse alone", parse, baseline, matrix)
+        _report("numpy parse alone", parse)
         _ratios("parse / theirs", parse, theirs)
         print(
             "  TensorFlow import + numpy parse: CPU %.1f s = %.2fx theirs"
