@@ -508,6 +508,288 @@ class OpPolicyTest(tf.test.TestCase):
           op_policy.FILE_READ,
       )
 
+  # -- state of the consumer reached by name --
+
+  def _run_in_consumer(self, path, output, allowed_ops, consumer_fn=None):
+    """Runs `output` of the module at `path` in a graph holding the consumer's
+    resource variable "consumer/secret" (value 42.0) and `consumer_fn()`'s
+    state; returns the value."""
+    with tf.Graph().as_default():
+      with tf.compat.v1.variable_scope("consumer"):
+        tf.compat.v1.get_variable("secret", initializer=42.0, use_resource=True)
+      init_consumer = consumer_fn() if consumer_fn else tf.no_op()
+      module = hub.Module(path, allowed_ops=allowed_ops)
+      value = module(fixtures.TEXTS, as_dict=True)[output]
+      with tf.compat.v1.Session() as session:
+        session.run(tf.compat.v1.global_variables_initializer())
+        session.run(tf.compat.v1.tables_initializer())
+        session.run(init_consumer)
+        return session.run(value)
+
+  def test_resource_named_inside_a_function_reads_the_consumers_variable(
+      self,
+  ):
+    @tf.function
+    def steal():
+      handle = tf.raw_ops.VarHandleOp(
+          dtype=tf.float32, shape=[], shared_name="consumer/secret"
+      )
+      return tf.raw_ops.ReadVariableOp(resource=handle, dtype=tf.float32)
+
+    def edit(meta_graph):
+      (name,) = _graft(meta_graph, steal)
+      _add_output(meta_graph, "stolen", name, tf.float32)
+
+    path = self._hostile("function_var_handle", edit)
+    error = self.assert_refused(
+        path,
+        [
+            "op VarHandleOp (node 'VarHandleOp' in function '",
+            (
+                "can reach a variable, table, queue, iterator or other resource"
+                " of the loading process by its name (shared_name"
+                " 'consumer/secret', container '' inside a function: names in"
+                " function bodies are not prefixed with the module's scope at"
+                " load) [shared state]."
+            ),
+        ],
+        ["VarHandleOp"],
+    )
+    (finding,) = error.findings
+    self.assertEqual(finding.kind, op_policy.SHARED_STATE)
+    # Allowed explicitly, the attack works: the module reads the consumer's
+    # variable.
+    self.assertEqual(
+        self._run_in_consumer(path, "stolen", ["VarHandleOp"]), 42.0
+    )
+
+  def test_graph_level_shared_names_are_the_modules_own(self):
+    # At graph level the same name is prefixed with the module's scope at
+    # load (as tensorflow_hub does), so it stays allowed and cannot alias.
+    def edit(meta_graph):
+      (name,) = _graft(
+          meta_graph,
+          lambda: tf.raw_ops.ReadVariableOp(
+              resource=tf.raw_ops.VarHandleOp(
+                  dtype=tf.float32,
+                  shape=[],
+                  shared_name="consumer/secret",
+                  container="localhost",
+              ),
+              dtype=tf.float32,
+          ),
+      )
+      _add_output(meta_graph, "stolen", name, tf.float32)
+
+    path = self._hostile("graph_var_handle", edit)
+    hub.load_module_spec(path)
+    with self.assertRaisesRegex(
+        tf.errors.FailedPreconditionError, "module/consumer/secret"
+    ):
+      self._run_in_consumer(path, "stolen", None)
+    # Legit modules' tables carry shared names and load: ours and
+    # tensorflow_hub's (test_module_exported_by_tensorflow_hub_loads).
+    shared_names = [
+        node.attr["shared_name"].s
+        for node in _read(self.benign).meta_graphs[0].graph_def.node
+        if node.op == "HashTableV2"
+    ]
+    self.assertNotEmpty(shared_names)
+    self.assertTrue(all(shared_names))
+
+  def test_handles_forged_from_bytes_or_by_plural_names(self):
+    with tf.Graph().as_default():
+      handle = tf.raw_ops.VarHandleOp(
+          dtype=tf.float32, shape=[], shared_name="consumer/secret"
+      )
+      serialized = tf.io.serialize_tensor(handle)
+      with tf.compat.v1.Session() as session:
+        serialized = session.run(serialized)
+    forged = tf.make_tensor_proto(0.0)
+    forged.ParseFromString(serialized)
+
+    def edit(meta_graph):
+      const = meta_graph.graph_def.node.add(name="hostile/Handle", op="Const")
+      const.attr["dtype"].type = tf.resource.as_datatype_enum
+      const.attr["value"].tensor.CopyFrom(forged)
+      read = meta_graph.graph_def.node.add(
+          name="hostile/ReadConst", op="ReadVariableOp", input=[const.name]
+      )
+      read.attr["dtype"].type = tf.float32.as_datatype_enum
+      _add_output(meta_graph, "from_const", read.name + ":0", tf.float32)
+      handles = meta_graph.graph_def.node.add(
+          name="hostile/Handles", op="_VarHandlesOp"
+      )
+      handles.attr["containers"].list.s.append(b"")
+      handles.attr["shared_names"].list.s.append(b"consumer/secret")
+      handles.attr["N"].i = 1
+      handles.attr["dtypes"].list.type.append(tf.float32.as_datatype_enum)
+      handles.attr["shapes"].list.shape.add()
+      (parsed,) = _graft(
+          meta_graph,
+          lambda: tf.raw_ops.ParseTensor(
+              serialized=tf.constant(serialized), out_type=tf.resource
+          ),
+      )
+      del parsed
+
+    path = self._hostile("forged_handles", edit)
+    self.assert_refused(
+        path,
+        [
+            (
+                "op Const (node 'hostile/Handle') can reach a variable, table,"
+                " queue, iterator or other resource of the loading process by"
+                " its name (a constant of dtype resource) [shared state]."
+            ),
+            "op _VarHandlesOp (node 'hostile/Handles') can reach",
+            (
+                "op ParseTensor (node 'hostile/ParseTensor') can reach a"
+                " variable, table, queue, iterator or other resource of the"
+                " loading process by its name (out_type resource made from"
+                " bytes) [shared state]."
+            ),
+        ],
+        ["Const", "ParseTensor", "_VarHandlesOp"],
+    )
+    self.assertEqual(
+        self._run_in_consumer(path, "from_const", hub.TRUST_ALL_OPS), 42.0
+    )
+
+  def test_iterator_from_string_handle_reads_the_consumers_input(self):
+    def consumer_iterator():
+      dataset = tf.data.Dataset.from_tensor_slices([7.0, 8.0])
+      iterator = tf.compat.v1.data.make_initializable_iterator(
+          dataset, shared_name="train_input"
+      )
+      return iterator.initializer
+
+    with tf.Graph().as_default():
+      consumer_iterator()
+      string_handle = tf.compat.v1.get_default_graph().get_tensor_by_name(
+          "IteratorV2:0"
+      )
+      string_handle = tf.raw_ops.IteratorToStringHandle(
+          resource_handle=string_handle
+      )
+      with tf.compat.v1.Session() as session:
+        string_handle = session.run(string_handle)
+
+    def steal():
+      iterator = tf.raw_ops.IteratorFromStringHandleV2(
+          string_handle=string_handle,
+          output_types=[tf.float32],
+          output_shapes=[[]],
+      )
+      return tf.raw_ops.IteratorGetNext(
+          iterator=iterator, output_types=[tf.float32], output_shapes=[[]]
+      )[0]
+
+    def edit(meta_graph):
+      (name,) = _graft(meta_graph, steal)
+      _add_output(meta_graph, "stolen", name, tf.float32)
+
+    path = self._hostile("iterator_string_handle", edit)
+    self.assert_refused(
+        path,
+        [
+            "op IteratorFromStringHandleV2 (node"
+            " 'hostile/IteratorFromStringHandleV2') can reach a variable,"
+            " table, queue, iterator or other resource of the loading process"
+            " by its name [shared state]."
+        ],
+        ["IteratorFromStringHandleV2"],
+    )
+    self.assertEqual(
+        self._run_in_consumer(
+            path,
+            "stolen",
+            ["IteratorFromStringHandleV2"],
+            consumer_fn=consumer_iterator,
+        ),
+        7.0,
+    )
+
+  def test_cross_device_communication_is_refused(self):
+    def edit(meta_graph):
+      (reduced,) = _graft(
+          meta_graph,
+          lambda: tf.raw_ops.CollectiveReduceV2(
+              input=tf.constant([1.0]),
+              group_size=2,
+              group_key=1,
+              instance_key=1,
+              ordering_token=[],
+              merge_op="Add",
+              final_op="Id",
+          ),
+      )
+      _add_output(meta_graph, "reduced", reduced, tf.float32)
+      send = meta_graph.graph_def.node.add(
+          name="hostile/XlaSend", op="XlaSend", input=[reduced]
+      )
+      send.attr["T"].type = tf.float32.as_datatype_enum
+      send.attr["tensor_name"].s = b"leak"
+      _add_to_collection(meta_graph, _GraphKeys.UPDATE_OPS, send.name)
+
+    path = self._hostile("collective", edit)
+    self.assert_refused(
+        path,
+        [
+            (
+                "op CollectiveReduceV2 (node 'hostile/CollectiveReduceV2')"
+                " talks to other processes, hosts or devices [network]."
+            ),
+            (
+                "op XlaSend (node 'hostile/XlaSend') talks to other processes,"
+                " hosts or devices [network]."
+            ),
+        ],
+        ["CollectiveReduceV2", "XlaSend"],
+    )
+
+  def test_every_registered_communication_op_is_classified(self):
+    registered = _registered_op_defs()
+    pattern = re.compile(op_policy.COMMUNICATION_LIKE_NAME)
+    unclassified = sorted(
+        name
+        for name in registered
+        if pattern.search(name)
+        and op_policy._REFUSED_OP_TYPES.get(name)  # pylint: disable=protected-access
+        not in (op_policy.NETWORK, op_policy.PROGRAM_AS_DATA)
+        and name not in op_policy.NOT_COMMUNICATION
+    )
+    self.assertEqual(unclassified, [])
+    self.assertEqual(
+        sorted(set(op_policy.NOT_COMMUNICATION) - set(registered)), []
+    )
+
+  def test_every_registered_op_making_a_resource_handle_is_classified(self):
+    # An op with an output of dtype resource names its resource by a
+    # shared_name/container attr (renamed at load, refused in functions), is
+    # refused, or is explained in HANDLE_NOT_BY_NAME.
+    registered = _registered_op_defs()
+    unclassified = []
+    for op_def in registered.values():
+      makes_handle = any(
+          arg.type == tf.resource.as_datatype_enum for arg in op_def.output_arg
+      )
+      attrs = {attr.name for attr in op_def.attr}
+      if (
+          makes_handle
+          and not attrs & set(op_policy.NAMED_RESOURCE_ATTRS)
+          and op_def.name not in op_policy._REFUSED_OP_TYPES  # pylint: disable=protected-access
+          and op_def.name not in op_policy.HANDLE_NOT_BY_NAME
+      ):
+        unclassified.append(op_def.name)
+    self.assertEqual(unclassified, [])
+    self.assertEqual(
+        sorted(set(op_policy.HANDLE_NOT_BY_NAME) - set(registered)), []
+    )
+    self.assertEqual(
+        sorted(set(op_policy.HANDLE_FROM_BYTES) - set(registered)), []
+    )
+
   def test_every_finding_is_listed_once_across_variants(self):
     def edit(meta_graph):
       (name,) = _graft(meta_graph, lambda: tf.io.read_file("/etc/hostname"))

@@ -3,12 +3,12 @@
 A TF1 Hub module is a graph, and running a graph runs its ops with the rights
 of the process. Most ops compute on tensors; a few reach outside the module:
 Python callbacks, file reads, writes and listings, checkpoint save/restore,
-printing to files, network calls, graphs or programs held as data (a
-serialized dataset graph run by `DatasetFromGraph`, which the policy cannot
-see into), calls of functions the module's function
+printing to files, network and cross-device communication, graphs or
+programs held as data (a serialized dataset graph run by `DatasetFromGraph`,
+which the policy cannot see into), calls of functions the module's function
 library does not define (they would run the loading graph's function of that
-name), and ops this TensorFlow does not register (native code from an op
-library). `load_module_spec` refuses a module whose
+name), state of the loading process reached by name (see below), and ops this
+TensorFlow does not register (native code from an op library). `load_module_spec` refuses a module whose
 graph variants (or the functions in their function libraries) contain such an
 op, unless the caller allows its op type with `allowed_ops`.
 
@@ -20,12 +20,32 @@ Two uses are the module's own business and stay allowed:
 * the module's own saver (`MetaGraphDef.saver_def`): save/restore ops that only
   the saver reaches, reading or writing the file name the saver is fed.
 
+State by name. TensorFlow finds a variable, table, queue, iterator, barrier,
+accumulator or staging area by its `(container, shared_name)` in the
+session's resource manager, so a module op naming the consumer's resource
+would read or change it. `Module` (like tensorflow_hub) prefixes every
+graph-level `shared_name` with the module instance's scope at load (a table
+from `index_table_from_file` carries e.g. `hash_table_<vocab path>_-1_-2_-1`
+and becomes `module/hash_table_...`), so graph-level resource ops only reach
+the module's own state and stay allowed, whatever their `container`. Refused
+as `SHARED_STATE`: resource ops inside library functions (function bodies
+are not renamed at load, and an empty `shared_name` falls back to the node
+name), `_VarHandlesOp` (its `shared_names` list is not renamed either),
+`TemporaryVariable` with a `var_name`, ops that turn a string into a handle
+of the consumer's iterator or session tensor (`IteratorFromStringHandle`,
+`GetSessionTensor`, ...), and handles forged from bytes: constants of dtype
+resource or variant (a variant can hold a handle) and deserializing ops
+(`ParseTensor`, ...) producing them. Stacks and tensor arrays get a
+process-unique name at run time whatever their name attr says, and are not
+refused.
+
 The policy only reads the graph protos; it never runs or imports them.
 """
 
 import collections
 import os
 
+from tensorflow.core.framework import types_pb2
 from tensorflow.core.framework import variable_pb2
 from tensorflow.core.protobuf import control_flow_pb2
 from tensorflow.python.framework import op_def_registry
@@ -57,6 +77,7 @@ NETWORK = "network"
 PROGRAM_AS_DATA = "program as data"
 UNREGISTERED = "unregistered op"
 FOREIGN_FUNCTION = "foreign function"
+SHARED_STATE = "shared state"
 
 _WHY = {
     PYTHON: (
@@ -71,7 +92,7 @@ _WHY = {
         " reading its variables/"
     ),
     PRINT_TO_FILE: "prints to a file",
-    NETWORK: "talks to other processes or hosts",
+    NETWORK: "talks to other processes, hosts or devices",
     PROGRAM_AS_DATA: (
         "runs a graph, dataset, function or compiled program that it reads"
         " from a tensor or attribute, where the policy cannot vet it"
@@ -82,6 +103,10 @@ _WHY = {
     ),
     UNREGISTERED: (
         "is not registered in this TensorFlow (native code from an op library)"
+    ),
+    SHARED_STATE: (
+        "can reach a variable, table, queue, iterator or other resource of the"
+        " loading process by its name"
     ),
 }
 
@@ -132,7 +157,32 @@ _REFUSED_OP_TYPES = {
         """RpcClient RpcServer RpcServerRegister RpcServerStart RpcCall
         RemoteCall DataServiceDataset DataServiceDatasetV2
         DataServiceDatasetV3 DataServiceDatasetV4 RegisterDataset
-        RegisterDatasetV2 Send Recv _Send _Recv _HostSend _HostRecv""",
+        RegisterDatasetV2 Send Recv _Send _Recv _HostSend _HostRecv XlaSend
+        XlaRecv XlaSendToHost XlaRecvFromHost _XlaSendFromHost
+        _XlaSendFromHostV2 _XlaRecvAtHost _XlaRecvAtHostV2 XlaHostCompute
+        CollectiveReduce CollectiveReduceV2 CollectiveReduceV3
+        CollectiveReduceScatterV2 CollectiveGather CollectiveGatherV2
+        CollectiveBcastSend CollectiveBcastSendV2 CollectiveBcastRecv
+        CollectiveBcastRecvV2 CollectiveAllToAllV2 CollectiveAllToAllV3
+        CollectivePermute CollectiveAssignGroupV2
+        CollectiveInitializeCommunicator NcclAllReduce NcclReduce
+        NcclBroadcast _NcclReduceSend _NcclReduceRecv _NcclBroadcastSend
+        _NcclBroadcastRecv AllToAll XlaAllReduce DTensorAllReduce
+        DTensorAllToAll InfeedEnqueue InfeedEnqueueTuple
+        InfeedEnqueuePrelinearizedBuffer InfeedDequeue InfeedDequeueTuple
+        OutfeedEnqueue OutfeedEnqueueTuple OutfeedDequeue OutfeedDequeueTuple
+        OutfeedDequeueV2 OutfeedDequeueTupleV2 SendTPUEmbeddingGradients
+        RecvTPUEmbeddingActivations XlaSendTPUEmbeddingGradients
+        XlaRecvTPUEmbeddingActivations XlaRecvTPUEmbeddingDeduplicationData
+        ConfigureTPUEmbeddingHost ConnectTPUEmbeddingHosts
+        _InitializeHostForDistributedTPU _DisconnectHostFromDistributedTPUSystem
+        RpcGetValue RpcCheckStatus DeleteRpcFutureResource""",
+    ),
+    **_kinds(
+        SHARED_STATE,
+        """IteratorFromStringHandle IteratorFromStringHandleV2
+        MultiDeviceIteratorFromStringHandle GetSessionTensor
+        DeleteSessionTensor _VarHandlesOp CreateTRTResourceHandle""",
     ),
     **_kinds(
         PROGRAM_AS_DATA,
@@ -182,6 +232,59 @@ FILE_BY_ATTR_VALUE = frozenset(
     DebugNumericSummary DecodeProtoV2 EncodeProto""".split()
 )
 
+# The census of communication (checked by a test against every registered op,
+# like the file census): an op whose type name matches `COMMUNICATION_LIKE_NAME`
+# is refused above or listed here with why it does not communicate.
+COMMUNICATION_LIKE_NAME = (
+    r"Send|Recv|Collective|Nccl|Infeed|Outfeed|AllReduce|AllToAll|Rpc|Remote"
+    r"|Rendezvous|Permute"
+)
+NOT_COMMUNICATION = {
+    "DataFormatVecPermute": "permutes a shape vector between data layouts",
+}
+
+# The census of resource handles (checked by a test against every registered
+# op): an op with an output of dtype resource either names its resource with
+# a `shared_name`/`container` attr (`NAMED_RESOURCE_ATTRS`: renamed at load in
+# the graph, refused inside functions), is refused above, or is listed here
+# with why its handle cannot be the loading process's.
+NAMED_RESOURCE_ATTRS = ("shared_name", "container")
+HANDLE_NOT_BY_NAME = {
+    **_kinds(
+        "anonymous: a new resource with a process-unique name at every run",
+        """AnonymousHashTable AnonymousIterator AnonymousIteratorV2
+        AnonymousIteratorV3 AnonymousMemoryCache AnonymousMultiDeviceIterator
+        AnonymousMultiDeviceIteratorV3 AnonymousMutableDenseHashTable
+        AnonymousMutableHashTable AnonymousMutableHashTableOfTensors
+        AnonymousRandomSeedGenerator AnonymousSeedGenerator
+        DummyIterationCounter DummyMemoryCache DummySeedGenerator""",
+    ),
+    **_kinds(
+        "per run: its name attr is made process-unique by a counter at run"
+        " time (TensorFlow's stack and tensor array kernels)",
+        "StackV2 TensorArrayV3",
+    ),
+    **_kinds(
+        "derived: a handle of a resource given as an input, or of the tensor"
+        " it stores",
+        """TensorArrayGradV3 TensorArrayGradWithShape MakeWeakResourceHandle
+        GetSessionHandleV2""",
+    ),
+}
+# Ops that make a tensor of a type attr's dtype from bytes (a constant or a
+# deserialized string): a resource handle made so names any resource, and a
+# variant can hold one.
+HANDLE_FROM_BYTES = {
+    "Const": ("dtype",),
+    "HostConst": ("dtype",),
+    "ParseTensor": ("out_type",),
+    "DeserializeSparse": ("dtype",),
+    "DeserializeManySparse": ("dtype",),
+    "DecodeProtoV2": ("output_types",),
+    "UncompressElement": ("output_types",),
+}
+_HANDLE_DTYPES = frozenset([types_pb2.DT_RESOURCE, types_pb2.DT_VARIANT])
+
 # File reads that are allowed when their file name (input 0 for ReadFile,
 # input 1 for the table initializers) is one of the module's asset files.
 _ASSET_READ_INPUT = {
@@ -204,7 +307,9 @@ _PROTO_OPS = ("DecodeProtoV2", "EncodeProto")
 
 
 Finding = collections.namedtuple(
-    "Finding", ["tags", "function", "node", "op", "kind"]
+    "Finding",
+    ["tags", "function", "node", "op", "kind", "detail"],
+    defaults=(None,),
 )
 Finding.__doc__ = """One op that reaches outside the module.
 
@@ -216,12 +321,21 @@ Attributes:
   op: the op type.
   kind: why it is refused, one of the kind constants of this module (e.g.
     `FILE_READ`).
+  detail: the attr value that makes it refused, e.g. "shared_name
+    'dense/kernel' inside a function", or None when the op type alone does.
 """
 
 
 def why(kind):
   """Returns the sentence fragment explaining a finding kind, e.g. "writes files"."""
   return _WHY[kind]
+
+
+def explain(finding):
+  """Returns why a `Finding` is refused: `why(kind)`, then its detail if any."""
+  if finding.detail is None:
+    return why(finding.kind)
+  return "%s (%s)" % (why(finding.kind), finding.detail)
 
 
 def check_allowed_ops(allowed_ops):
@@ -314,7 +428,7 @@ class UnsafeModuleError(saved_model_io.ModuleFormatError):
         where += " in function %r" % finding.function
       lines.append(
           "  * graph variant %s: op %s (%s) %s [%s]."
-          % (finding.tags, finding.op, where, why(finding.kind), finding.kind)
+          % (finding.tags, finding.op, where, explain(finding), finding.kind)
       )
     ops = sorted({f.op for f in self.findings})
     lines.append(
@@ -420,7 +534,21 @@ def _foreign_functions(node, function_names):
   return [name for name in names if name and name not in function_names]
 
 
-def _may_reach_outside(op_type, function_names):
+_named_resource_attrs = {}
+
+
+def _named_resource_attr_names(op_type):
+  """The `NAMED_RESOURCE_ATTRS` a registered op type has."""
+  if op_type not in _named_resource_attrs:
+    op_def = op_def_registry.get(op_type)
+    names = {attr.name for attr in (op_def.attr if op_def else ())}
+    _named_resource_attrs[op_type] = tuple(
+        name for name in NAMED_RESOURCE_ATTRS if name in names
+    )
+  return _named_resource_attrs[op_type]
+
+
+def _may_reach_outside(op_type, function_names, in_function):
   """False for op types that never reach outside (most of them), by type alone."""
   return (
       op_type in _REFUSED_OP_TYPES
@@ -428,56 +556,100 @@ def _may_reach_outside(op_type, function_names):
       or op_type == "PrintV2"
       or op_type.startswith("Debug")
       or op_type in _PROTO_OPS
+      or op_type in HANDLE_FROM_BYTES
+      or op_type == "TemporaryVariable"
+      or (in_function and bool(_named_resource_attr_names(op_type)))
       or (op_type not in function_names and not _is_registered(op_type))
   )
 
 
-def _kind_of(node, function_names):
-  """Returns the kind of reach of a NodeDef, or None if it stays inside."""
+def _dtype_name(dtype):
+  return types_pb2.DataType.Name(dtype)[len("DT_") :].lower()
+
+
+def _handle_from_bytes(node):
+  """The detail if `node` makes a resource or variant tensor from bytes."""
+  for attr_name in HANDLE_FROM_BYTES.get(node.op, ()):
+    if attr_name in node.attr:
+      value = node.attr[attr_name]
+      if node.op in ("Const", "HostConst"):
+        tensor = node.attr["value"].tensor if "value" in node.attr else None
+        types = [value.type, tensor.dtype if tensor is not None else 0]
+        what = "a constant of dtype %s"
+      else:
+        types = [value.type] + list(value.list.type)
+        what = attr_name + " %s made from bytes"
+      handles = sorted({_dtype_name(t) for t in _HANDLE_DTYPES & set(types)})
+      if handles:
+        return what % "/".join(handles)
+  return None
+
+
+def _kind_of(node, function_names, in_function):
+  """Returns (kind, detail) of a NodeDef's reach, or None if it stays inside."""
   op = node.op
   kind = _REFUSED_OP_TYPES.get(op)
   if kind is not None:
-    return kind
+    return kind, None
   if op == "PrintV2":
     stream = (
         node.attr["output_stream"].s if "output_stream" in node.attr else b""
     )
-    return PRINT_TO_FILE if stream.startswith(b"file://") else None
+    return (PRINT_TO_FILE, None) if stream.startswith(b"file://") else None
   if op.startswith("Debug"):
     for name in _DEBUG_FILE_ATTRS:
       if name in node.attr:
         value = node.attr[name]
         if value.s or value.list.s:
-          return FILE_WRITE
+          return FILE_WRITE, None
     return None
   if op in _PROTO_OPS and "descriptor_source" in node.attr:
     source = node.attr["descriptor_source"].s
     if source not in (b"", b"local://") and not source.startswith(b"bytes://"):
-      return FILE_READ
+      return FILE_READ, None
+  if op in HANDLE_FROM_BYTES:
+    detail = _handle_from_bytes(node)
+    return (SHARED_STATE, detail) if detail else None
+  if op == "TemporaryVariable":
+    var_name = node.attr["var_name"].s if "var_name" in node.attr else b""
+    if var_name:
+      return SHARED_STATE, "var_name %r" % var_name.decode("utf-8", "replace")
     return None
   if op in function_names:
     return None
   if not _is_registered(op):
-    return UNREGISTERED
+    return UNREGISTERED, None
   if _foreign_functions(node, function_names):
-    return FOREIGN_FUNCTION
+    return FOREIGN_FUNCTION, None
+  if in_function:
+    named = [
+        "%s %r" % (name, node.attr[name].s.decode("utf-8", "replace"))
+        for name in _named_resource_attr_names(op)
+        if name in node.attr
+    ]
+    if _named_resource_attr_names(op):
+      return SHARED_STATE, (
+          "%s inside a function: names in function bodies are not prefixed"
+          " with the module's scope at load"
+          % (", ".join(named) or "a resource named by its node")
+      )
   return None
 
 
-def _candidates(node_defs, function_names):
-  """(node, kind) of the nodes that reach outside, looking at each op type once."""
+def _candidates(node_defs, function_names, in_function):
+  """(node, (kind, detail)) of the nodes that reach outside, looking at each op type once."""
   node_defs = list(node_defs)
   op_types = [node.op for node in node_defs]
   suspects = {
       op_type
       for op_type in set(op_types)
-      if _may_reach_outside(op_type, function_names)
+      if _may_reach_outside(op_type, function_names, in_function)
   }
   result = []
   if suspects:
     for node, op_type in zip(node_defs, op_types):
       if op_type in suspects:
-        kind = _kind_of(node, function_names)
+        kind = _kind_of(node, function_names, in_function)
         if kind is not None:
           result.append((node, kind))
   return result
@@ -489,19 +661,19 @@ def _vet_meta_graph(meta_graph, assets_dir):
   function_names = {f.signature.name for f in graph_def.library.function}
   candidates = [
       (None, node, kind)
-      for node, kind in _candidates(graph_def.node, function_names)
+      for node, kind in _candidates(graph_def.node, function_names, False)
   ]
   for function in graph_def.library.function:
     candidates.extend(
         (function.signature.name, node, kind)
-        for node, kind in _candidates(function.node_def, function_names)
+        for node, kind in _candidates(function.node_def, function_names, True)
     )
   if not candidates:
     return []
   nodes = {node.name: node for node in graph_def.node}
   own_checkpoint_ops = None
   findings = []
-  for function, node, kind in candidates:
+  for function, node, (kind, detail) in candidates:
     if function is None and _reads_own_asset(node, nodes, assets_dir):
       continue
     if function is None and kind == CHECKPOINT:
@@ -509,7 +681,7 @@ def _vet_meta_graph(meta_graph, assets_dir):
         own_checkpoint_ops = _own_checkpoint_ops(meta_graph, nodes)
       if node.name in own_checkpoint_ops:
         continue
-    findings.append(Finding(tags, function, node.name, node.op, kind))
+    findings.append(Finding(tags, function, node.name, node.op, kind, detail))
   return findings
 
 

@@ -37,6 +37,8 @@ The `--json` document (`SCHEMA_VERSION` 1; fields are only ever added):
     "op_policy": {"verdict": "allowed" | "refused", "refused": [{
       "tags": [], "function": null, "node": "n", "op": "ReadFile",
       "kind": "file read", "why": "reads a file that is not ..."}]}
+                                # why: the reason, with the attr value that
+                                # makes it refused when there is one
   }
 
   TENSOR = {"kind": "dense" | "sparse" | "ragged" | "composite",
@@ -352,7 +354,7 @@ def inspect(path):
               "node": f.node,
               "op": f.op,
               "kind": f.kind,
-              "why": op_policy.why(f.kind),
+              "why": op_policy.explain(f),
           }
           for f in refused
       ],
