@@ -7,6 +7,7 @@ only); where mounting is impossible they are skipped and say so.
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -203,11 +204,11 @@ def _disk_usage(path):
   return total
 
 
-def _fill(path):
-  """Writes a file into `path` until its file system is full."""
+def _fill(path, leave_bytes=0):
+  """Writes a file into `path` until its file system has `leave_bytes` free."""
   f = open(os.path.join(path, "filler"), "wb", buffering=0)
   try:
-    while True:
+    while shutil.disk_usage(path).free > leave_bytes:
       f.write(b"\0" * 4096)
   except OSError:
     pass
@@ -285,8 +286,8 @@ class FullDiskTest(tf.test.TestCase):
         "failed to export checkpoint " + checkpoint,
         "into " + base,
         "The disk is full",
-        "bytes free on " + base,
-        "The export needs about",
+        "bytes are free on %s now" % base,
+        "the export needs about",
         "No space left on device",
         "Error: ",  # The exception class, e.g. ResourceExhaustedError.
     ):
@@ -301,7 +302,32 @@ class FullDiskTest(tf.test.TestCase):
     # The same text, but for the (random) staging folder in the cause.
     self.assertIn(_unrandom(str(raised.exception)), _unrandom(error))
     needed = int(re.search(r"needs about (\d+) bytes", error).group(1))
-    self.assertGreater(needed, 0)
+    free = int(re.search(r"(\d+) bytes are free on", error).group(1))
+    self.assertGreater(needed, free)
+
+  def test_bytes_needed_counts_sibling_versions_and_whole_blocks(self):
+    # Half a version free: the estimate must not read as less than is free.
+    mount = _mount_tmpfs(self, 4 * self.version_bytes)
+    sibling, _ = self.export(
+        export.LatestModuleExporter("latest", e2e._serving_input_fn),
+        os.path.join(mount, "latest"),
+        self.checkpoints[0],
+    )
+    _fill(mount, leave_bytes=self.version_bytes // 2)
+    base = os.path.join(mount, "best")
+    exporter = export.BestModuleExporter("best", e2e._serving_input_fn)
+    path, log = self.export(exporter, base, self.checkpoints[-1], {"loss": 1.0})
+    self.assertIsNone(path)
+    (error,) = [line for line in log.splitlines() if line.startswith("ERROR")]
+    needed = int(re.search(r"needs about (\d+) bytes on disk", error).group(1))
+    free = int(re.search(r"(\d+) bytes are free on %s now" % base, error)[1])
+    self.assertGreaterEqual(needed, _disk_usage(sibling.decode()), error)
+    self.assertGreater(needed, free, error)
+    self.assertEqual(needed % os.statvfs(mount).f_frsize, 0, error)
+    self.assertNotIn("a retry may succeed", error)
+    self.assertRegex(
+        error, r"more than the \d+ bytes it had staged plus the \d+ bytes free"
+    )
 
 
 class ErrorCauseTest(tf.test.TestCase):

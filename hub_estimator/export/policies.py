@@ -10,6 +10,7 @@ metadata files, so it survives restarts; nothing is kept only in memory.
 
 import abc
 import math
+import os
 import shutil
 import time
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
@@ -84,9 +85,11 @@ class ModuleExporter(tf.estimator.Exporter, metaclass=abc.ABCMeta):
     self._serving_input_fn = serving_input_fn
     self._exports_to_keep = exports_to_keep
     self._raise_on_failure = bool(raise_on_failure)
-    # Bytes staged before the disk filled, and of the module variables, in
-    # the current export (for the message of a full disk).
+    # Bytes staged before the disk filled, bytes free then (None: unknown),
+    # and bytes of the module variables, in the current export (for the
+    # message of a full disk).
     self._staged_bytes = 0
+    self._free_at_failure = None
     self._variable_bytes = 0
 
   @property
@@ -200,6 +203,7 @@ class ModuleExporter(tf.estimator.Exporter, metaclass=abc.ABCMeta):
       return None
     self._check_eval_result(eval_result)
     self._staged_bytes = 0
+    self._free_at_failure = None
     self._variable_bytes = 0
     writer = writer_lib.ExportWriter(export_path)
     # Before deciding, so that leftovers of a crash go, and exports_to_keep
@@ -358,7 +362,9 @@ class ModuleExporter(tf.estimator.Exporter, metaclass=abc.ABCMeta):
       published = writer.publish(staging)
     except BaseException as e:
       if failures.is_disk_full(e):
+        # Before discarding: together they are what this export had.
         self._staged_bytes = writer.size_bytes(staging)
+        self._free_at_failure = _free_bytes(writer.base_dir)
       writer.discard(staging)
       raise
     return published
@@ -382,22 +388,57 @@ class ModuleExporter(tf.estimator.Exporter, metaclass=abc.ABCMeta):
         + "published."
     )
     if failures.is_disk_full(error):
-      versions = writer.versions()
-      newest = writer.size_bytes(versions[-1].path) if versions else 0
-      needed = max(newest, self._staged_bytes, self._variable_bytes)
       head += (
-          " The disk is full: %s, after removing abandoned staging folders, "
-          "making room by retention (exports_to_keep=%r) and retrying once. "
-          "The export needs about %d bytes (the largest of: the newest "
-          "version, the module variables, what was written before the disk "
-          "filled)."
-          % (
-              _free_space_text(writer.base_dir),
-              self._exports_to_keep,
-              needed,
-          )
+          " The disk is full: after removing abandoned staging folders, "
+          "making room by retention (exports_to_keep=%r) and retrying once, "
+          % (self._exports_to_keep,)
+          + self._space_text(writer)
       )
     return "%s Cause: %s." % (head, failures.error_cause(error).rstrip("."))
+
+  def _space_text(self, writer: writer_lib.ExportWriter) -> str:
+    """What a full disk lacks: the bytes the export needs vs. free now.
+
+    The estimate (bytes on disk, whole blocks) is the largest of: the newest
+    version of this exporter or of a sibling exporter of the run (they
+    publish the same modules); the module variables; and, when the file
+    system reports free space, more than what the failed attempt had (its
+    staged bytes plus the bytes free when the disk filled), since that did
+    not fit.
+    """
+    block = _block_bytes(writer.base_dir)
+    sources = [writer.base_dir] + _sibling_export_dirs(writer.base_dir)
+    newest = 0
+    for base_dir in sources:
+      version = layout.newest_version(base_dir)
+      if version is not None:
+        newest = max(newest, writer.size_bytes(version.path))
+    needed = max(newest, -(-self._variable_bytes // block) * block)
+    if self._free_at_failure is not None:
+      needed = max(needed, self._staged_bytes + self._free_at_failure + block)
+    free = _free_bytes(writer.base_dir)
+    text = (
+        "the export needs about %d bytes on disk (the largest of: the newest"
+        " version of this or a sibling exporter, the module variables, more"
+        " than the %d bytes it had staged plus the %s free when the disk"
+        " filled)"
+        % (
+            needed,
+            self._staged_bytes,
+            "unknown bytes"
+            if self._free_at_failure is None
+            else "%d bytes" % self._free_at_failure,
+        )
+    )
+    if free is None:
+      return text + "; free space of %s unknown." % writer.base_dir
+    text += "; %d bytes are free on %s now" % (free, writer.base_dir)
+    if free >= needed:
+      text += (
+          ", more than then: another process freed space since (a retry may"
+          " succeed)"
+      )
+    return text + "."
 
   def _apply_retention(
       self,
@@ -427,13 +468,31 @@ class ModuleExporter(tf.estimator.Exporter, metaclass=abc.ABCMeta):
       )
 
 
-def _free_space_text(path: str) -> str:
-  """'N bytes free on <path>' for a local folder, else a shorter note."""
+def _free_bytes(path: str) -> Optional[int]:
+  """Bytes free for unprivileged writers on `path`'s file system, or None."""
   try:
-    free = shutil.disk_usage(path).free
+    return shutil.disk_usage(path).free
   except OSError:
-    return "free space of %s unknown" % path
-  return "%d bytes free on %s" % (free, path)
+    return None  # Not local (gs://), or gone.
+
+
+def _block_bytes(path: str) -> int:
+  """The allocation unit of `path`'s file system (bytes; 4096 if unknown)."""
+  try:
+    return os.statvfs(path).f_frsize or 4096
+  except (OSError, AttributeError):
+    return 4096
+
+
+def _sibling_export_dirs(base_dir: str) -> List[str]:
+  """The folders beside `base_dir` (other exporters of the run)."""
+  base_dir = base_dir.rstrip("/")
+  parent = os.path.dirname(base_dir)
+  return [
+      os.path.join(parent, name)
+      for name in layout.list_subdirs(parent)
+      if os.path.join(parent, name) != base_dir
+  ]
 
 
 @gin.configurable(module="hub_estimator")

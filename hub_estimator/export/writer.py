@@ -211,15 +211,26 @@ class ExportWriter:
     self.discard(doomed)
 
   def size_bytes(self, path: str) -> int:
-    """Total bytes of the files under `path` (0 if it is gone)."""
+    """Bytes of storage the files under `path` take (0 if it is gone).
+
+    On a local file system, the whole blocks each file occupies
+    (`st_blocks` x 512, what `du` counts), so the figure compares with free
+    space; elsewhere (object stores through tf.io.gfile), file lengths.
+    """
     total = 0
+    local = "://" not in path
     try:
       for folder, _, files in tf.io.gfile.walk(path):
         for name in files:
+          file_path = os.path.join(folder, name)
           try:
-            total += tf.io.gfile.stat(os.path.join(folder, name)).length
-          except tf.errors.NotFoundError:
+            if local:
+              total += os.stat(file_path).st_blocks * 512
+            else:
+              total += tf.io.gfile.stat(file_path).length
+          except (tf.errors.NotFoundError, FileNotFoundError):
             continue  # Removed meanwhile.
     except tf.errors.NotFoundError:
       return total
+    return total
     return total
