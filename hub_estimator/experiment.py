@@ -495,6 +495,14 @@ class Experiment:
     estimator = tf.estimator.Estimator(model_fn=self.model_fn, config=config)
     hooks = self.train_hooks(config)
     hooks.append(preemption.TrainHook(self.model_dir, config.is_chief))
+    if config.is_chief and config.save_checkpoints_steps:
+      hooks.append(
+          preemption.GridCheckpointSaverHook(
+              self.model_dir,
+              config.save_checkpoints_steps,
+              save_graph_def=config.checkpoint_save_graph_def,
+          )
+      )
     eval_dir = estimator.eval_dir()
     eval_hooks = [preemption.EvalHook(self.model_dir, eval_dir)]
     # EvalCompleted last: an evaluation is complete once every exporter ran.

@@ -25,6 +25,12 @@ and runs every exporter on it before anything else. The exporters skip a
 checkpoint they already published (they read it back from the
 export_metadata.json of their versions), so nothing is published twice.
 
+A resumed run logs `Resuming from global step N (checkpoint ...)`, and with
+`RunSettings.save_checkpoints_steps` (every N steps) keeps checkpoints, and
+so evaluations and exports, on the grid of multiples of N that the run had
+before it was preempted (`GridCheckpointSaverHook`): stopped at step 1234
+with N=500, it goes on at 1500, 2000, ..., not 1734, 2234.
+
 Entry points exit with `PREEMPTED_EXIT_CODE` (75, EX_TEMPFAIL from
 sysexits.h: "a temporary failure; retry later") on `Preempted`.
 """
@@ -163,7 +169,14 @@ class TrainHook(tf.estimator.SessionRunHook):
     self._global_step = _v1.train.get_global_step()
 
   def after_create_session(self, session, coord):
-    del session, coord
+    del coord
+    step = int(session.run(self._global_step))
+    if step > 0:
+      logging.info(
+          'Resuming from global step %d (checkpoint %s).',
+          step,
+          tf.train.latest_checkpoint(self._model_dir),
+      )
     if _guard is not None and not self._in_session:
       _guard.graceful_depth += 1
       self._in_session = True
@@ -211,6 +224,59 @@ class TrainHook(tf.estimator.SessionRunHook):
   def end(self, session):
     del session
     self._leave()
+
+
+class _GridTimer(tf.compat.v1.train.SecondOrStepTimer):
+  """Triggers at each multiple of `every_steps` a step reaches or passes."""
+
+  def __init__(self, every_steps: int):
+    super().__init__(every_steps=every_steps)
+    self._grid = every_steps
+
+  def should_trigger_for_step(self, step):
+    last = self.last_triggered_step()
+    if last is None:
+      return True
+    return step // self._grid > last // self._grid
+
+
+class GridCheckpointSaverHook(tf.compat.v1.train.CheckpointSaverHook):
+  """Saves every N global steps at the multiples of N, also after a resume.
+
+  tf.estimator's own saver counts N steps from wherever a process starts, so a
+  run resumed from a preemption checkpoint at step 1234 (N=500) would save,
+  evaluate and export at 1734, 2234, ...; this hook keeps 1500, 2000, ...
+  Otherwise it is tf.estimator's saver: it saves when a session starts (the
+  evaluation listener of a local run skips that first save, so the resume
+  step itself is not evaluated). Given to the chief's training hooks, the
+  Estimator uses it instead of making its own (and attaches its evaluation
+  listener in a local run).
+  """
+
+  def __init__(self, model_dir: str, save_steps: int, save_graph_def=True):
+    """Creates the hook.
+
+    Args:
+      model_dir: where checkpoints go (`model.ckpt-<step>`).
+      save_steps: N, `RunSettings.save_checkpoints_steps` (global steps).
+      save_graph_def: as tf.estimator.RunConfig.checkpoint_save_graph_def.
+    """
+    super().__init__(
+        model_dir, save_steps=save_steps, save_graph_def=save_graph_def
+    )
+    self._timer = _GridTimer(save_steps)
+    self._save_steps = save_steps
+
+  def after_create_session(self, session, coord):
+    step = int(session.run(self._global_step_tensor))
+    if step % self._save_steps:
+      logging.info(
+          'Checkpoints, evaluations and exports stay on the grid of every %d'
+          ' steps: the next is at step %d.',
+          self._save_steps,
+          (step // self._save_steps + 1) * self._save_steps,
+      )
+    super().after_create_session(session, coord)
 
 
 def _pending_path(eval_dir: str) -> str:

@@ -151,6 +151,50 @@ class PreemptionTest(tf.test.TestCase):
     self.assertEqual(resumed, list(range(step + 1, step + 6)))
     self.assertEqual(_checkpoint_step(self.model_dir), step + 5)
 
+  def test_resume_logs_its_step_and_keeps_the_evaluation_grid(self):
+    grid = 50
+    first = self.start(
+        'first',
+        _command(
+            self.model_dir,
+            'TRAIN_STEPS=1000000',
+            f'RunSettings.save_checkpoints_steps={grid}',
+        ),
+    )
+    self.assertIsNotNone(first.wait_for(r'\] step 1\d/'), first.text()[-3000:])
+    first.proc.send_signal(signal.SIGTERM)
+    self.assertEqual(first.wait(), preemption.PREEMPTED_EXIT_CODE)
+    step = _checkpoint_step(self.model_dir)
+    self.assertLess(step, grid, 'preempted too late for this test')
+
+    second = self.start(
+        'second',
+        _command(
+            self.model_dir,
+            f'TRAIN_STEPS={2 * grid}',
+            f'RunSettings.save_checkpoints_steps={grid}',
+        ),
+    )
+    self.assertEqual(second.wait(), 0, second.text()[-3000:])
+    text = second.text()
+    self.assertRegex(
+        text,
+        r'Resuming from global step %d \(checkpoint \S+model\.ckpt-%d\)\.'
+        % (step, step),
+    )
+    self.assertIn(
+        'Checkpoints, evaluations and exports stay on the grid of every %d'
+        ' steps: the next is at step %d.' % (grid, grid),
+        text,
+    )
+    evaluated = [int(m) for m in re.findall(r'evaluation at step (\d+):', text)]
+    self.assertEqual(evaluated, [grid, 2 * grid], text[-3000:])
+    exported = sorted(
+        layout.read_metadata(v.path)['global_step']
+        for v in layout.list_exports(self.model_dir)['latest']
+    )
+    self.assertEqual(exported, [grid, 2 * grid])
+
   def test_export_killed_midway_is_redone_on_restart(self):
     child = self.start(
         'child',
