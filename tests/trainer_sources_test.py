@@ -122,6 +122,59 @@ class SnapshotTest(tf.test.TestCase):
     info = restarted.module_spec().get_output_info_dict()
     self.assertEqual(info['default'].get_shape().as_list(), [None, 3])
 
+  def test_changed_exporter_binding_keeps_the_snapshot_and_says_so(self):
+    publisher = os.path.join(self.get_temp_dir(), 'publisher2')
+    for exporter, units in (('best', 3), ('latest', 5)):
+      _export_module(
+          os.path.join(publisher, 'export', exporter, '1700000000', 'body'),
+          units,
+      )
+    consumer = os.path.join(self.get_temp_dir(), 'consumer2')
+    first = sources.RunExportSource(model_dir=publisher)
+    first.use_model_dir(consumer)
+    snapshot_dir = os.path.join(consumer, 'source_module')
+    with self.assertLogs(level='INFO') as logs:
+      first.path()
+    self.assertIn(
+        "Snapshot of the newest 'best' export of run %s" % publisher,
+        '\n'.join(logs.output),
+    )
+    # Restarted with the same bindings: one consistent line.
+    again = sources.RunExportSource(model_dir=publisher)
+    again.use_model_dir(consumer)
+    with self.assertLogs(level='INFO') as logs:
+      again.path()
+    self.assertEqual(
+        [line.split(':', 2)[2] for line in logs.output],
+        [
+            'Using the snapshot %s of version 1700000000 of the %r exports of'
+            ' run %s (global step None).' % (snapshot_dir, 'best', publisher)
+        ],
+    )
+    # Restarted with exporter_name='latest': the run keeps its snapshot of
+    # 'best' (its checkpoints come from it), and the log names both.
+    changed = sources.RunExportSource(
+        model_dir=publisher, exporter_name='latest'
+    )
+    changed.use_model_dir(consumer)
+    with self.assertLogs(level='WARNING') as logs:
+      path = changed.path()
+    (line,) = logs.output
+    self.assertIn(
+        "The module source now names the newest 'latest' export of run %s,"
+        ' but this run took its snapshot %s from version 1700000000 of the'
+        " 'best' exports of run %s (global step None) (changed:"
+        ' exporter_name). The run keeps using that snapshot'
+        % (publisher, snapshot_dir, publisher),
+        line,
+    )
+    self.assertIn('use a new model_dir', line)
+    info = hub.load_module_spec(path).get_output_info_dict()
+    self.assertEqual(info['default'].get_shape().as_list(), [None, 3])
+    origin = changed._origin()  # pylint: disable=protected-access
+    self.assertEqual(origin['exporter'], 'best')
+    self.assertEqual(origin['run'], publisher)
+
 
 class UpstreamProvenanceTest(tf.test.TestCase):
 

@@ -150,16 +150,34 @@ def module_dir_of(model_dir: str, record: Dict[str, Any]) -> str:
   return os.path.join(model_dir, SNAPSHOT_DIRNAME, record['module_name'])
 
 
+def _describe_record(record: Dict[str, Any]) -> str:
+  return 'version %s of the %r exports of run %s (global step %s)' % (
+      record.get('version'),
+      record.get('exporter_name'),
+      record.get('publisher_model_dir'),
+      record.get('global_step'),
+  )
+
+
 def take_or_reuse(
-    model_dir: str, resolve: Callable[[], Resolved], what: str
+    model_dir: str,
+    resolve: Callable[[], Resolved],
+    what: str,
+    source: Optional[Dict[str, Any]] = None,
 ) -> str:
   """Returns the consumer's snapshot of a module, taking it if needed.
+
+  An existing snapshot is always reused, also when the source's bindings
+  changed since it was taken (the run's checkpoints were trained from it);
+  the log then says so, naming both.
 
   Args:
     model_dir: the consumer run's model_dir.
     resolve: finds the publisher's module folder now (raising when there is
       none).
     what: describes the source, for the log.
+    source: the provenance keys the source names now (e.g.
+      `publisher_model_dir`, `exporter_name`), compared with the snapshot's.
 
   Returns:
     The snapshot's module folder, `model_dir/source_module/<module name>`.
@@ -172,13 +190,29 @@ def take_or_reuse(
   snapshot_dir = os.path.join(model_dir, SNAPSHOT_DIRNAME)
   record = _read(snapshot_dir)
   if record is not None:
-    logging.info(
-        'Using %s: the snapshot %s taken from version %s of %s.',
-        what,
-        snapshot_dir,
-        record.get('version'),
-        record.get('version_dir'),
+    changed = sorted(
+        key
+        for key, value in (source or {}).items()
+        if value is not None and record.get(key) != value
     )
+    if changed:
+      logging.warning(
+          'The module source now names %s, but this run took its snapshot %s'
+          ' from %s (changed: %s). The run keeps using that snapshot, since'
+          ' its checkpoints were trained from it; to start from %s instead,'
+          ' use a new model_dir.',
+          what,
+          snapshot_dir,
+          _describe_record(record),
+          ', '.join(changed),
+          what,
+      )
+    else:
+      logging.info(
+          'Using the snapshot %s of %s.',
+          snapshot_dir,
+          _describe_record(record),
+      )
     return module_dir_of(model_dir, record)
   last_error = None
   for _ in range(_ATTEMPTS):

@@ -714,7 +714,8 @@ class RunExportSource(PathSource):
           'metrics': record.get('metrics'),
           'upstream': record.get('upstream'),
       }
-    origin['run'] = self._model_dir
+    # The snapshot's run when there is one (the bindings may have changed).
+    origin['run'] = (record or {}).get('publisher_model_dir', self._model_dir)
     origin.setdefault('exporter', self._exporter_name)
     return origin
 
@@ -736,6 +737,11 @@ class RunExportSource(PathSource):
               self._consumer_dir,
               self._resolve_with_provenance,
               self.describe_source(),
+              {
+                  'publisher_model_dir': self._model_dir,
+                  'exporter_name': self._exporter_name,
+                  'module_name': self._module_name,
+              },
           )
         except RuntimeError as e:
           raise gin_utils.config_error(f'{self._binding()}: {e}') from e
