@@ -283,6 +283,7 @@ HANDLE_FROM_BYTES = {
     "DecodeProtoV2": ("output_types",),
     "UncompressElement": ("output_types",),
 }
+_CONSTANT_OPS = frozenset(["Const", "HostConst"])
 _HANDLE_DTYPES = frozenset([types_pb2.DT_RESOURCE, types_pb2.DT_VARIANT])
 
 # File reads that are allowed when their file name (input 0 for ReadFile,
@@ -568,26 +569,35 @@ def _dtype_name(dtype):
 
 
 def _handle_from_bytes(node):
-  """The detail if `node` makes a resource or variant tensor from bytes."""
-  for attr_name in HANDLE_FROM_BYTES.get(node.op, ()):
-    if attr_name in node.attr:
-      value = node.attr[attr_name]
-      if node.op in ("Const", "HostConst"):
-        tensor = node.attr["value"].tensor if "value" in node.attr else None
-        types = [value.type, tensor.dtype if tensor is not None else 0]
-        what = "a constant of dtype %s"
-      else:
-        types = [value.type] + list(value.list.type)
-        what = attr_name + " %s made from bytes"
-      handles = sorted({_dtype_name(t) for t in _HANDLE_DTYPES & set(types)})
-      if handles:
-        return what % "/".join(handles)
+  """The detail if `node` makes a resource or variant tensor from bytes.
+
+  Checks the type attrs only (a Const's value must have its dtype attr's
+  type, or the kernel refuses to run), so that the many constants of a graph
+  cost one attr lookup each.
+  """
+  attrs = node.attr
+  for attr_name in HANDLE_FROM_BYTES[node.op]:
+    if attr_name not in attrs:
+      continue
+    value = attrs[attr_name]
+    types = [value.type]
+    if value.HasField("list"):
+      types.extend(value.list.type)
+    handles = _HANDLE_DTYPES.intersection(types)
+    if handles:
+      names = "/".join(sorted(_dtype_name(t) for t in handles))
+      if node.op in _CONSTANT_OPS:
+        return "a constant of dtype %s" % names
+      return "%s %s made from bytes" % (attr_name, names)
   return None
 
 
 def _kind_of(node, function_names, in_function):
   """Returns (kind, detail) of a NodeDef's reach, or None if it stays inside."""
   op = node.op
+  if op in _CONSTANT_OPS:  # The most common suspects: first, and cheap.
+    detail = _handle_from_bytes(node)
+    return (SHARED_STATE, detail) if detail else None
   kind = _REFUSED_OP_TYPES.get(op)
   if kind is not None:
     return kind, None
