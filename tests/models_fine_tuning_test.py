@@ -119,7 +119,9 @@ class _Case(tf.test.TestCase):
         ),
     )
 
-  def train_graph(self, source, optimizer_fn=optimizers.sgd, **kwargs):
+  def train_graph(
+      self, source, optimizer_fn=optimizers.sgd, config=None, **kwargs
+  ):
     """Builds the TRAIN graph; returns the EstimatorSpec."""
     source.check()
     model_fn = model_fn_lib.make_model_fn(
@@ -129,7 +131,9 @@ class _Case(tf.test.TestCase):
         learning_rate_fn=lambda step: optimizers.constant_rate(step, 0.1),
         **kwargs,
     )
-    return model_fn({'x': tf.constant(_X)}, tf.constant(_LABELS), _TRAIN, None)
+    return model_fn(
+        {'x': tf.constant(_X)}, tf.constant(_LABELS), _TRAIN, config
+    )
 
 
 class HparamsReachTheGraphTest(_Case):
@@ -369,6 +373,60 @@ class LearningRateAndFreezingTest(_Case, parameterized.TestCase):
     module_low, head_low = updates[0.25]
     self.assertAllClose(module_low, 0.25 * module_full, rtol=1e-4, atol=1e-7)
     self.assertAllClose(head_low, head_full, rtol=1e-4, atol=1e-7)
+
+
+class RestartTest(_Case):
+
+  def source(self, **kwargs):
+    return sources.PathSource(
+        path=self.mlp_path, trainable=True, fine_tuning=FineTuning(**kwargs)
+    )
+
+  def variable_names(self, source):
+    with tf.Graph().as_default():
+      self.train_graph(source, optimizers.adam)
+      return sorted(v.op.name for v in _v1.global_variables())
+
+  def test_frozen_steps_may_change_between_restarts(self):
+    """The same variables (so checkpoints) with and without frozen steps."""
+    names = self.variable_names(self.source(learning_rate_multiplier=0.5))
+    self.assertIn('module_update/beta1_power', names)
+    self.assertEqual(
+        self.variable_names(
+            self.source(learning_rate_multiplier=0.5, frozen_steps=5)
+        ),
+        names,
+    )
+
+  def test_resuming_with_a_new_module_optimizer_fails_early(self):
+    model_dir = tempfile.mkdtemp(dir=self.get_temp_dir())
+    config = tf.estimator.RunConfig(model_dir=model_dir)
+    with tf.Graph().as_default():  # A run that began without FineTuning.
+      self.train_graph(
+          sources.PathSource(path=self.mlp_path, trainable=True),
+          optimizers.adam,
+          config,
+      )
+      with _v1.Session() as session:
+        session.run(_v1.global_variables_initializer())
+        _v1.train.Saver().save(session, os.path.join(model_dir, 'model.ckpt'))
+    with tf.Graph().as_default():
+      with self.assertRaisesRegex(
+          ValueError,
+          r'FineTuning.learning_rate_multiplier=0.1 and'
+          r' FineTuning.frozen_steps=0 give the module its own optimizer, but'
+          r' checkpoint .*model.ckpt was written without it \(it lacks'
+          r" \['module_update/beta1_power', 'module_update/beta2_power'\]\)",
+      ):
+        self.train_graph(
+            self.source(learning_rate_multiplier=0.1), optimizers.adam, config
+        )
+    with tf.Graph().as_default():  # The same settings resume.
+      self.train_graph(
+          sources.PathSource(path=self.mlp_path, trainable=True),
+          optimizers.adam,
+          config,
+      )
 
 
 class RegularizationWeightTest(_Case):

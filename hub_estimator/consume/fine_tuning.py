@@ -81,7 +81,10 @@ class FineTuning:
       freezes the module for the whole run (see the module docstring).
     frozen_steps: the module is frozen while the global step is below this
       (steps 0 .. frozen_steps - 1), then trains; 0 means it trains from the
-      start. Counted in global steps, so a restart resumes the schedule. The
+      start. Counted in global steps, so a restart resumes the schedule (and
+      may change it). A run resumed with a multiplier other than 1 or with
+      `frozen_steps` from a checkpoint written without either fails before
+      training: the module's optimizer state is not in it. The
       switch is a `tf.compat.v1.cond` between the two graph variants; a
       module whose training variant has input-dependent regularization
       losses (activity penalties) cannot be switched so and is refused before

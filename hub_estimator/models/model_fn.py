@@ -88,7 +88,6 @@ def make_model_fn(
   fine_tuning = getattr(module_source, 'fine_tuning', None)
 
   def model_fn(features, labels, mode, config):
-    del config  # Unused.
     training = mode == _ModeKeys.TRAIN
     losses = _v1.get_collection_ref(_v1.GraphKeys.REGULARIZATION_LOSSES)
     first_module_loss = len(losses)
@@ -162,7 +161,7 @@ def make_model_fn(
             grads_and_vars, global_step=global_step
         )
       else:
-        train_op = _apply_two_rates(
+        train_op, module_optimizer = _apply_two_rates(
             optimizer,
             lambda: optimizer_fn(
                 learning_rate * fine_tuning.learning_rate_multiplier
@@ -171,6 +170,9 @@ def make_model_fn(
             module,
             frozen,
             global_step,
+        )
+        _check_checkpoint_has_module_optimizer(
+            getattr(config, 'model_dir', None), module_optimizer, fine_tuning
         )
     return tf.estimator.EstimatorSpec(
         mode, loss=loss, train_op=train_op, predictions=predictions
@@ -335,7 +337,10 @@ def _apply_two_rates(
     global_step: incremented once per step, by the first optimizer.
 
   Returns:
-    The train op.
+    (the train op, the module's optimizer or None when the module has no
+    gradients). The module optimizer's own variables (e.g. Adam's beta
+    powers) are named under `module_update/` whether or not `frozen` is
+    given, so a run may change `frozen_steps` between restarts.
   """
   module_variables = {id(v) for v in module.variables}
   head_pairs = [
@@ -348,10 +353,11 @@ def _apply_two_rates(
   ]
   train_op = optimizer.apply_gradients(head_pairs, global_step=global_step)
   if not module_pairs:
-    return train_op
+    return train_op, None
   module_optimizer = module_optimizer_fn()
   if frozen is None:
-    module_op = module_optimizer.apply_gradients(module_pairs)
+    with _v1.name_scope('module_update'):
+      module_op = module_optimizer.apply_gradients(module_pairs)
   else:
     with _control_flow_v1():
       module_op = _v1.cond(
@@ -360,4 +366,43 @@ def _apply_two_rates(
           lambda: module_optimizer.apply_gradients(module_pairs),
           name='module_update',
       )
-  return tf.group(train_op, module_op, name='train_op')
+  return tf.group(train_op, module_op, name='train_op'), module_optimizer
+
+
+def _check_checkpoint_has_module_optimizer(
+    model_dir, module_optimizer, fine_tuning
+):
+  """Fails if the run's checkpoint was written without the module optimizer.
+
+  `learning_rate_multiplier` != 1 and `frozen_steps` give the module its own
+  optimizer. A run resumed with them from a checkpoint written without them
+  would fail to restore that optimizer's state (Adam's beta powers, ...) with
+  a long TensorFlow error; this says why, before training.
+
+  Args:
+    model_dir: the run's model_dir (None: nothing to check).
+    module_optimizer: the module's optimizer, or None.
+    fine_tuning: the FineTuning settings.
+
+  Raises:
+    ValueError: the newest checkpoint lacks the module optimizer's variables.
+  """
+  if not model_dir or module_optimizer is None:
+    return
+  checkpoint = tf.train.latest_checkpoint(model_dir)
+  if checkpoint is None:
+    return
+  saved = {name for name, _ in tf.train.list_variables(checkpoint)}
+  missing = sorted(
+      v.op.name for v in module_optimizer.variables() if v.op.name not in saved
+  )
+  if missing:
+    raise ValueError(
+        'FineTuning.learning_rate_multiplier='
+        f'{fine_tuning.learning_rate_multiplier} and FineTuning.frozen_steps='
+        f'{fine_tuning.frozen_steps} give the module its own optimizer, but'
+        f' checkpoint {checkpoint} was written without it (it lacks'
+        f' {missing[:3]}{" ..." if len(missing) > 3 else ""}): the run began'
+        ' with other fine-tuning settings. Resume it with those, or start a'
+        ' new model_dir.'
+    )
