@@ -20,7 +20,7 @@ each file is read back into one reused buffer, saved (SaveV2) as a slice of
 the embedding tensor into a shard of its own and removed; MergeV2Checkpoints
 then joins the shards (no graph constants, no TensorFlow variable holding the
 matrix). Peak memory is TensorFlow's own, one chunk, one block and the token
-set (about 150 bytes a token); disk holds the matrix about once beyond the
+set (about 120 bytes a token); disk holds the matrix about once beyond the
 module. benchmarks/text_embedding_benchmark.py measures it. The embedding
 variable is partitioned along its rows when it exceeds `max_partition_bytes`.
 The module appears at `export_path` only once it is complete.
