@@ -358,6 +358,19 @@ def main(argv):
             "  TensorFlow import + numpy parse: CPU %.1f s = %.2fx theirs"
             % (tf_import[1] + parse[1], (tf_import[1] + parse[1]) / theirs[1])
         )
+        print(
+            "  targets: peak RSS <= 0.3x theirs: %s (%.2fx); time <= 0.2x"
+            " theirs: %s (wall %.2fx, CPU %.2fx; TensorFlow's import alone"
+            " takes %.2fx of theirs' CPU time)"
+            % (
+                "met" if ours[2] <= 0.3 * theirs[2] else "NOT met",
+                ours[2] / theirs[2],
+                "met" if ours[0] <= 0.2 * theirs[0] else "NOT met",
+                ours[0] / theirs[0],
+                ours[1] / theirs[1],
+                tf_import[1] / theirs[1],
+            )
+        )
       os.remove(path)
   finally:
     if not FLAGS.work_dir:
