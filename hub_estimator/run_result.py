@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Mapping, Optional
 
 import tensorflow as tf
 
+from hub_estimator.export import failures
 from hub_estimator.export import layout
 
 _v1 = tf.compat.v1
@@ -32,6 +33,9 @@ class RunResult:
       if there was none).
     best_step: the global step of that evaluation.
     exports: exporter name -> published version folders, oldest first.
+    failed_exports: the exports that failed while training went on and were
+      not published later, by step: dicts with `exporter`, `global_step`,
+      `checkpoint_path` and `cause` (see `export.failures`).
   """
 
   model_dir: str
@@ -42,6 +46,7 @@ class RunResult:
   best_value: Optional[float]
   best_step: Optional[int]
   exports: Dict[str, List[str]]
+  failed_exports: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
 
   @property
   def final_metrics(self) -> Dict[str, float]:
@@ -72,6 +77,16 @@ class RunResult:
         )
     else:
       lines.append('Exports: none')
+    if self.failed_exports:
+      lines.append(
+          'Failed exports (nothing published for these checkpoints; see the'
+          ' ERROR lines of the log):'
+      )
+      for failure in self.failed_exports:
+        lines.append(
+            f'  {failure.get("exporter")}: step {failure.get("global_step")}'
+            f' ({failure.get("checkpoint_path")}): {failure.get("cause")}'
+        )
     config = os.path.join(self.model_dir, 'config.gin')
     if tf.io.gfile.exists(config):
       lines.append(f'Gin config of the run: {config}')
@@ -158,6 +173,7 @@ def collect(
     step = int(tf.train.load_variable(checkpoint, 'global_step'))
   evaluations = read_eval_history(estimator.eval_dir())
   best = best_evaluation(evaluations, best_metric, best_metric_mode)
+  exports = layout.list_exports(estimator.model_dir)
   return RunResult(
       model_dir=estimator.model_dir,
       global_step=step,
@@ -167,7 +183,24 @@ def collect(
       best_value=None if best is None else best[best_metric],
       best_step=None if best is None else int(best.get('global_step', 0)),
       exports={
-          name: [v.path for v in versions]
-          for name, versions in layout.list_exports(estimator.model_dir).items()
+          name: [v.path for v in versions] for name, versions in exports.items()
       },
+      failed_exports=_failed_exports(estimator.eval_dir(), exports),
   )
+
+
+def _failed_exports(
+    eval_dir: str, exports: Mapping[str, List[layout.Version]]
+) -> List[Dict[str, Any]]:
+  """Recorded export failures whose checkpoint the exporter did not publish
+  later (a re-run redoing it, or another evaluator)."""
+  published = set()
+  for name, versions in exports.items():
+    for version in versions:
+      metadata = layout.read_metadata(version.path) or {}
+      published.add((name, metadata.get('checkpoint_path')))
+  return [
+      f
+      for f in failures.read_failures(eval_dir)
+      if (f.get('exporter'), f.get('checkpoint_path')) not in published
+  ]

@@ -17,6 +17,7 @@ import psutil
 import tensorflow as tf
 
 from hub_estimator.export import core
+from hub_estimator.export import failures
 from hub_estimator.export import layout
 from hub_estimator.export import ownership
 from hub_estimator.export import policies
@@ -80,6 +81,10 @@ class _PolicyTestCase(tf.test.TestCase):
     self.now = 1_700_000_000.0
     self.estimator = mock.Mock(spec=tf.estimator.Estimator)
     self.estimator.latest_checkpoint.return_value = "/ckpt/model.ckpt-1"
+    self.eval_dir = os.path.join(
+        os.path.dirname(os.path.dirname(self.base)), "eval"
+    )
+    self.estimator.eval_dir.return_value = self.eval_dir
     graph = tf.Graph()
     with graph.as_default():  # As a consumer's module source records it.
       registry.record_module_source(_MODULE_SOURCE)
@@ -395,6 +400,14 @@ class FailureAndProvenanceTest(_PolicyTestCase):
     self.assertIn("No space left on device", logs.output[0])
     self.assertIn("nothing was published", logs.output[0])
     self.assertLen(self.listing(), 1)  # The first version, no temp folder.
+    # Recorded for the run's summary (run_result reads it back).
+    (record,) = failures.read_failures(self.eval_dir)
+    self.assertEqual(record["exporter"], "latest")
+    self.assertEqual(record["global_step"], 2)
+    self.assertEqual(record["checkpoint_path"], "/ckpt/model.ckpt-2")
+    self.assertEqual(
+        record["cause"], "OSError: [Errno 28] No space left on device"
+    )
     self.write_modules.side_effect = _fake_write_modules
     self.assertIsNotNone(self.export(exporter, 3))
     self.assertEqual(self.exported_steps(), [1, 3])

@@ -1,5 +1,6 @@
 """Tests for hub_estimator.run_result and the log filter of progress.py."""
 
+import dataclasses
 import logging as pylogging
 import math
 import os
@@ -9,6 +10,7 @@ import tensorflow as tf
 
 from hub_estimator import progress
 from hub_estimator import run_result
+from hub_estimator.export import failures
 from hub_estimator.export import layout
 
 
@@ -60,6 +62,52 @@ class SummaryTest(tf.test.TestCase):
         summary,
     )
     self.assertIn('latest: 0 version(s); newest (none)', summary)
+
+  def test_failed_exports_not_published_later_are_listed(self):
+    model_dir = tempfile.mkdtemp(dir=self.get_temp_dir())
+    eval_dir = os.path.join(model_dir, 'eval')
+    ckpt = os.path.join(model_dir, 'model.ckpt-%d')
+    failures.record_failure(
+        eval_dir, 'latest', ckpt % 200, 200, 'OSError: disk full'
+    )
+    failures.record_failure(
+        eval_dir, 'best', ckpt % 100, 100, 'PermissionError: denied'
+    )
+    # Redone by a re-run and published: no longer a failure.
+    failures.record_failure(eval_dir, 'best', ckpt % 300, 300, 'X: y')
+    version_dir = layout.version_path(
+        layout.exporter_dir(model_dir, 'best'), 1700000000
+    )
+    os.makedirs(os.path.join(version_dir, 'm'))
+    layout.write_metadata(
+        version_dir, {'global_step': 300, 'checkpoint_path': ckpt % 300}
+    )
+    exports = layout.list_exports(model_dir)
+    failed = run_result._failed_exports(eval_dir, exports)  # pylint: disable=protected-access
+    self.assertEqual(
+        [(f['exporter'], f['global_step']) for f in failed],
+        [('best', 100), ('latest', 200)],
+    )
+    result = run_result.RunResult(
+        model_dir=model_dir,
+        global_step=300,
+        wall_time_secs=1.0,
+        evaluations=[],
+        best_metric='accuracy',
+        best_value=None,
+        best_step=None,
+        exports={'best': [version_dir]},
+        failed_exports=failed,
+    )
+    self.assertIn(
+        'Failed exports (nothing published for these checkpoints; see the'
+        ' ERROR lines of the log):\n'
+        f'  best: step 100 ({ckpt % 100}): PermissionError: denied\n'
+        f'  latest: step 200 ({ckpt % 200}): OSError: disk full\n',
+        result.summary(),
+    )
+    result = dataclasses.replace(result, failed_exports=[])
+    self.assertNotIn('Failed exports', result.summary())
 
 
 class QuietLogsTest(tf.test.TestCase):

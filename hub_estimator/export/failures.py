@@ -7,9 +7,18 @@ cause and drop the framing, and tell a full disk from other failures.
 """
 
 import errno
+import json
+import os
 import re
+import time
+from typing import Any, Dict, List
 
+from absl import logging
 import tensorflow as tf
+
+# Under an Estimator's eval dir: one JSON file per export that failed and was
+# logged (training went on), read back by run_result for the run's summary.
+FAILURES_DIRNAME = "export_failures"
 
 _MAX_CAUSE_CHARS = 2000
 # Lines of TensorFlow's framing around the cause of an OpError, matched
@@ -82,3 +91,83 @@ def is_disk_full(error: BaseException) -> bool:
       return True
     error = error.__cause__ or error.__context__
   return False
+
+
+def record_failure(
+    eval_dir: str,
+    exporter_name: str,
+    checkpoint_path: str,
+    global_step,
+    cause: str,
+) -> None:
+  """Records an export that failed while training went on (best effort).
+
+  One file per failure (`<eval_dir>/export_failures/<exporter>-<step>-...
+  .json`, written then renamed), so that evaluator and chief processes, and
+  restarts, never overwrite each other's records.
+
+  Args:
+    eval_dir: the Estimator's eval dir (`model_dir/eval`).
+    exporter_name: the exporter's name.
+    checkpoint_path: the checkpoint it failed to export.
+    global_step: that checkpoint's global step (int, or None if unknown).
+    cause: `error_cause` of the failure.
+  """
+  folder = os.path.join(eval_dir, FAILURES_DIRNAME)
+  name = "%s-%s-%d-%d.json" % (
+      exporter_name,
+      global_step,
+      time.time_ns(),
+      os.getpid(),
+  )
+  record = {
+      "exporter": exporter_name,
+      "checkpoint_path": checkpoint_path,
+      "global_step": global_step,
+      "cause": cause,
+      "unix_time": time.time(),
+  }
+  try:
+    tf.io.gfile.makedirs(folder)
+    temp = os.path.join(folder, "." + name + ".tmp")
+    with tf.io.gfile.GFile(temp, "w") as f:
+      json.dump(record, f, indent=2, sort_keys=True)
+    tf.io.gfile.rename(temp, os.path.join(folder, name), overwrite=True)
+  except (tf.errors.OpError, OSError) as e:
+    # The failure itself is logged already; a full disk may refuse this too.
+    logging.warning("Could not record the export failure in %s: %s", folder, e)
+
+
+def read_failures(eval_dir: str) -> List[Dict[str, Any]]:
+  """The recorded export failures of a run, by global step then exporter.
+
+  Unreadable records are skipped (logged).
+  """
+  folder = os.path.join(eval_dir, FAILURES_DIRNAME)
+  records = []
+  try:
+    names = tf.io.gfile.listdir(folder)
+  except tf.errors.NotFoundError:
+    return []
+  for name in sorted(names):
+    if not name.endswith(".json") or name.startswith("."):
+      continue
+    path = os.path.join(folder, name)
+    try:
+      with tf.io.gfile.GFile(path) as f:
+        record = json.load(f)
+      if not isinstance(record, dict):
+        raise ValueError("not a JSON object")
+    except (tf.errors.OpError, ValueError) as e:
+      logging.warning(
+          "Ignoring unreadable export failure record %s: %s", path, e
+      )
+      continue
+    records.append(record)
+  return sorted(
+      records,
+      key=lambda r: (
+          r.get("global_step") if isinstance(r.get("global_step"), int) else -1,
+          str(r.get("exporter")),
+      ),
+  )
