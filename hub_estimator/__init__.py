@@ -3,6 +3,32 @@
 A drop-in for tensorflow_hub's TF1 API: `import hub_estimator as hub`.
 """
 
+import os as _os
+import sys as _sys
+
+
+def _is_tool_command_line():
+  """Whether this process is `python -m hub_estimator.<tool>`."""
+  argv = getattr(_sys, "orig_argv", None)  # Python 3.10+
+  if argv is None:
+    # Python 3.9: argv[0] is "-m" while `-m` imports the module's packages.
+    return bool(_sys.argv) and _sys.argv[0] == "-m"
+  for flag, value in zip(argv, argv[1:]):
+    if flag == "-m":
+      return value.startswith("hub_estimator.")
+  return False
+
+
+# For the command-line tools (`python -m hub_estimator.tools.inspect_module`,
+# ...), TensorFlow's C++ start-up log (cuDNN/cuFFT/cuBLAS registration errors,
+# CPU notes) would come before their output; this package imports TensorFlow,
+# so the default is set here, before that import, and only for such a command
+# line. A value the caller set wins (TF_CPP_MIN_LOG_LEVEL=0 shows everything).
+if _is_tool_command_line():
+  _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+del _os, _sys, _is_tool_command_line
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
 from hub_estimator.consume.feature_columns import attach_image_module_info
 from hub_estimator.consume.feature_columns import get_expected_image_size
 from hub_estimator.consume.feature_columns import get_num_image_channels

@@ -167,15 +167,19 @@ def collect(
     best_metric: the metric whose best evaluation to report.
     best_metric_mode: 'min' or 'max'.
   """
+  model_dir = estimator.model_dir
+  if '://' not in model_dir:
+    # Shown in the summary: absolute, whatever the working directory was.
+    model_dir = os.path.abspath(model_dir)
   step = 0
   checkpoint = estimator.latest_checkpoint()
   if checkpoint:
     step = int(tf.train.load_variable(checkpoint, 'global_step'))
   evaluations = read_eval_history(estimator.eval_dir())
   best = best_evaluation(evaluations, best_metric, best_metric_mode)
-  exports = layout.list_exports(estimator.model_dir)
+  exports = layout.list_exports(model_dir)
   return RunResult(
-      model_dir=estimator.model_dir,
+      model_dir=model_dir,
       global_step=step,
       wall_time_secs=wall_time_secs,
       evaluations=evaluations,

@@ -12,6 +12,7 @@ import glob
 import importlib.metadata
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -157,10 +158,15 @@ class ConfigResolutionTest(tf.test.TestCase):
 
   def test_list_configs_prints_every_shipped_file(self):
     env = dict(_env_without_checkout(), PYTHONPATH=_ROOT)
+    del env['TF_CPP_MIN_LOG_LEVEL']  # As a person would run it.
     proc = _run(
         [sys.executable, '-m', 'trainers.train', '--list_configs'],
         self.work_dir,
         env,
+    )
+    # No TensorFlow start-up log (cuDNN/cuFFT registration errors, CPU notes).
+    self.assertNotRegex(
+        proc.stderr, re.compile(r'^\d{4}-\d\d-\d\d [\d:.]+: [IWEF] ', re.M)
     )
     listed = [
         line.strip()

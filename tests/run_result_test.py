@@ -5,6 +5,7 @@ import logging as pylogging
 import math
 import os
 import tempfile
+from unittest import mock
 
 import tensorflow as tf
 
@@ -108,6 +109,24 @@ class SummaryTest(tf.test.TestCase):
     )
     result = dataclasses.replace(result, failed_exports=[])
     self.assertNotIn('Failed exports', result.summary())
+
+  def test_summary_shows_a_relative_model_dir_as_absolute(self):
+    parent = tempfile.mkdtemp(dir=self.get_temp_dir())
+    os.makedirs(os.path.join(parent, 'run', 'eval'))
+    estimator = mock.Mock(spec=tf.estimator.Estimator)
+    estimator.model_dir = 'run'
+    estimator.latest_checkpoint.return_value = None
+    estimator.eval_dir.return_value = os.path.join('run', 'eval')
+    cwd = os.getcwd()
+    os.chdir(parent)
+    try:
+      result = run_result.collect(estimator, 1.0, 'accuracy', 'max')
+    finally:
+      os.chdir(cwd)
+    self.assertEqual(
+        result.model_dir, os.path.join(os.path.realpath(parent), 'run')
+    )
+    self.assertIn('model_dir %s' % result.model_dir, result.summary())
 
 
 class QuietLogsTest(tf.test.TestCase):

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -48,12 +49,20 @@ def _module_fn(training=False):
 
 
 def _run_tool(*args):
+  # Without TF_CPP_MIN_LOG_LEVEL, as a person would run it.
+  env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
   return subprocess.run(
       [sys.executable, "-m", "hub_estimator.tools.inspect_module"] + list(args),
       capture_output=True,
       text=True,
       check=False,
+      env=env,
   )
+
+
+# A line of TensorFlow's C++ log, e.g. "2026-01-01 10:00:00.000000: E
+# external/local_xla/...] Unable to register cuDNN factory ...".
+_CPP_LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d [\d:.]+: [IWEF] ", re.MULTILINE)
 
 
 class InspectModuleTest(tf.test.TestCase):
@@ -154,6 +163,7 @@ class InspectModuleTest(tf.test.TestCase):
   def test_command_line_text_and_json(self):
     result = _run_tool(self.path)
     self.assertEqual(result.returncode, 0, result.stderr)
+    self.assertNotRegex(result.stderr, _CPP_LOG_LINE)  # No start-up noise.
     text = result.stdout
     self.assertIn("graph variant tags=['train']", text)
     self.assertIn("signature 'default'", text)

@@ -13,8 +13,17 @@ cannot finish correctly (the training input ran out, a bad record), prints
 one line and exits with status 1; no traceback.
 """
 
+import os
 import sys
 
+# Importing TensorFlow logs from C++ (cuDNN/cuFFT/cuBLAS registration errors,
+# CPU and TensorRT notes) before anything else, also for --list_configs. 3
+# keeps its C++ log to fatal errors; Python errors and this program's own
+# lines still show. Set before the imports below import TensorFlow; a value
+# the caller set wins (TF_CPP_MIN_LOG_LEVEL=0 shows everything).
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import app
 from absl import flags
 from absl import logging
@@ -23,6 +32,8 @@ from hub_estimator import experiment
 from hub_estimator import gin_utils
 from hub_estimator import preemption
 from hub_estimator import progress
+
+# pylint: enable=g-import-not-at-top,wrong-import-position
 
 
 def main(argv):
