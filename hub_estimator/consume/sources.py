@@ -654,18 +654,9 @@ class RunExportSource(PathSource):
         exporter that keeps one version, the best).
       module_name: the module folder inside the version; None means the only
         one there.
-      trainable: whether to fine-tune the module's variables.
-      export_name: re-export the (fine-tuned) module under this name; None
-        means it is not exported.
-      settings: how the model applies the module; None means
-        `ModuleSettings()` (with its gin bindings).
-      allowed_ops: op types the module may use beyond the default op policy
-        for untrusted modules (e.g. `['PyFunc']`), or
-        `%hub_estimator.TRUST_ALL_OPS` to trust every op; None means the
-        default policy (see `hub_estimator.load_module_spec`).
-      fine_tuning: how the module is fine-tuned (`@FineTuning()`: hparams,
-        learning-rate multiplier, frozen steps, regularization weight); None
-        means as `trainable` says, with the signature's defaults.
+      trainable, export_name, settings, allowed_ops, fine_tuning: as for
+        `PathSource` (`trainable` defaults to True here: a run's export is
+        usually fine-tuned).
     """
     super().__init__(
         None, trainable, export_name, settings, allowed_ops, fine_tuning

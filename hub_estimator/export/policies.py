@@ -62,6 +62,26 @@ class ModuleExporter(tf.estimator.Exporter, metaclass=abc.ABCMeta):
       raise_on_failure: bool,
       tf2_saved_model: bool = False,
   ):
+    """Checks and keeps the settings every exporter has.
+
+    Args:
+      name: unique name of this exporter; the folder under `model_dir/export/`.
+      serving_input_fn: no-argument function returning a ServingInputReceiver;
+        used once to build the PREDICT graph that registers the modules (the
+        model never runs, so its data does not matter).
+      exports_to_keep: how many versions retention keeps (which ones is the
+        subclass's rule); None keeps all.
+      raise_on_failure: if True a failed export raises `ExportError` (stopping
+        training); if False it logs one error, records it for the run's
+        summary, and the next evaluation retries. A failed export of the
+        final evaluation raises either way.
+      tf2_saved_model: if True each version also holds `tf2/<module name>/`,
+        a TF2 Reusable SavedModel of each module (`export_tf2_saved_model`),
+        published in the same atomic step.
+
+    Raises:
+      ValueError: naming the class and argument, for a bad value.
+    """
     cls = type(self).__name__
     if not isinstance(tf2_saved_model, bool):
       raise ValueError(
@@ -521,16 +541,9 @@ class LatestModuleExporter(ModuleExporter):
     """Creates the exporter.
 
     Args:
-      name: unique name of this exporter; the folder under `model_dir/export/`.
-      serving_input_fn: no-argument function returning a ServingInputReceiver;
-        used once to build the PREDICT graph that registers the modules (the
-        model never runs, so its data does not matter).
+      name, serving_input_fn, raise_on_failure, tf2_saved_model: as for
+        `ModuleExporter.__init__`.
       exports_to_keep: how many of the newest versions to keep; None keeps all.
-      raise_on_failure: if True a failed export raises `ExportError` (stopping
-        training); if False it logs one error and the next evaluation retries.
-      tf2_saved_model: if True each version also holds `tf2/<module name>/`,
-        a TF2 Reusable SavedModel of each module (`export_tf2_saved_model`),
-        published in the same atomic step.
     """
     super().__init__(
         name,
@@ -569,20 +582,14 @@ class BestModuleExporter(ModuleExporter):
     """Creates the exporter.
 
     Args:
-      name: unique name of this exporter; the folder under `model_dir/export/`.
-      serving_input_fn: no-argument function returning a ServingInputReceiver;
-        used once to build the PREDICT graph that registers the modules.
+      name, serving_input_fn, raise_on_failure, tf2_saved_model: as for
+        `ModuleExporter.__init__`.
       metric: the key in the evaluation results to compare, e.g. "loss",
         "accuracy".
       mode: "min" if smaller values are better, "max" if larger are.
       exports_to_keep: how many of the best versions to keep; None keeps all.
       min_delta: an evaluation must beat the best so far by more than this
         (>= 0) to be exported. Ties never export.
-      raise_on_failure: if True a failed export raises `ExportError`; if False
-        it logs one error and the next evaluation retries.
-      tf2_saved_model: if True each version also holds `tf2/<module name>/`,
-        a TF2 Reusable SavedModel of each module (`export_tf2_saved_model`),
-        published in the same atomic step.
     """
     super().__init__(
         name,
@@ -740,20 +747,14 @@ class PeriodicModuleExporter(ModuleExporter):
     """Creates the exporter.
 
     Args:
-      name: unique name of this exporter; the folder under `model_dir/export/`.
-      serving_input_fn: no-argument function returning a ServingInputReceiver;
-        used once to build the PREDICT graph that registers the modules.
+      name, serving_input_fn, raise_on_failure, tf2_saved_model: as for
+        `ModuleExporter.__init__`.
       every_n_steps: export when at least this many global steps passed since
         the last export (since step 0 before the first); None disables.
       every_n_secs: export when at least this many seconds passed since the
         last export (since this exporter was created before the first); None
         disables. At least one of the two must be set; either one triggers.
       exports_to_keep: how many of the newest versions to keep; None keeps all.
-      raise_on_failure: if True a failed export raises `ExportError`; if False
-        it logs one error and the next evaluation retries.
-      tf2_saved_model: if True each version also holds `tf2/<module name>/`,
-        a TF2 Reusable SavedModel of each module (`export_tf2_saved_model`),
-        published in the same atomic step.
     """
     super().__init__(
         name,
