@@ -310,11 +310,11 @@ class FullDiskTest(tf.test.TestCase):
     mount = _mount_tmpfs(self, 4 * self.version_bytes)
     sibling, _ = self.export(
         export.LatestModuleExporter("latest", e2e._serving_input_fn),
-        os.path.join(mount, "latest"),
+        os.path.join(mount, "export", "latest"),
         self.checkpoints[0],
     )
     _fill(mount, leave_bytes=self.version_bytes // 2)
-    base = os.path.join(mount, "best")
+    base = os.path.join(mount, "export", "best")
     exporter = export.BestModuleExporter("best", e2e._serving_input_fn)
     path, log = self.export(exporter, base, self.checkpoints[-1], {"loss": 1.0})
     self.assertIsNone(path)

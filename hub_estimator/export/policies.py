@@ -512,9 +512,13 @@ def _block_bytes(path: str) -> int:
 
 
 def _sibling_export_dirs(base_dir: str) -> List[str]:
-  """The folders beside `base_dir` (other exporters of the run)."""
+  """The other exporters' folders of the run, when `base_dir` is
+  `model_dir/export/<name>` (elsewhere the folders beside it are not
+  exporters: none)."""
   base_dir = base_dir.rstrip("/")
   parent = os.path.dirname(base_dir)
+  if os.path.basename(parent) != layout.EXPORT_DIRNAME:
+    return []
   return [
       os.path.join(parent, name)
       for name in layout.list_subdirs(parent)
