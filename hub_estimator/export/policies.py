@@ -307,13 +307,15 @@ class ModuleExporter(tf.estimator.Exporter, metaclass=abc.ABCMeta):
           "raise_on_failure=True to stop instead).",
           message,
       )
-      failures.record_failure(
-          estimator.eval_dir(),
-          self._name,
-          checkpoint_path,
-          provenance.global_step_of(eval_result, checkpoint_path),
-          failures.error_cause(e),
-      )
+      eval_dir = getattr(estimator, "eval_dir", None)
+      if callable(eval_dir):  # Any tf.estimator.Estimator.
+        failures.record_failure(
+            eval_dir(),
+            self._name,
+            checkpoint_path,
+            provenance.global_step_of(eval_result, checkpoint_path),
+            failures.error_cause(e),
+        )
       return None
 
     logging.info(
