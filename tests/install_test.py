@@ -13,6 +13,7 @@ import importlib.metadata
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -300,8 +301,13 @@ class WheelInstallTest(tf.test.TestCase):
         work,
     )  # fmt: skip
     self.assertIn('Best accuracy', proc.stderr)
-    self.assertIn('Gin config of the run: run/config.gin', proc.stderr)
-    self.assertIn('tensorboard --logdir run', proc.stderr)
+    # The summary shows the relative MODEL_DIR as an absolute path.
+    run = os.path.join(os.path.realpath(work), 'run')
+    self.assertIn(
+        f'Gin config of the run: {os.path.join(run, "config.gin")}',
+        proc.stderr,
+    )
+    self.assertIn(f'tensorboard --logdir {shlex.quote(run)}', proc.stderr)
     self.assertTrue(os.path.isfile(os.path.join(work, 'run', 'config.gin')))
 
     # 5. The exports load, with ours and with tensorflow_hub, identically.
