@@ -7,6 +7,7 @@ tensorflow_hub where it supports the case (TPU replicate context, wrap_function)
 and against the same computation written without a module where it does not.
 """
 
+from absl import logging
 import numpy as np
 import tensorflow as tf
 from tensorflow.python.framework import function as function_lib
@@ -249,6 +250,56 @@ class CallsInsideFunctionGraphsTest(tf.test.TestCase):
           r" input-dependent REGULARIZATION_LOSSES \(Sum_1:0\) are left out",
       )
       self.assertAllClose(sorted(_initialize_and_run(losses)), [3.0, 21.0])
+
+  def test_v1_control_flow_tensorflow_cannot_differentiate_there_warns(self):
+    def module_fn(kind, use_resource):
+      x = _v1.placeholder(tf.float32, [None, 3], name="x")
+      w = _v1.get_variable("w", initializer=_W, use_resource=use_resource)
+      h = x
+      if kind == "while":
+        _, h = tf.while_loop(
+            lambda i, h: i < 2, lambda i, h: (i + 1, h * 2.0), [0, x]
+        )
+      else:
+        w = tf.cond(tf.reduce_sum(x) > -1e9, lambda: w * 4.0, lambda: w * 0.0)
+      hub.add_signature(inputs=x, outputs=_affine(h, w, _B))
+
+    cases = [
+        ("while", True, "a v1 tf.while_loop"),
+        ("while", False, "a v1 tf.while_loop"),
+        ("cond", True, "a v1 tf.cond with resource variables"),
+        ("cond", False, None),  # differentiable: ref variables
+    ]
+    for kind, use_resource, expected in cases:
+      with self.subTest(kind=kind, use_resource=use_resource):
+        with control_flow_fixtures.control_flow(False):
+          spec = hub.create_module_spec(
+              module_fn, [(set(), dict(kind=kind, use_resource=use_resource))]
+          )
+        with tf.Graph().as_default():
+          module = hub.Module(spec, trainable=True)
+          with self.assertNoLogs(logger="absl", level="WARNING"):
+            module(tf.constant(_X))  # outside function graphs
+          with self.assertLogs(logger="absl", level="WARNING") as logs:
+            output = tf.cond(
+                tf.constant(True),
+                lambda: module(tf.constant(_X)),
+                lambda: tf.zeros([2, 2]),
+            )
+            logging.warning("end")
+          if expected:
+            self.assertRegex(
+                logs.output[0],
+                r"signature 'default': the call is made inside the function"
+                r" graph cond_true_\d+ and runs %s of the module graph;"
+                r" TensorFlow cannot build gradients" % expected,
+            )
+          else:
+            self.assertLen(logs.output, 1)
+          # The forward pass is right either way.
+          self.assertAllClose(
+              _initialize_and_run(output), (_X * 4.0).dot(_W) + _B
+          )
 
   def test_calls_outside_the_graph_that_owns_the_state_fail(self):
     spec = hub.create_module_spec(_affine_module_fn(hub))

@@ -247,6 +247,10 @@ class GraphIndex:
     keep |= stand_ins
     return keep, kept_contexts, stand_ins
 
+  def context_kinds(self, kept_contexts):
+    """The collection keys (COND_CONTEXT, WHILE_CONTEXT) of kept v1 contexts."""
+    return {self._contexts[index][0] for index in kept_contexts}
+
   def blocked_ops(self, fed, cut, sources):
     """Names of the ops that need a tensor of an op in `sources` that is not fed.
 

@@ -455,6 +455,10 @@ class Module:
       for names in collections.values():
         seeds += [graph_index_lib.op_name(n) for n in names]
     keep, kept_contexts, stand_ins = index.call_closure(seeds, fed, cut)
+    if self._trainable and graph.building_function:
+      self._warn_of_v1_control_flow(
+          graph, signature, index.context_kinds(kept_contexts)
+      )
     # Fed ops that a kept control-flow context names stay, as placeholders.
     placeholders = {}
     for name in stand_ins:
@@ -541,6 +545,34 @@ class Module:
         self._ref_reads[tensor.name] = read
       tensor = read
     return _capture(graph, tensor)
+
+  def _warn_of_v1_control_flow(self, graph, signature, context_kinds):
+    """Warns of v1 control flow in a function graph that TensorFlow cannot differentiate.
+
+    TensorFlow 2.15 builds gradients of neither a v1 while_loop nor a v1 cond
+    reading resource variables inside a function graph (tf.gradients fails
+    there with an internal error); the forward pass works.
+    """
+    reads_resources = any(
+        tensor.dtype == tf.resource for tensor in self._state_tensors.values()
+    )
+    if _GraphKeys.WHILE_CONTEXT in context_kinds:
+      what = "a v1 tf.while_loop"
+    elif _GraphKeys.COND_CONTEXT in context_kinds and reads_resources:
+      what = "a v1 tf.cond with resource variables"
+    else:
+      return
+    logging.warning(
+        "Module %s, signature %r: the call is made inside the function graph"
+        " %s and runs %s of the module graph; TensorFlow cannot build"
+        " gradients through that inside a function graph (tf.gradients fails)."
+        " To train through it, make the call outside the function graph or"
+        " build v1 control flow (tf.compat.v1.disable_control_flow_v2()).",
+        self._spec.source,
+        signature,
+        graph.name,
+        what,
+    )
 
   def _check_no_ref_writes(self, graph, input_map, apply_meta_graph, signature):
     """Refuses a call that would write ref-typed state inside a function graph.
