@@ -487,6 +487,32 @@ class ModulesMadeInsideFunctionGraphsTest(tf.test.TestCase):
       self.assertIs(variables[0].graph, graph)
       self.assertAllClose(_initialize_and_run(outputs), [11.0, -1.0])
 
+  def test_a_retrace_making_the_module_again_warns(self):
+    spec = hub.create_module_spec(_affine_module_fn(hub))
+    with tf.Graph().as_default():
+
+      @tf.function
+      def f(x):
+        return hub.Module(spec)(x)
+
+      with self.assertNoLogs(logger="absl", level="WARNING"):
+        f(tf.constant(_X))
+        f(tf.constant(_X * 2.0))  # the same trace
+        for _ in range(2):  # one state per cond, from the same line
+          tf.cond(
+              tf.constant(True),
+              lambda: hub.Module(spec)(tf.constant(_X)),
+              lambda: tf.zeros([2, 2]),
+          )
+      with self.assertLogs(logger="absl", level="WARNING") as logs:
+        f(tf.constant(_X[:1]))  # another input shape: traced again
+      self.assertLen(logs.output, 1)
+      self.assertRegex(
+          logs.output[0],
+          r"Module state module_3 made while tracing the function f again,"
+          r" whose earlier trace made state module from the same line",
+      )
+
   def _eager_wrap_function(self, lib):
     spec = lib.create_module_spec(_stateful_input_module_fn(lib))
     initializers = []

@@ -1,7 +1,9 @@
 """`Module`: instantiating a module spec in a consumer graph and applying its signatures."""
 
 import contextlib
+import inspect
 import os
+import weakref
 
 from absl import logging
 import tensorflow as tf
@@ -133,6 +135,7 @@ class Module:
       self._scope = self._claim_state_scope(name)
       self._name = self._scope.split("/")[-1]
       self._create_state()
+    _warn_if_made_again_by_a_retrace(self._graph, self._scope, name)
 
   def _claim_state_scope(self, name):
     """Returns a new absolute scope for the state, unique as variable and name scope.
@@ -685,6 +688,61 @@ class Module:
     if self._variable_map:
       write_variables_fn = lambda prefix: self._write_variables(session, prefix)
     writer.write_module(self._spec, path, write_variables_fn)
+
+
+# Per graph that owns module state: (name of the function graph a Module was
+# made in, call site, requested name) -> (that function graph, state scope).
+_MADE_IN_FUNCTION_GRAPHS = weakref.WeakKeyDictionary()
+
+
+def _warn_if_made_again_by_a_retrace(owner, scope, name):
+  """Warns when a Module made in a function graph looks made again by a retrace.
+
+  A tf.function traced again (e.g. for another input shape) runs its Python
+  code again: a Module made inside it gets a second state, which the new trace
+  uses. That is told by a function graph of the same name as an earlier one,
+  but another object, making a Module from the same line with the same name.
+  """
+  graph = tf.compat.v1.get_default_graph()
+  if graph is owner or not graph.building_function:
+    return
+  while _outer_graph(graph) is not None and _outer_graph(graph) is not owner:
+    graph = _outer_graph(graph)  # the function traced in the state's graph
+  caller = _user_frame()
+  key = (graph.name, caller.filename, caller.lineno, name)
+  made = _MADE_IN_FUNCTION_GRAPHS.setdefault(owner, {})
+  earlier = made.get(key)
+  if earlier is None:
+    made[key] = (weakref.ref(graph), scope)
+  elif earlier[0]() is not graph:
+    logging.warning(
+        "Module state %s made while tracing the function %s again, whose"
+        " earlier trace made state %s from the same line: a tf.function traced"
+        " again (e.g. for inputs of another shape) makes another copy of the"
+        " module's state for the new trace, and training updates the copies"
+        " separately. Make the Module outside the function and call it inside"
+        " to share one state.",
+        scope,
+        graph.name,
+        earlier[1],
+    )
+
+
+def _user_frame():
+  """The innermost stack frame outside this package and TensorFlow.
+
+  Under autograph that is a frame of the converted function (one generated
+  file per converted function, the same for all its traces).
+  """
+  skipped = (
+      os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep,
+      os.path.dirname(os.path.abspath(tf.__file__)) + os.sep,
+  )
+  frames = inspect.stack(context=0)
+  for frame in frames:
+    if not os.path.abspath(frame.filename).startswith(skipped):
+      return frame
+  return frames[-1]
 
 
 def _outer_graph(graph):
