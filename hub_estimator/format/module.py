@@ -357,12 +357,17 @@ class Module:
 
     A call made inside a branch or loop body (v1 or v2 control flow) or a
     function graph of a trainable instance runs its UPDATE_OPS with its
-    outputs instead of adding them to the UPDATE_OPS collection, and brings no
-    input-dependent REGULARIZATION_LOSSES (they would have no value outside).
+    outputs instead of adding them to the UPDATE_OPS collection (so they run
+    whenever some output value is computed, and only then), and brings no
+    input-dependent REGULARIZATION_LOSSES (they would have no value outside;
+    a warning names them). Inside a function graph, state held in ref
+    variables (VariableV2) is read from a snapshot taken in the state's graph.
 
     Raises:
       RuntimeError: if called outside the graph that holds the instance's
-        state and the function graphs built inside it.
+        state and the function graphs built inside it, or inside a function
+        graph when the call would write ref-variable state (e.g. an Assign
+        among the UPDATE_OPS of a {"train"} variant).
       ValueError: for an unknown signature.
       TypeError: for inputs of wrong keys, kinds, dtypes or shapes.
     """
