@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.python.framework import function as function_lib
 from tensorflow.python.ops import control_flow_ops
+from tensorflow.python.ops import gen_lookup_ops
 import tensorflow_hub as peer_hub
 
 import hub_estimator as hub
@@ -421,6 +422,40 @@ class RefVariableModulesTest(tf.test.TestCase):
         r" call outside",
     ):
       self._train_step_in_cond(hub, control_flow_v2=True)
+
+  def test_v1_table_lookups_inside_a_function_graph_are_refused(self):
+    def module_fn():
+      words = _v1.placeholder(tf.string, [None], name="words")
+      table = gen_lookup_ops.hash_table(tf.string, tf.int64, name="table")
+      _v1.add_to_collection(
+          _GraphKeys.TABLE_INITIALIZERS,
+          gen_lookup_ops.initialize_table(
+              table, tf.constant(["a", "b"]), tf.constant([0, 1], tf.int64)
+          ),
+      )
+      hub.add_signature(
+          inputs=words,
+          outputs=gen_lookup_ops.lookup_table_find(
+              table, words, tf.constant(-1, tf.int64), name="find"
+          ),
+      )
+
+    spec = hub.create_module_spec(module_fn)
+    with tf.Graph().as_default():
+      words = tf.constant(["a", "b", "z"])
+      module = hub.Module(spec)
+      self.assertAllEqual(_initialize_and_run(module(words)), [0, 1, -1])
+      with self.assertRaisesRegex(
+          RuntimeError,
+          r"takes ref-typed state \(a VariableV2 variable or v1 table, as TF1"
+          r" code made them\) by reference in: find \(LookupTableFind\) on"
+          r" table\.",
+      ):
+        tf.cond(
+            tf.constant(True),
+            lambda: module(words),
+            lambda: tf.zeros([3], tf.int64),
+        )
 
 
 class ModulesMadeInsideFunctionGraphsTest(tf.test.TestCase):

@@ -583,12 +583,13 @@ class Module:
     )
 
   def _check_no_ref_writes(self, graph, input_map, apply_meta_graph, signature):
-    """Refuses a call that would write ref-typed state inside a function graph.
+    """Refuses a call that would take ref-typed state by reference in a function graph.
 
     Raises:
       RuntimeError: naming the ops of the call that take a ref-typed state
         tensor by reference (e.g. the Assign of a batch-norm moving mean held
-        in a VariableV2), when the call is made in a function graph.
+        in a VariableV2, or the LookupTableFind of a v1 HashTable), when the
+        call is made in a function graph.
     """
     refs = {
         name
@@ -609,20 +610,15 @@ class Module:
       raise RuntimeError(
           "Module %s, signature %r: the call is made inside the function graph"
           " %s (a tf.cond or tf.while_loop branch or body built as control"
-          " flow v2, tf.map_fn, tf.function or Defun), and %s of the module"
-          " use(s) ref variables by reference, which function graphs cannot"
-          " take: %s. Make the call outside the function graph, build v1"
-          " control flow (tf.compat.v1.disable_control_flow_v2()), call a"
-          " graph variant that does not write them (e.g. trainable=False or"
-          " tags=None brings no UPDATE_OPS), or use a module made with"
-          " resource variables."
-          % (
-              self._spec.source,
-              signature,
-              graph.name,
-              "op" if len(writes) == 1 else "ops",
-              "; ".join(writes),
-          )
+          " flow v2, tf.map_fn, tf.function or Defun), which cannot take"
+          " ref-typed values, but the module graph takes ref-typed state (a"
+          " VariableV2 variable or v1 table, as TF1 code made them) by"
+          " reference in: %s. Make the call outside the function graph, build"
+          " v1 control flow (tf.compat.v1.disable_control_flow_v2()), call a"
+          " graph variant that does not write that state (e.g. trainable=False"
+          " or tags=None brings no UPDATE_OPS), or use a module made with"
+          " resource variables and v2 tables."
+          % (self._spec.source, signature, graph.name, "; ".join(writes))
       )
 
   def _runnable_collections(self, index, fed, cut):
