@@ -594,11 +594,52 @@ class BadSettingsTest(_Case):
         ['PathSource.trainable=False', 'frozen_steps=10'],
         lambda: self.check(trainable=False, frozen_steps=10),
     )
-    # Consistent: frozen by the multiplier, or hparams alone.
+    # Consistent: frozen by the multiplier, or hparams alone (that matter).
     self.check(trainable=False, learning_rate_multiplier=0.0)
-    self.check(
-        trainable=False, signature='with_hparams', hparams={'bn_momentum': 0.5}
+    int_input = _publish(
+        tempfile.mkdtemp(dir=self.get_temp_dir()), _int_hparam_module_fn
     )
+    sources.PathSource(
+        path=int_input, fine_tuning=FineTuning(hparams={'width': 5})
+    ).check()
+
+  def test_hparams_that_reach_nothing_are_refused(self):
+    # A frozen module runs its inference variant, without UPDATE_OPS: no
+    # dropout, and batch-norm momentum moves nothing.
+    for kwargs, why in (
+        (
+            {'learning_rate_multiplier': 0.0},
+            (
+                'the module is frozen for the whole run'
+                ' (FineTuning.learning_rate_multiplier=0)'
+            ),
+        ),
+        ({'trainable': False}, 'PathSource.trainable=False'),
+    ):
+      self.assert_config_error(
+          [
+              (
+                  "FineTuning.hparams ['bn_momentum', 'dropout_rate'] would"
+                  " have no effect: no output of signature 'with_hparams' of"
+                  ' module'
+              ),
+              'in the graph variants this run applies ([])',
+              why,
+          ],
+          lambda: self.check(
+              signature='with_hparams',
+              hparams={'bn_momentum': 0.5, 'dropout_rate': 0.2},
+              **kwargs,
+          ),
+      )
+    # Trainable: dropout reaches the training variant's output, and the
+    # momentum its UPDATE_OPS (also when they only run after frozen steps).
+    for kwargs in ({}, {'frozen_steps': 3}):
+      self.check(
+          signature='with_hparams',
+          hparams={'bn_momentum': 0.5, 'dropout_rate': 0.2},
+          **kwargs,
+      )
 
   def test_input_fed_by_feature_and_hparams_is_refused(self):
     self.assert_config_error(

@@ -69,8 +69,11 @@ class FineTuning:
       training).
     hparams: signature input name -> value, fed as constants to inputs that
       have defaults (`placeholder_with_default`), e.g. `{'bn_momentum': 0.9,
-      'dropout_rate': 0.2}`. Each value must fit the input's dtype and shape.
-      Empty means every optional input keeps its default.
+      'dropout_rate': 0.2}`. Each value must fit the input's dtype and shape,
+      and must reach something the run computes (an output of the signature,
+      or an UPDATE_OP that runs, in a graph variant the run applies): e.g.
+      `dropout_rate` of a module frozen for the whole run would be ignored,
+      and is refused. Empty means every optional input keeps its default.
     learning_rate_multiplier: the module variables' learning rate is the
       head's times this (>= 0): each of the two uses its own optimizer from
       `make_model_fn.optimizer_fn`, so the multiplier means the same for

@@ -25,6 +25,7 @@ from hub_estimator.consume import snapshot
 from hub_estimator.export import layout
 from hub_estimator.export import provenance as provenance_lib
 from hub_estimator.export import registry
+from hub_estimator.format import graph_index as graph_index_lib
 from hub_estimator.format import module as module_lib
 from hub_estimator.format import op_policy
 from hub_estimator.format import spec as spec_lib
@@ -311,6 +312,81 @@ class ModuleSource(abc.ABC):
       )
     for mode in (_TRAIN, tf.estimator.ModeKeys.EVAL):
       self._hparam_values(self.tags(mode))
+    self._check_hparams_take_effect()
+
+  def _check_hparams_take_effect(self) -> None:
+    """Fails if an hparam reaches nothing the run computes.
+
+    An input with a default counts when, in a graph variant the run applies
+    (training and evaluation), an output of the signature depends on it, or
+    one of the variant's UPDATE_OPS does while they run (a trainable, not
+    frozen module's training variant: e.g. `bn_momentum` moves only the
+    batch-norm moving averages). E.g. `dropout_rate` of a module frozen for
+    the whole run reaches nothing: its inference variant has no dropout.
+
+    Raises:
+      ConfigError: naming the hparams that would be ignored and why.
+    """
+    settings = self._fine_tuning
+    if not settings.hparams:
+      return
+    spec = self.module_spec()
+    updates_run = self._trainable and not self._frozen
+    variants = [(self.tags(_TRAIN), updates_run)]
+    variants.append((self.tags(tf.estimator.ModeKeys.EVAL), False))
+    reached = set()
+    for tags, with_updates in variants:
+      index = spec.graph_index(tags)
+      signature = index.meta_graph.signature_def[self._signature]
+      seeds = []
+      for info in signature.outputs.values():
+        encoding = info.WhichOneof('encoding')
+        if encoding == 'name':
+          seeds.append(graph_index_lib.op_name(info.name))
+        elif encoding == 'coo_sparse':
+          sparse = info.coo_sparse
+          seeds.extend(
+              graph_index_lib.op_name(n)
+              for n in (
+                  sparse.values_tensor_name,
+                  sparse.indices_tensor_name,
+                  sparse.dense_shape_tensor_name,
+              )
+          )
+        else:
+          return  # A composite output: cannot tell; trust the settings.
+      if with_updates:
+        seeds.extend(
+            graph_index_lib.op_name(n)
+            for n in index.node_list(tf.compat.v1.GraphKeys.UPDATE_OPS)
+        )
+      needed, _, _ = index.call_closure(seeds, set(), set())
+      reached.update(
+          key
+          for key in settings.hparams
+          if graph_index_lib.op_name(signature.inputs[key].name) in needed
+      )
+    idle = sorted(set(settings.hparams) - reached)
+    if idle:
+      if self._frozen:
+        why = (
+            'the module is frozen for the whole run'
+            ' (FineTuning.learning_rate_multiplier=0), so only its inference'
+            ' variant runs, without UPDATE_OPS'
+        )
+      elif not self._trainable:
+        why = f'{self.key}.trainable=False, so its UPDATE_OPS do not run'
+
+      else:
+        why = 'the module does not use them in these variants'
+      used = sorted({_tags_str(tags) for tags, _ in variants})
+      raise gin_utils.config_error(
+          f'FineTuning.hparams {idle} would have no effect: no output of'
+          f' signature {self._signature!r} of {self.describe()}, nor an'
+          ' UPDATE_OP that runs, depends on them in the graph variants this'
+          f' run applies ({", ".join(used)}): {why}. Remove them, or let the'
+          ' module train.'
+      )
 
   def _hparam_values(self, tags) -> Mapping[str, Any]:
     """The fine-tuning hparams, checked against the variant's signature."""
