@@ -14,17 +14,153 @@ what was called (`gin.config._OPERATIVE_CONFIG`); gin-config is pinned to
 was bound and what was used.
 """
 
+import dataclasses
 import difflib
 import inspect
+import os
 import typing
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Set, Tuple
 
 import gin
+from gin import config_parser
 import typeguard
 
 _MACRO_SELECTOR = 'gin.macro'
 # (scope, selector) -> {parameter: value}, as gin keeps its config.
 Config = Mapping[Tuple[str, str], Mapping[str, Any]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+  """Where a binding was written.
+
+  Attributes:
+    file: the gin file as resolved (None for a command-line binding).
+    line: 1-based line in `file` (or in the command-line bindings).
+    included: whether `file` was pulled in by an `include` line rather than
+      given directly (--gin_file).
+  """
+
+  file: Optional[str]
+  line: int
+  included: bool = False
+
+  def describe(self) -> str:
+    if self.file is None:
+      return '--gin_param'
+    return f'{self.file}, line {self.line}'
+
+
+# (scope, selector, parameter) -> the Source of its last (winning) binding;
+# macros are (name, 'gin.macro', 'value') as gin keeps them.
+Sources = Dict[Tuple[str, str, str], Source]
+
+
+@dataclasses.dataclass
+class Scan:
+  """What the gin files and bindings of a run say, statement by statement.
+
+  Attributes:
+    sources: where the winning binding of each key was written.
+    used_macros: every macro some statement references (`%NAME`), also in
+      statements a later one overrides.
+    entered_scopes: every scope some statement's reference enters
+      (`@scope/name`), also in statements a later one overrides: replacing
+      the only reference to a scope (`Experiment.exporter_fns = []`) leaves
+      the bindings of that scope known defaults, not misspellings.
+  """
+
+  sources: Sources = dataclasses.field(default_factory=dict)
+  used_macros: Set[str] = dataclasses.field(default_factory=set)
+  entered_scopes: Set[str] = dataclasses.field(default_factory=set)
+
+
+class _NameRecorder(config_parser.ParserDelegate):
+  """Records the names references use; the values themselves do not matter."""
+
+  def __init__(self, scan: Scan):
+    self._scan = scan
+
+  def configurable_reference(self, scoped_name, evaluate):
+    self._scan.entered_scopes.update(scoped_name.split('/')[:-1])
+
+  def macro(self, macro_name):
+    self._scan.used_macros.add(macro_name)
+
+
+def _open_config(name: str):
+  """(path, open file) of a gin file as gin's `parse_config_file` finds it."""
+  prefixes = gin.config._LOCATION_PREFIXES if not os.path.isabs(name) else ['']  # pylint: disable=protected-access
+  for prefix in prefixes:
+    path = os.path.join(prefix, name)
+    for reader, exists in gin.config._FILE_READERS:  # pylint: disable=protected-access
+      if exists(path):
+        return path, reader(path)
+  return None, None
+
+
+def _canonical_key(statement: Any) -> Tuple[str, str, str]:
+  """The key gin files a binding statement under (full selector)."""
+  scope, selector, param = (
+      statement.scope,
+      statement.selector,
+      statement.arg_name,
+  )
+  if not param:
+    return (
+        f'{scope}/{selector}' if scope else selector,
+        _MACRO_SELECTOR,
+        'value',
+    )
+  configurable = gin.config._REGISTRY.get_match(selector)  # pylint: disable=protected-access
+  return (scope, configurable.selector if configurable else selector, param)
+
+
+def _scan(
+    text_or_file: Any, file: Optional[str], included: bool, scan: Scan
+) -> None:
+  parser = config_parser.ConfigParser(text_or_file, _NameRecorder(scan))
+  for statement in parser:
+    if isinstance(statement, config_parser.BindingStatement):
+      line = statement.location.line_num
+      scan.sources[_canonical_key(statement)] = Source(file, line, included)
+    elif isinstance(statement, config_parser.IncludeStatement):
+      path, reader = _open_config(statement.filename)
+      if reader is not None:
+        with reader as f:
+          _scan(f, path, True, scan)
+
+
+def scan_bindings(
+    gin_files: Iterable[str], gin_bindings: Iterable[str]
+) -> Scan:
+  """Reads the files (with their includes) and the bindings statement by statement.
+
+  Call it after gin parsed the same files and bindings without error; it
+  follows gin's order and gin's file search.
+
+  Args:
+    gin_files: the files given to gin, in order.
+    gin_bindings: the binding strings given after the files.
+
+  Returns:
+    The Scan: where each binding was written, and every macro and scope
+    the statements reference.
+  """
+  scan = Scan()
+  for name in gin_files:
+    path, reader = _open_config(name)
+    if reader is not None:
+      with reader as f:
+        _scan(f, path, False, scan)
+  _scan('\n'.join(gin_bindings), None, False, scan)
+  return scan
+
+
+def _where(sources: Optional[Sources], key: Tuple[str, str, str]) -> str:
+  """' (file, line N)' for a binding whose source is known, else ''."""
+  source = (sources or {}).get(key)
+  return f' ({source.describe()})' if source else ''
 
 
 def parsed_config() -> Config:
@@ -35,22 +171,6 @@ def parsed_config() -> Config:
 def operative_config() -> Config:
   """(scope, selector) -> {parameter: value} of every configurable called."""
   return gin.config._OPERATIVE_CONFIG  # pylint: disable=protected-access
-
-
-def snapshot(config: Config) -> Config:
-  """A copy of `config` that later parsing does not change."""
-  return {key: dict(params) for key, params in config.items()}
-
-
-def changed_keys(before: Config, after: Config) -> List[Tuple[str, str, str]]:
-  """(scope, selector, parameter) bound anew or rebound between two configs."""
-  changed = []
-  for key, params in after.items():
-    old = before.get(key, {})
-    for param, value in params.items():
-      if param not in old or old[param] is not value:
-        changed.append((key[0], key[1], param))
-  return changed
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
@@ -81,36 +201,35 @@ def _macro_name(ref: Any) -> str:
 
 
 def find_unused_macro_or_scope_error(
-    config: Config, earlier: Optional[Config] = None
+    config: Config,
+    scan: Optional[Scan] = None,
 ) -> Optional[str]:
   """Finds a macro nothing references, or a scope no reference enters.
 
   Args:
     config: the parsed config, `parsed_config()`.
-    earlier: an earlier `snapshot` (e.g. after the gin files, before the
-      command-line bindings); its references count too, so a binding that
-      replaces the only reference to a scope (`Experiment.exporter_fns=[]`)
-      leaves the bindings of that scope known rather than misspelled.
+    scan: the files' and bindings' `scan_bindings`: where each binding was
+      written (named in the message), and the references of statements a
+      later one overrode, which count too.
 
   Returns:
     A message naming the binding (with the closest used name, if any), or
     None when every macro is referenced and every scope is entered.
   """
-  all_values = [
-      v
-      for c in (config, earlier or {})
-      for params in c.values()
-      for v in params.values()
-  ]
-  refs = _references(all_values)
+  scan = scan or Scan()
+  sources = scan.sources
+  refs = _references([v for p in config.values() for v in p.values()])
   used_macros = {_macro_name(r) for r in refs if _is_macro(r)}
+  used_macros |= scan.used_macros
   entered_scopes = {s for r in refs if not _is_macro(r) for s in r.scopes}
+  entered_scopes |= scan.entered_scopes
   bound_macros = sorted(s for s, sel in config if sel == _MACRO_SELECTOR)
   for name in bound_macros:
     if name not in used_macros:
+      where = _where(sources, (name, _MACRO_SELECTOR, 'value'))
       return (
-          f'Gin macro {name} is bound but nothing uses it (no %{name} in any'
-          ' binding), so the setting would be silently ignored.'
+          f'Gin macro {name}{where} is bound but nothing uses it (no %{name}'
+          ' in any binding), so the setting would be silently ignored.'
           + did_you_mean(name, used_macros)
       )
   for scope, selector in sorted(config):
@@ -121,7 +240,8 @@ def find_unused_macro_or_scope_error(
         param = sorted(config[(scope, selector)])[0]
         return (
             f'Gin scope {component!r} of the binding'
-            f' {binding_key(scope, selector, param)} is never entered (no'
+            f' {binding_key(scope, selector, param)}'
+            f'{_where(sources, (scope, selector, param))} is never entered (no'
             f' reference @{component}/... in any binding), so the binding'
             ' would be silently ignored.'
             + did_you_mean(component, entered_scopes)
@@ -165,7 +285,9 @@ def _describe(annotation: Any) -> str:
   return text
 
 
-def find_value_type_error(config: Config) -> Optional[str]:
+def find_value_type_error(
+    config: Config, sources: Optional[Sources] = None
+) -> Optional[str]:
   """Finds a bound literal value that does not fit its parameter's type.
 
   Values that are (or hold) references to other configurables are not
@@ -175,10 +297,12 @@ def find_value_type_error(config: Config) -> Optional[str]:
 
   Args:
     config: the parsed config, `parsed_config()`.
+    sources: where each binding was written (`Scan.sources`), named in
+      the message when known.
 
   Returns:
-    A message naming the binding, the expected type and the value found, or
-    None.
+    A message naming the binding (and its file and line), the expected type
+    and the value found, or None.
   """
   for (scope, selector), params in sorted(config.items()):
     if selector == _MACRO_SELECTOR:
@@ -200,9 +324,15 @@ def find_value_type_error(config: Config) -> Optional[str]:
             collection_check_strategy=typeguard.CollectionCheckStrategy.ALL_ITEMS,
         )
       except typeguard.TypeCheckError:
-        through = f' (set through macro {macros[-1]})' if macros else ''
+        if macros:
+          # The value was written where the last macro was bound.
+          source = (sources or {}).get((macros[-1], _MACRO_SELECTOR, 'value'))
+          at = f', {source.describe()}' if source else ''
+          where, through = '', f' (set through macro {macros[-1]}{at})'
+        else:
+          where, through = _where(sources, (scope, selector, param)), ''
         return (
-            f'Gin binding {binding_key(scope, selector, param)}{through}'
+            f'Gin binding {binding_key(scope, selector, param)}{where}{through}'
             f' expects {_describe(hints[param])}; got {value!r}'
             f' ({type(value).__name__}).'
         )
@@ -218,6 +348,7 @@ def find_unused_binding_error(
     config: Config,
     operative: Config,
     keys: Iterable[Tuple[str, str, str]],
+    sources: Optional[Sources] = None,
 ) -> Optional[str]:
   """Finds a binding of a parameter that no call of the run received.
 
@@ -230,6 +361,8 @@ def find_unused_binding_error(
     operative: what was called, `operative_config()`.
     keys: the (scope, selector, parameter) bindings to check (macros are
       skipped; `find_unused_macro_or_scope_error` covers them).
+    sources: where each binding was written (`Scan.sources`), named in
+      the message when known.
 
   Returns:
     A message naming the unused binding and why it is unused, or None.
@@ -246,14 +379,32 @@ def find_unused_binding_error(
     ]
     if any(param in used for used in calls):
       continue
-    key = binding_key(scope, selector, param)
+    key = binding_key(scope, selector, param) + _where(
+        sources, (scope, selector, param)
+    )
     name = selector.rsplit('.', 1)[-1]
     where = f' in scope {scope!r}' if scope else ''
     if not calls:
+      called = {
+          binding_key(s, sel, '').rstrip('.')
+          for s, sel in operative
+          if sel != _MACRO_SELECTOR
+      }
+      scoped_name = f'{scope}/{name}' if scope else name
       return (
           f'Gin binding {key} is never used: nothing in this run calls'
-          f' {name}{where}. Remove the binding, or reference'
-          f' @{scope + "/" if scope else ""}{name} where it should be used.'
+          f' {name}{where}, so it would be silently ignored.'
+          + did_you_mean(scoped_name, called)
+          + ' Remove the binding, or reference'
+          f' @{scoped_name} where it should be used'
+          + (
+              ' (or, if it is a default for runs that do call it, move it to'
+              ' a gin file that this one includes).'
+              if (sources or {})
+              .get((scope, selector, param), Source(None, 0))
+              .file
+              else '.'
+          )
       )
     return (
         f'Gin binding {key} is never used: the code passes {param!r} to'

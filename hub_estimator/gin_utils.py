@@ -3,7 +3,7 @@
 import glob
 import logging as pylogging
 import os
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 from absl import logging
 import gin
@@ -24,9 +24,8 @@ CONFIG_FILENAME = 'config.gin'
 
 _added_search_paths = set()
 _last_sources = {'files': (), 'bindings': ()}
-# The (scope, selector, parameter) keys the last `parse` took from its
-# bindings (the command line) rather than from its files.
-_binding_keys = set()
+# Where the last `parse` found each binding (gin_checks.Scan.sources).
+_binding_sources = {}
 
 
 class ConfigError(ValueError):
@@ -127,7 +126,7 @@ def parse(
         ' lists the shipped ones).'
     )
   try:
-    from_files = _parse_without_search_misses(gin_files, gin_bindings, finalize)
+    scan = _parse_without_search_misses(gin_files, gin_bindings, finalize)
   except (
       ValueError,
       KeyError,
@@ -156,11 +155,11 @@ def parse(
     message = first + suggestion + (f'\n{rest}' if rest else '')
     raise config_error(f'Bad gin configuration: {message}') from e
   config = gin_checks.parsed_config()
-  _binding_keys.clear()
-  _binding_keys.update(gin_checks.changed_keys(from_files, config))
+  _binding_sources.clear()
+  _binding_sources.update(scan.sources)
   problem = gin_checks.find_unused_macro_or_scope_error(
-      config, earlier=from_files
-  ) or gin_checks.find_value_type_error(config)
+      config, scan=scan
+  ) or gin_checks.find_value_type_error(config, sources=_binding_sources)
   if problem:
     raise config_error(problem)
   logging.info('Parsed %s', describe_sources())
@@ -183,46 +182,78 @@ class _DropSearchMisses(pylogging.Filter):
 
 def _parse_without_search_misses(
     gin_files: Sequence[str], gin_bindings: Sequence[str], finalize: bool
-) -> gin_checks.Config:
+) -> gin_checks.Scan:
   """Parses files then bindings, minus gin's search-miss lines.
 
   Returns:
-    A snapshot of the config after the files, before the bindings (so the
-    checks tell what the command line bound).
+    The statement-by-statement scan of the files and bindings (where each
+    binding was written, what the statements reference).
   """
   root_logger = pylogging.getLogger()  # gin logs them through the root logger.
   search_misses = _DropSearchMisses()
   root_logger.addFilter(search_misses)
   try:
     gin.parse_config_files_and_bindings(
-        list(gin_files), [], skip_unknown=False, finalize_config=False
-    )
-    from_files = gin_checks.snapshot(gin_checks.parsed_config())
-    gin.parse_config_files_and_bindings(
-        [], list(gin_bindings), skip_unknown=False, finalize_config=False
+        list(gin_files),
+        list(gin_bindings),
+        skip_unknown=False,
+        finalize_config=False,
     )
     if finalize:
       gin.finalize()
-    return from_files
+    return gin_checks.scan_bindings(gin_files, gin_bindings)
   finally:
     root_logger.removeFilter(search_misses)
 
 
-def check_bindings_used() -> None:
-  """Fails if a binding of the last `parse` was not used by anything called.
+def _is_shipped(path: str) -> bool:
+  root = shipped_config_root()
+  if root is None:
+    return False
+  shipped = os.path.realpath(os.path.join(root, 'gin'))
+  return os.path.realpath(path).startswith(shipped + os.sep)
 
-  Checked are the bindings given to `parse` (the command line's
-  --gin_param): each must reach a call. Bindings in gin files are layered
-  defaults and may configure parts a run swaps out (e.g. the exporters of
-  gin/runs/default.gin when `Experiment.exporter_fns=[]`). Call it once
-  everything the run configures has been built (the experiment's checks
-  build every part once before training).
+
+def checked_binding_keys() -> List[Tuple[str, str, str]]:
+  """The bindings of the last `parse` that must each be used by the run.
+
+  Those written on the command line (--gin_param) or in a file given
+  directly (--gin_file), except the shipped configs of gin/. Bindings in a
+  file pulled in by an `include` line, and in the shipped configs, are
+  layered defaults: they may configure parts the run swaps out (the
+  exporters of gin/runs/default.gin when `Experiment.exporter_fns=[]`, the
+  csv_input settings of a base file when an experiment reads TFRecord).
+
+  Returns:
+    (scope, selector, parameter) keys, macros excluded.
+  """
+  return sorted(
+      key
+      for key, source in _binding_sources.items()
+      if source.file is None
+      or not (source.included or _is_shipped(source.file))
+  )
+
+
+def check_bindings_used() -> None:
+  """Fails if a binding the user wrote directly is not used by any call.
+
+  Checked are the keys of `checked_binding_keys` (the command line and the
+  files given with --gin_file, not their includes nor the shipped configs):
+  each must reach a call, else it would be silently ignored (a binding of
+  `constant_rate` when the run's learning rate is `cosine_decay`). Call it
+  once everything the run configures has been built (the experiment's
+  checks build every part once before training).
 
   Raises:
-    ConfigError: naming the unused binding and why it is unused.
+    ConfigError: naming the unused binding, its file and line (or
+      --gin_param), and why it is unused.
   """
   problem = gin_checks.find_unused_binding_error(
-      gin_checks.parsed_config(), gin_checks.operative_config(), _binding_keys
+      gin_checks.parsed_config(),
+      gin_checks.operative_config(),
+      checked_binding_keys(),
+      sources=_binding_sources,
   )
   if problem:
     raise config_error(problem)

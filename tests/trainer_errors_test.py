@@ -352,7 +352,7 @@ class EntryPointTest(tf.test.TestCase):
         '--gin_param=TRAIN_STEP=5',
     )
     self.assert_one_line_error(
-        proc, 'Gin macro TRAIN_STEP is bound but nothing uses it'
+        proc, 'Gin macro TRAIN_STEP (--gin_param) is bound but nothing uses it'
     )
     self.assertIn('Did you mean TRAIN_STEPS?', proc.stderr)
 
