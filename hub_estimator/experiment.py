@@ -165,18 +165,64 @@ def _graph_error(mode: str, key: str, error: Exception) -> str:
   )
 
 
-def _data_error_text(input_fn: Callable[[], Any], error: Exception) -> str:
-  """TensorFlow's data error, with the file and record when they can be found."""
+def _labels_check(head: Any) -> Optional[Callable[[Any], Optional[str]]]:
+  """element -> the head's complaint about its labels (or None)."""
+  find_labels_error = getattr(head, 'find_labels_error', None)
+  if find_labels_error is None:
+    return None
+
+  def check(element):
+    _, labels = _split(element)
+    return None if labels is None else find_labels_error(labels)
+
+  return check
+
+
+def _data_error_text(
+    input_fn: Callable[[], Any], error: Exception, head: Any
+) -> str:
+  """TensorFlow's error, with the file and record when they can be found.
+
+  The input's files are re-read to find the first record that fails to
+  read or whose labels the head rejects; it is named only when it fails
+  the way TensorFlow reported (`data_files.explains`), so a bad record
+  elsewhere is never blamed for another error.
+  """
+  text = data_files.error_text(error)
   find_data_error = getattr(input_fn, 'find_data_error', None)
-  if find_data_error is not None:
-    try:
-      located = find_data_error()
-    except (tf.errors.OpError, ValueError) as e:
-      logging.warning('Could not locate the data error: %s', e)
-      located = None
-    if located:
-      return located
-  return data_files.error_text(error)
+  if find_data_error is None:
+    return f'{text} (TensorFlow {type(error).__name__})'
+  try:
+    located = find_data_error(check=_labels_check(head))
+  except (tf.errors.OpError, ValueError) as e:
+    logging.warning('Could not locate the data error: %s', e)
+    located = None
+  if data_files.explains(located, error):
+    return str(located)
+  return (
+      f'{text} (TensorFlow {type(error).__name__}; re-reading the input files'
+      ' did not find the record that fails this way)'
+  )
+
+
+class _EvalPhase(tf.estimator.SessionRunHook):
+  """Knows whether an evaluation is running, to blame the right input_fn.
+
+  In a local run, evaluations run inside training (at each checkpoint), so
+  an error during one belongs to the eval input_fn: `begin` is called once
+  the evaluation graph is built, `end` only when it completes.
+  """
+
+  def __init__(self, evaluating: bool):
+    self.evaluating = evaluating
+    self._default = evaluating
+
+  def begin(self):
+    self.evaluating = True
+
+  def end(self, session):
+    del session
+    self.evaluating = self._default
 
 
 def _placeholders(spec: Any) -> Any:
@@ -428,15 +474,16 @@ class Experiment:
               ' everything).'
           ) from e
         except tf.errors.OpError as e:
+          head = getattr(self.model_fn, 'head', None)
           raise gin_utils.config_error(
               f'{key}: reading the first batch failed:'
-              f' {_data_error_text(input_fn, e)}'
+              f' {_data_error_text(input_fn, e, head)}'
           ) from e
     head = getattr(self.model_fn, 'head', None)
     find_labels_error = getattr(head, 'find_labels_error', None)
     problem = find_labels_error(labels) if find_labels_error else None
     if problem:
-      raise gin_utils.config_error(f'{key}: {problem}')
+      raise gin_utils.config_error(f'{key}, first batch: {problem}')
 
   def run_config(self) -> tf.estimator.RunConfig:
     s = self.settings
@@ -504,7 +551,8 @@ class Experiment:
           )
       )
     eval_dir = estimator.eval_dir()
-    eval_hooks = [preemption.EvalHook(self.model_dir, eval_dir)]
+    phase = _EvalPhase(evaluating=config.task_type == 'evaluator')
+    eval_hooks = [preemption.EvalHook(self.model_dir, eval_dir), phase]
     # EvalCompleted last: an evaluation is complete once every exporter ran.
     exporters = self.exporters + [preemption.EvalCompleted(eval_dir)]
     train_spec = tf.estimator.TrainSpec(
@@ -533,12 +581,23 @@ class Experiment:
         )
       tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)
     except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as e:
-      located = self._locate_data_error()
-      if not located:
-        raise
+      key, input_fn = (
+          ('Experiment.eval_input_fn', self.eval_input_fn)
+          if phase.evaluating
+          else ('Experiment.train_input_fn', self.train_input_fn)
+      )
+      what = 'evaluation' if phase.evaluating else 'training'
+      head = getattr(self.model_fn, 'head', None)
       raise DataError(
-          f'Bad data: {located}; training stopped. (TensorFlow:'
-          f' {data_files.error_text(e)})'
+          f'Bad data in {key} ({what} stopped):'
+          f' {_data_error_text(input_fn, e, head)}'
+      ) from e
+    except tf.compat.v1.train.NanLossDuringTrainingError as e:
+      raise RunError(
+          'The training loss became NaN, training stopped (TensorFlow'
+          ' NanLossDuringTrainingError). Lower the learning rate'
+          ' (make_model_fn.learning_rate_fn) or check the features for NaN'
+          ' or huge values.'
       ) from e
     result = run_result.collect(
         estimator, time.time() - start, self.best_metric, self.best_metric_mode
@@ -595,24 +654,6 @@ class Experiment:
           metrics,
           final,
       )
-
-  def _locate_data_error(self) -> Optional[str]:
-    """'Experiment.x_input_fn: file, record: message', or None if unknown."""
-    for key, input_fn in (
-        ('Experiment.train_input_fn', self.train_input_fn),
-        ('Experiment.eval_input_fn', self.eval_input_fn),
-    ):
-      find_data_error = getattr(input_fn, 'find_data_error', None)
-      if find_data_error is None:
-        continue
-      try:
-        located = find_data_error()
-      except (tf.errors.OpError, ValueError) as e:
-        logging.warning('Could not locate the data error in %s: %s', key, e)
-        continue
-      if located:
-        return f'{key}: {located}'
-    return None
 
 
 def run() -> run_result.RunResult:

@@ -4,6 +4,7 @@ import os
 
 import tensorflow as tf
 
+from hub_estimator.models import data_files
 from hub_estimator.models import inputs
 
 
@@ -111,20 +112,20 @@ class DataFilesTest(tf.test.TestCase):
   def test_csv_bad_rows_name_file_and_row(self):
     short = self.write('short.csv', 'a,b\n1,2\n3\n')
     self.assertEqual(
-        self.csv(short).find_data_error(),
+        str(self.csv(short).find_data_error()),
         f'{short}, row 2 (line 3): Expect 2 fields but have 1 in record',
     )
     not_a_number = self.write('nan.csv', 'a,b\n1,2\n3,4\nfive,6\n')
     self.assertEqual(
-        self.csv(not_a_number).find_data_error(),
+        str(self.csv(not_a_number).find_data_error()),
         f'{not_a_number}, row 3 (line 4): Field 0 in record is not a valid'
-        ' float: five',
+        " float: five (field 0 is column 'a')",
     )
 
   def test_tfrecord_missing_feature_names_file_and_record(self):
     path = self.tfrecord('ok.tfrecord', n=3)
     spec = dict(_SPEC, y=('float32', [2]))
-    located = inputs.tfrecord_input(path, spec).find_data_error()
+    located = str(inputs.tfrecord_input(path, spec).find_data_error())
     self.assertStartsWith(located, f'{path}, record 1: ')
     self.assertIn('Feature: y (data type: float) is required', located)
 
@@ -133,9 +134,45 @@ class DataFilesTest(tf.test.TestCase):
     corrupt = bytearray(data)
     corrupt[len(data) // 3 + 20] ^= 0xFF  # A data byte of record 2.
     path = self.write('corrupt.tfrecord', bytes(corrupt))
-    located = inputs.tfrecord_input(path, _SPEC).find_data_error()
+    located = str(inputs.tfrecord_input(path, _SPEC).find_data_error())
     self.assertStartsWith(located, f'{path}, record 2: ')
     self.assertIn('corrupted record', located)
+
+  def test_empty_number_field_is_an_error_not_the_default(self):
+    path = self.write('gap.csv', 'a,b\n1,2\n,3\n')
+    self.assertEqual(
+        str(self.csv(path).find_data_error()),
+        f'{path}, row 2 (line 3): Field 0 is required but missing in record!'
+        " (field 0 is column 'a')",
+    )
+    strings = inputs.csv_input(path, ['a', 'b'], ['string', 'int64'])
+    self.assertIsNone(strings.find_data_error())  # '' is a string.
+
+  def test_check_finds_the_record_past_many_batches(self):
+    rows = ''.join(f'{i},{i % 3}\n' for i in range(1000))
+    path = self.write('labels.csv', 'a,b\n' + rows + '7,9\n' + rows)
+
+    def check(element):
+      _, labels = element
+      return 'label 9' if (labels == 9).any() else None
+
+    self.assertEqual(
+        str(self.csv(path).find_data_error(check=check)),
+        f'{path}, row 1001 (line 1002): label 9',
+    )
+
+  def test_a_bad_record_is_blamed_only_for_its_own_error(self):
+    path = self.write('nan.csv', 'a,b\n1,2\nfive,6\n')
+    bad = self.csv(path).find_data_error()
+    same = tf.errors.InvalidArgumentError(
+        None, None, 'Field 0 in record is not a valid float: five'
+    )
+    other = tf.errors.InvalidArgumentError(
+        None, None, 'assertion failed: [labels must be class ids in [0, 3)'
+    )
+    self.assertTrue(data_files.explains(bad, same))
+    self.assertFalse(data_files.explains(bad, other))
+    self.assertFalse(data_files.explains(None, same))
 
 
 if __name__ == '__main__':

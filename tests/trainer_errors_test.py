@@ -206,8 +206,9 @@ class BadConfigTest(tf.test.TestCase):
     self.assert_fails_before_training(
         _MLP,
         ['ClassificationHead.num_classes=5'],
-        'Experiment.train_input_fn: labels must be class ids in [0, 5) for'
-        ' ClassificationHead.num_classes=5; the first batch has',
+        'Experiment.train_input_fn, first batch: labels must be class ids in'
+        ' [0, 5) for ClassificationHead.num_classes=5; 21 of 64 are outside'
+        ' (min 0, max 9).',
     )
 
   def _csv(self, text):
@@ -243,7 +244,21 @@ class BadConfigTest(tf.test.TestCase):
         bindings,
         'Experiment.train_input_fn: reading the first batch failed:'
         f' {path}, row 2 (line 3): Field 63 in record is not a valid float:'
-        ' oops',
+        " oops (field 63 is column 'p63')",
+    )
+
+  def test_empty_number_field_is_an_error_not_zero(self):
+    # CsvDataset would fill an empty field with the default (0): an empty
+    # label would silently train as class 0.
+    row = ','.join(['0.5'] * 64) + ',1\n'
+    path, bindings = self._csv(
+        'header\n' + row + ','.join(['0.5'] * 64) + ',\n'
+    )
+    self.assert_fails_before_training(
+        _MLP,
+        bindings,
+        f'{path}, row 2 (line 3): Field 64 is required but missing in record!'
+        " (field 64 is column 'label')",
     )
 
   def test_bad_row_mid_run_names_file_and_row(self):
@@ -259,10 +274,58 @@ class BadConfigTest(tf.test.TestCase):
     with self.assertRaises(experiment.DataError) as cm:
       experiment.run()
     self.assertIn(
-        f'Bad data: Experiment.train_input_fn: {path}, row 41 (line 42):'
-        ' Field 63 in record is not a valid float: oops; training stopped.',
+        'Bad data in Experiment.train_input_fn (training stopped):'
+        f' {path}, row 41 (line 42): Field 63 in record is not a valid float:'
+        " oops (field 63 is column 'p63')",
         str(cm.exception),
     )
+
+  def run_mid_run_failure(self, bindings):
+    gin_utils.parse(
+        [_MLP],
+        [f"MODEL_DIR='{self.model_dir}'", 'TRAIN_STEPS=30', 'mlp.units=[4]']
+        + bindings
+        + ['csv_input.shuffle=False', 'csv_input.batch_size=8'],
+    )
+    with self.assertRaises(experiment.DataError) as cm:
+      experiment.run()
+    return str(cm.exception)
+
+  def test_label_outside_num_classes_mid_run_names_file_and_row(self):
+    # The first batch is fine; row 41 has label 12 (num_classes=10): the
+    # head checks every batch, and the record is found by re-reading.
+    row = ','.join(['0.5'] * 64) + ',1\n'
+    bad = ','.join(['0.5'] * 64) + ',12\n'
+    path, bindings = self._csv('header\n' + row * 40 + bad + row * 10)
+    self.assertIn(
+        'Bad data in Experiment.train_input_fn (training stopped):'
+        f' {path}, row 41 (line 42): labels must be class ids in [0, 10) for'
+        ' ClassificationHead.num_classes=10; 1 of 1 are outside (min 12, max'
+        ' 12).',
+        self.run_mid_run_failure(bindings),
+    )
+
+  def test_bad_eval_row_blames_the_eval_input(self):
+    row = ','.join(['0.5'] * 64) + ',1\n'
+    bad = ','.join(['0.5'] * 63) + ',oops,1\n'
+    train, bindings = self._csv('header\n' + row * 20)
+    eval_path = os.path.join(self.get_temp_dir(), 'eval.csv')
+    with open(eval_path, 'w') as f:
+      f.write('header\n' + row * 12 + bad)
+    message = self.run_mid_run_failure(
+        bindings
+        + [
+            'Experiment.eval_input_fn=@eval/csv_input()',
+            f"eval/csv_input.file_pattern='{eval_path}'",
+            'eval/csv_input.num_epochs=1',
+        ]
+    )
+    self.assertIn(
+        'Bad data in Experiment.eval_input_fn (evaluation stopped):'
+        f' {eval_path}, row 13 (line 14): Field 63 in record',
+        message,
+    )
+    self.assertNotIn(train, message)
 
   def test_input_that_runs_out_fails_unless_declared_finite(self):
     bindings = [

@@ -7,9 +7,11 @@ return a message naming the file (and the record or line) or None; the input
 factories attach them to their input_fns.
 """
 
+import dataclasses
 import os
+import re
 import struct
-from typing import Callable, List, Optional
+from typing import Any, Callable, List, Optional, Tuple
 
 import tensorflow as tf
 
@@ -124,15 +126,54 @@ def find_files_error(
   return None
 
 
-def error_text(error: Exception) -> str:
+@dataclasses.dataclass(frozen=True)
+class BadRecord:
+  """Where re-reading the data found the first failing record.
+
+  Attributes:
+    path: the data file.
+    record: how a person finds the record, e.g. `row 3 (line 4)`.
+    message: what fails: TensorFlow's message, or the label check's.
+    detail: a note for people (e.g. the CSV column), shown after `message`.
+  """
+
+  path: str
+  record: str
+  message: str
+  detail: str = ''
+
+  def __str__(self) -> str:
+    return f'{self.path}, {self.record}: {self.message}{self.detail}'
+
+
+def _normalized(text: str) -> str:
+  return re.sub(r'\d+', '#', ' '.join(text.split()))
+
+
+def explains(bad_record: Optional[BadRecord], error: Exception) -> bool:
+  """Whether `bad_record` is what TensorFlow's `error` reports.
+
+  Re-reading finds the first failing record of the files; it is the cause
+  of `error` only when it fails the same way. Compared are the message's
+  first clause (up to ';') with numbers ignored (positions in a batch
+  differ from those in a lone record).
+  """
+  if bad_record is None:
+    return False
+  clause = _normalized(bad_record.message.split(';', 1)[0])
+  return bool(clause) and clause in _normalized(error_text(error, full=True))
+
+
+def error_text(error: Exception, full: bool = False) -> str:
   """TensorFlow's error message without its graph, node and op noise.
 
   Graph-mode errors read "Graph execution error: / Detected at node ... /
   Node: 'x' / <the message> / [[{{node x}}]] / Original stack trace ...";
   eager ones "{{function_node ...}} <the message> [Op:x]". Returns the
-  message line alone.
+  message line alone (with `full`, every message line, joined).
   """
   text = getattr(error, 'message', None) or str(error)
+  lines = []
   for line in text.split('Original stack trace', 1)[0].splitlines():
     line = line.strip()
     if not line or line.startswith(
@@ -143,43 +184,83 @@ def error_text(error: Exception) -> str:
       line = line.split('}}', 1)[-1].strip()
     line = line.split('[[', 1)[0].split(' [Op:', 1)[0].strip()
     if line:
-      return line
-  return type(error).__name__
+      lines.append(line)
+      if not full:
+        break
+  return ' '.join(lines) or type(error).__name__
+
+
+# Records read per step while looking for a bad one (then one at a time
+# within the failing batch).
+_LOCATE_BATCH = 256
+
+
+def _run_until_failure(
+    make: Callable[[], tf.data.Dataset],
+    check: Optional[Callable[[Any], Optional[str]]],
+) -> Tuple[int, Optional[str]]:
+  """(elements read before the first failing one, its message) or (n, None).
+
+  `make` builds the dataset, in a scratch graph.
+  """
+  with tf.Graph().as_default():
+    next_element = _v1.data.make_one_shot_iterator(make()).get_next()
+    with _v1.Session() as session:
+      count = 0
+      while True:
+        try:
+          element = session.run(next_element)
+        except tf.errors.OutOfRangeError:
+          return count, None
+        except tf.errors.OpError as e:
+          return count, error_text(e)
+        problem = check(element) if check else None
+        if problem:
+          return count, problem
+        count += 1
 
 
 def locate_bad_record(
     files: List[str],
     make_dataset: Callable[[str], tf.data.Dataset],
     record_name: Callable[[int], str],
-) -> Optional[str]:
+    check: Optional[Callable[[Any], Optional[str]]] = None,
+) -> Optional[BadRecord]:
   """Reads each file alone to find the first record that fails.
 
   For diagnosing an error after it happened (it reads every file up to the
-  bad record), in a scratch graph.
+  bad record, a batch at a time, then one record at a time in the failing
+  batch), in scratch graphs.
 
   Args:
     files: the files, in order.
     make_dataset: builds the unbatched parsed dataset of one file.
     record_name: record index (1-based) -> how a person finds it, e.g.
       `row 3 (line 4)`.
+    check: optional; called with each read element (numpy values, also
+      with a batch of them), returns what is wrong with it (e.g. a label
+      the head rejects) or None.
 
   Returns:
-    `'<file>, <record>: <TensorFlow's message>'` for the first failing
-    record, or None if every file reads cleanly.
+    The first failing record (TensorFlow's message, or `check`'s), or None
+    if every file reads cleanly.
   """
   for path in files:
-    with tf.Graph().as_default():
-      next_element = _v1.data.make_one_shot_iterator(
-          make_dataset(path)
-      ).get_next()
-      with _v1.Session() as session:
-        count = 0
-        while True:
-          try:
-            session.run(next_element)
-          except tf.errors.OutOfRangeError:
-            break
-          except tf.errors.OpError as e:
-            return f'{path}, {record_name(count + 1)}: {error_text(e)}'
-          count += 1
+    batches, problem = _run_until_failure(
+        lambda: make_dataset(path).batch(_LOCATE_BATCH), check
+    )
+    if problem is None:
+      continue
+    start = batches * _LOCATE_BATCH
+    offset, problem = _run_until_failure(
+        lambda: make_dataset(path).skip(start).take(_LOCATE_BATCH), check
+    )
+    if problem is None:
+      # The batch failed as a whole only (records that do not batch):
+      # read the rest of the file one record at a time.
+      offset, problem = _run_until_failure(
+          lambda: make_dataset(path).skip(start), check
+      )
+    if problem is not None:
+      return BadRecord(path, record_name(start + offset + 1), problem)
   return None

@@ -44,8 +44,17 @@ class Head(abc.ABC):
   def find_labels_error(self, labels: np.ndarray) -> Optional[str]:
     """Checks the values of a batch of labels; returns what is wrong or None.
 
+    The head checks every batch at run time as well (its loss and metrics
+    fail with an InvalidArgumentError whose text holds the same rule, the
+    part of this message before ';'), so a mid-run failure can be traced
+    back to the record by re-reading the data with this method.
+
     Args:
-      labels: one batch of labels as read from the input_fn.
+      labels: one batch (or one example) of labels as read from the
+        input_fn.
+
+    Returns:
+      '<rule>; <what this batch breaks>' or None.
     """
     del labels  # Any value is a valid label unless a head says otherwise.
     return None
@@ -53,6 +62,23 @@ class Head(abc.ABC):
 
 def _describe(labels) -> str:
   return f'{labels.dtype.name}{labels.shape}'
+
+
+def _checked(labels: tf.Tensor, ok: tf.Tensor, rule: str) -> tf.Tensor:
+  """`labels`, failing at run time (InvalidArgumentError) unless `ok`.
+
+  Every batch is checked, not only the first one the trainer reads before
+  training: a bad label deep in the data would otherwise train silently
+  (one_hot of an out-of-range id is all zeros) or fail with a message that
+  names no label. The error text starts with `rule`.
+  """
+  as_float = tf.cast(labels, tf.float64)
+  check = tf.debugging.Assert(
+      tf.reduce_all(ok),
+      [rule, 'min', tf.reduce_min(as_float), 'max', tf.reduce_max(as_float)],
+  )
+  with tf.control_dependencies([check]):
+    return tf.identity(labels)
 
 
 @gin.configurable
@@ -98,7 +124,16 @@ class ClassificationHead(Head):
           f' [batch, 1]; got labels {_describe(labels)}. (Multi-hot labels'
           ' need MultiLabelHead.)'
       )
-    return tf.reshape(tf.cast(labels, tf.int64), [-1])
+    ids = tf.reshape(tf.cast(labels, tf.int64), [-1])
+    return _checked(
+        ids, (ids >= 0) & (ids < self._num_classes), self._label_rule()
+    )
+
+  def _label_rule(self) -> str:
+    return (
+        f'labels must be class ids in [0, {self._num_classes}) for'
+        f' ClassificationHead.num_classes={self._num_classes}'
+    )
 
   def find_labels_error(self, labels):
     labels = np.asarray(labels)
@@ -108,11 +143,10 @@ class ClassificationHead(Head):
     if not bad.any():
       return None
     return (
-        f'labels must be class ids in [0, {self._num_classes}) for'
-        f' ClassificationHead.num_classes={self._num_classes}; the first batch'
-        f' has {int(bad.sum())} outside (min {labels.min()}, max'
-        f' {labels.max()}). Check ClassificationHead.num_classes (macro'
-        ' NUM_CLASSES in some configs) against the data.'
+        f'{self._label_rule()}; {int(bad.sum())} of {labels.size} are outside'
+        f' (min {labels.min()}, max {labels.max()}). Check'
+        ' ClassificationHead.num_classes (macro NUM_CLASSES in some configs)'
+        ' against the data.'
     )
 
   def loss(self, logits, labels):
@@ -154,6 +188,10 @@ class ClassificationHead(Head):
     return metrics
 
 
+_MULTI_LABEL_RULE = 'MultiLabelHead needs multi-hot labels in [0, 1]'
+_REGRESSION_LABEL_RULE = 'RegressionHead needs finite labels'
+
+
 @gin.configurable
 class MultiLabelHead(Head):
   """Independent binary labels with a sigmoid cross-entropy loss."""
@@ -187,7 +225,8 @@ class MultiLabelHead(Head):
           'MultiLabelHead needs multi-hot labels of shape [batch,'
           f' {self._num_labels}]; got labels {_describe(labels)}.'
       )
-    return tf.cast(labels, tf.float32)
+    labels = tf.cast(labels, tf.float32)
+    return _checked(labels, (labels >= 0) & (labels <= 1), _MULTI_LABEL_RULE)
 
   def find_labels_error(self, labels):
     labels = np.asarray(labels, dtype=np.float64)
@@ -195,9 +234,8 @@ class MultiLabelHead(Head):
     if not bad.any():
       return None
     return (
-        'MultiLabelHead needs multi-hot labels in [0, 1]; the first batch has'
-        f' {int(bad.sum())} outside (min {np.nanmin(labels)}, max'
-        f' {np.nanmax(labels)}).'
+        f'{_MULTI_LABEL_RULE}; {int(bad.sum())} of {labels.size} are outside'
+        f' (min {np.nanmin(labels)}, max {np.nanmax(labels)}).'
     )
 
   def loss(self, logits, labels):
@@ -257,15 +295,16 @@ class RegressionHead(Head):
           f'{" or [batch]" if dim == 1 else ""}; got labels'
           f' {_describe(labels)}.'
       )
-    return tf.reshape(tf.cast(labels, tf.float32), [-1, dim])
+    labels = tf.reshape(tf.cast(labels, tf.float32), [-1, dim])
+    return _checked(labels, tf.math.is_finite(labels), _REGRESSION_LABEL_RULE)
 
   def find_labels_error(self, labels):
     labels = np.asarray(labels, dtype=np.float64)
     if np.isfinite(labels).all():
       return None
     return (
-        'RegressionHead needs finite labels; the first batch has'
-        f' {int((~np.isfinite(labels)).sum())} NaN or infinite value(s).'
+        f'{_REGRESSION_LABEL_RULE}; {int((~np.isfinite(labels)).sum())} of'
+        f' {labels.size} are NaN or infinite.'
     )
 
   def loss(self, logits, labels):

@@ -8,11 +8,14 @@ The input_fns over files also carry two checks (plain function attributes,
 each returning a message naming the file, or None):
 `input_fn.find_input_error()` (before training: the files exist, are
 readable, hold a record, and TFRecord files are not truncated) and
-`input_fn.find_data_error()` (after TensorFlow reported a data error: which
-file and row or record it is in).
+`input_fn.find_data_error(check=None)` (after TensorFlow reported a data
+error: the first record that fails to read, or that `check` rejects, as a
+`data_files.BadRecord` naming the file and row or record).
 """
 
+import dataclasses
 import os
+import re
 from typing import Any, Callable, Mapping, Optional, Sequence, Tuple, Union
 
 import gin
@@ -150,6 +153,29 @@ def numpy_input(
 _CSV_DTYPES = {'float32': 0.0, 'int64': 0, 'string': ''}
 
 
+def _csv_defaults(column_types: Sequence[str]) -> list:
+  """CsvDataset record defaults: numbers required, strings default to ''.
+
+  A number column has no default (an empty tensor), so an empty field fails
+  ("Field 3 is required but missing") instead of reading as 0: an empty
+  label would otherwise silently be class 0. An empty string field is an
+  empty string.
+  """
+  return [
+      tf.constant([''] if t == 'string' else [], dtype=tf.as_dtype(t))
+      for t in column_types
+  ]
+
+
+def _csv_field_detail(message: str, column_names: Sequence[str]) -> str:
+  """' (field 3 is column 'p3')' for TensorFlow's "Field 3 ..." (0-based)."""
+  match = re.search(r'\bField (\d+)\b', message)
+  if not match or int(match.group(1)) >= len(column_names):
+    return ''
+  index = int(match.group(1))
+  return f' (field {index} is column {column_names[index]!r})'
+
+
 @gin.configurable
 def csv_input(
     file_pattern: str,
@@ -225,10 +251,7 @@ def csv_input(
 
   def input_fn():
     # Built here, in the input_fn's graph (the factory may run eagerly).
-    defaults = [
-        tf.constant([_CSV_DTYPES[t]], dtype=tf.as_dtype(t))
-        for t in column_types
-    ]
+    defaults = _csv_defaults(column_types)
     files = tf.data.Dataset.list_files(file_pattern, shuffle=shuffle, seed=seed)
     dataset = files.interleave(
         lambda f: tf.data.experimental.CsvDataset(
@@ -242,12 +265,11 @@ def csv_input(
     )
 
   def one_file(path):
-    defaults = [
-        tf.constant([_CSV_DTYPES[t]], dtype=tf.as_dtype(t))
-        for t in column_types
-    ]
     return tf.data.experimental.CsvDataset(
-        path, defaults, header=header, field_delim=field_delim
+        path,
+        _csv_defaults(column_types),
+        header=header,
+        field_delim=field_delim,
     ).map(parse)
 
   def row_name(n):
@@ -256,11 +278,21 @@ def csv_input(
   input_fn.find_input_error = lambda: data_files.find_files_error(
       file_pattern, 'csv_input.file_pattern', 'csv', header=header
   )
-  input_fn.find_data_error = lambda: data_files.locate_bad_record(
-      data_files.match_files(file_pattern, 'csv_input.file_pattern'),
-      one_file,
-      row_name,
-  )
+
+  def find_data_error(check=None):
+    bad = data_files.locate_bad_record(
+        data_files.match_files(file_pattern, 'csv_input.file_pattern'),
+        one_file,
+        row_name,
+        check,
+    )
+    if bad is None:
+      return None
+    return dataclasses.replace(
+        bad, detail=_csv_field_detail(bad.message, column_names)
+    )
+
+  input_fn.find_data_error = find_data_error
   return input_fn
 
 
@@ -366,10 +398,11 @@ def tfrecord_input(
       'tfrecord',
       compression_type=compression_type,
   )
-  input_fn.find_data_error = lambda: data_files.locate_bad_record(
+  input_fn.find_data_error = lambda check=None: data_files.locate_bad_record(
       data_files.match_files(file_pattern, 'tfrecord_input.file_pattern'),
       one_file,
       lambda n: f'record {n}',
+      check,
   )
   return input_fn
 
