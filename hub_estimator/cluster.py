@@ -114,15 +114,22 @@ def find_tf_config_error(text: Optional[str]) -> Optional[str]:
   """Checks the value of TF_CONFIG; returns what is wrong, or None.
 
   Args:
-    text: the environment variable's value; None or empty means a local run
+    text: the environment variable's value; None (unset) means a local run
       (nothing to check).
 
   Returns:
     A message naming the TF_CONFIG field, what was expected and what was
-    found; None when TF_CONFIG is absent or valid.
+    found; None when TF_CONFIG is unset or valid. Set but empty is an error,
+    as tf.estimator's RunConfig cannot parse it.
   """
-  if not text or not text.strip():
+  if text is None:
     return None
+  if not text.strip():
+    return (
+        f'TF_CONFIG is set but empty ({text!r}); unset it for a local run'
+        ' (unset TF_CONFIG) or give its JSON, e.g. {"cluster": {...},'
+        ' "task": {"type": "worker", "index": 0}}.'
+    )
   try:
     config = json.loads(text)
   except json.JSONDecodeError as e:

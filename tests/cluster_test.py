@@ -23,7 +23,6 @@ class TFConfigTest(parameterized.TestCase, tf.test.TestCase):
 
   @parameterized.parameters(
       None,
-      '',
       '{}',
       _config(_CLUSTER, {'type': 'worker', 'index': 1}),
       _config(_CLUSTER, {'type': 'chief', 'index': 0}),
@@ -37,6 +36,9 @@ class TFConfigTest(parameterized.TestCase, tf.test.TestCase):
   @parameterized.named_parameters(
       ('bad_json', '{"cluster": ', 'TF_CONFIG is not valid JSON'),
       ('not_object', '[1, 2]', 'TF_CONFIG must be a JSON object'),
+      # tf.estimator's RunConfig json-parses a set TF_CONFIG, even ''.
+      ('empty', '', "TF_CONFIG is set but empty (''); unset it for a local"),
+      ('blank', ' \n', "TF_CONFIG is set but empty (' \\n')"),
       (
           'unknown_task_type',
           _config(_CLUSTER, {'type': 'wrker', 'index': 0}),
