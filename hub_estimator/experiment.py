@@ -225,6 +225,22 @@ class _EvalPhase(tf.estimator.SessionRunHook):
     self.evaluating = self._default
 
 
+def _cardinality(input_fn: Callable[[], Any]) -> int:
+  """Batches `input_fn`'s dataset yields, as tf.data knows it.
+
+  Returns:
+    A count, tf.data.INFINITE_CARDINALITY (-1) or UNKNOWN_CARDINALITY (-2,
+    also for an input_fn that returns tensors rather than a dataset).
+  """
+  with tf.Graph().as_default():
+    dataset = input_fn()
+    if not isinstance(dataset, tf.data.Dataset):
+      return tf.data.UNKNOWN_CARDINALITY
+    cardinality = tf.data.experimental.cardinality(dataset)
+    with _v1.Session() as session:
+      return int(session.run(cardinality))
+
+
 def _placeholders(spec: Any) -> Any:
   """Placeholders shaped like `spec` (dense or sparse), in the default graph."""
 
@@ -397,6 +413,7 @@ class Experiment:
           )
     for key, input_fn in input_fns.items():
       self._check_first_batch(key, input_fn)
+    self._check_input_lengths(config)
     serving_input_fn = self.module_source.serving_input_fn()
     with tf.Graph().as_default():  # What every exporter will build.
       receiver = serving_input_fn()
@@ -454,6 +471,42 @@ class Experiment:
             f' produces {eval_metrics} (from the head, make_model_fn.head).'
             f'{gin_checks.did_you_mean(metric, eval_metrics)}'
         )
+
+  def _check_input_lengths(self, config: tf.estimator.RunConfig) -> None:
+    """An evaluation ends; a local run's training input lasts its steps.
+
+    Uses the datasets' cardinality (batches; tf.data knows it for repeated
+    inputs, in-memory arrays and fixed-size data, not for files read once).
+    """
+    if self.settings.eval_steps is None and (
+        _cardinality(self.eval_input_fn) == tf.data.INFINITE_CARDINALITY
+    ):
+      raise gin_utils.config_error(
+          'Experiment.eval_input_fn repeats forever (num_epochs=None) and'
+          ' RunSettings.eval_steps is None, so no evaluation would ever end'
+          ' (nothing would be evaluated or exported). Bind num_epochs = 1 in'
+          ' its eval/ scope (e.g. eval/digits_input.num_epochs = 1), or set'
+          ' RunSettings.eval_steps.'
+      )
+    if self.train_input_is_finite or config.cluster_spec:
+      return  # Several workers share the steps of a cluster.
+    batches = _cardinality(self.train_input_fn)
+    if batches < 0:
+      return  # Infinite or unknown.
+    checkpoint = tf.train.latest_checkpoint(self.model_dir)
+    done = 0
+    if checkpoint:
+      done = int(tf.train.load_variable(checkpoint, 'global_step'))
+    if done + batches < self.train_steps:
+      raise gin_utils.config_error(
+          f'Experiment.train_input_fn holds {batches} batch(es), but'
+          f' training to step {self.train_steps} (Experiment.train_steps,'
+          f' macro TRAIN_STEPS) from step {done} needs'
+          f' {self.train_steps - done}; the input would run out. Repeat it'
+          ' (num_epochs=None), lower TRAIN_STEPS, or set'
+          ' Experiment.train_input_is_finite = True if stopping at its end'
+          ' is intended.'
+      )
 
   def _check_first_batch(self, key: str, input_fn: Callable[[], Any]):
     """Reads one batch: the input has data and its labels fit the head."""

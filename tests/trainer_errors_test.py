@@ -336,14 +336,17 @@ class BadConfigTest(tf.test.TestCase):
         'train/digits_input.batch_size=720',  # 2 steps per epoch.
         'Experiment.exporter_fns=[]',
     ]
+    # tf.data knows the length of the in-memory digits: fails before training.
     gin_utils.parse([_MLP], bindings)
-    with self.assertRaises(experiment.InputEndedError) as cm:
+    with self.assertRaises(gin_utils.ConfigError) as cm:
       experiment.run()
     self.assertIn(
-        'Training stopped at global step 2 of 50 (Experiment.train_steps,'
-        ' macro TRAIN_STEPS): Experiment.train_input_fn ran out of data.',
+        'Experiment.train_input_fn holds 2 batch(es), but training to step 50'
+        ' (Experiment.train_steps, macro TRAIN_STEPS) from step 0 needs 50;'
+        ' the input would run out.',
         str(cm.exception),
     )
+    self.assertIsNone(tf.train.latest_checkpoint(self.model_dir))
     gin.clear_config()
     gin_utils.parse(
         [_MLP],
@@ -354,6 +357,37 @@ class BadConfigTest(tf.test.TestCase):
         ],
     )
     self.assertEqual(experiment.run().global_step, 2)
+
+  def test_file_input_that_runs_out_fails_at_its_end(self):
+    # A file's length is unknown before reading it: the run fails at its end.
+    row = ','.join(['0.5'] * 64) + ',1\n'
+    _, bindings = self._csv('header\n' + row * 16)
+    gin_utils.parse(
+        [_MLP],
+        [
+            f"MODEL_DIR='{self.model_dir}'",
+            'TRAIN_STEPS=50',
+            'mlp.units=[4]',
+            'Experiment.exporter_fns=[]',
+        ]
+        + bindings
+        + ['csv_input.num_epochs=1', 'csv_input.batch_size=8'],
+    )
+    with self.assertRaises(experiment.InputEndedError) as cm:
+      experiment.run()
+    self.assertIn(
+        'Training stopped at global step 2 of 50 (Experiment.train_steps,'
+        ' macro TRAIN_STEPS): Experiment.train_input_fn ran out of data.',
+        str(cm.exception),
+    )
+
+  def test_eval_input_that_never_ends_fails_before_training(self):
+    self.assert_fails_before_training(
+        _MLP,
+        ['eval/digits_input.num_epochs=None'],
+        'Experiment.eval_input_fn repeats forever (num_epochs=None) and'
+        ' RunSettings.eval_steps is None, so no evaluation would ever end',
+    )
 
   def test_duplicate_exporter_names(self):
     self.assert_fails_before_training(
@@ -430,7 +464,9 @@ class EntryPointTest(tf.test.TestCase):
         '--gin_param=train/digits_input.batch_size=720',
     )
     self.assert_one_line_error(
-        proc, 'run failed: Training stopped at global step 2 of 30'
+        proc,
+        'configuration error, nothing trained: Experiment.train_input_fn'
+        ' holds 2 batch(es), but training to step 30',
     )
 
   def test_stray_arguments_are_rejected(self):
