@@ -317,13 +317,7 @@ def find_value_type_error(
       value, macros = _resolve_macros(value, config)
       if value is gin.REQUIRED or _references(value):
         continue
-      try:
-        typeguard.check_type(
-            value,
-            hints[param],
-            collection_check_strategy=typeguard.CollectionCheckStrategy.ALL_ITEMS,
-        )
-      except typeguard.TypeCheckError:
+      if not _accepts(value, hints[param]):
         if macros:
           # The value was written where the last macro was bound.
           source = (sources or {}).get((macros[-1], _MACRO_SELECTOR, 'value'))
@@ -334,9 +328,41 @@ def find_value_type_error(
         return (
             f'Gin binding {binding_key(scope, selector, param)}{where}{through}'
             f' expects {_describe(hints[param])}; got {value!r}'
-            f' ({type(value).__name__}).'
+            f' ({type(value).__name__}).{_type_fix(value, hints[param])}'
         )
   return None
+
+
+def _accepts(value: Any, annotation: Any) -> bool:
+  """Whether `value` fits the type annotation (every item of a collection)."""
+  try:
+    typeguard.check_type(
+        value,
+        annotation,
+        collection_check_strategy=typeguard.CollectionCheckStrategy.ALL_ITEMS,
+    )
+  except typeguard.TypeCheckError:
+    return False
+  return True
+
+
+def _type_fix(value: Any, annotation: Any) -> str:
+  """' Write [128].' when the obvious fix of a value is known, else ''."""
+  if isinstance(value, str):
+    try:
+      number = int(value)
+    except ValueError:
+      try:
+        number = float(value)
+      except ValueError:
+        number = None
+    if number is not None and _accepts(number, annotation):
+      return f' Write {number!r}, without quotes.'
+  if not isinstance(value, (list, tuple, dict)) and _accepts(
+      [value], annotation
+  ):
+    return f' Write it as a list: [{value!r}].'
+  return ''
 
 
 def _scope_prefixes(scope: str) -> List[str]:

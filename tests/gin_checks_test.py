@@ -59,13 +59,13 @@ class GinChecksTest(tf.test.TestCase):
     self.assert_parse_fails(
         ['mlp.units=128'],
         'Gin binding mlp.units (--gin_param) expects Sequence[int]; got 128'
-        ' (int).',
+        ' (int). Write it as a list: [128].',
     )
     gin.clear_config()
     self.assert_parse_fails(
         ["cosine_decay.initial='0.1'"],
         'Gin binding cosine_decay.initial (--gin_param) expects float; got'
-        " '0.1' (str).",
+        " '0.1' (str). Write 0.1, without quotes.",
     )
     gin.clear_config()
     self.assert_parse_fails(
