@@ -709,6 +709,9 @@ class Experiment:
       )
 
 
+_GIN_CALL_NOTE = "In call to configurable '"
+
+
 def run() -> run_result.RunResult:
   """Builds the gin-configured `Experiment`, checks it, trains, evaluates.
 
@@ -726,8 +729,11 @@ def run() -> run_result.RunResult:
   """
   try:
     experiment = Experiment()
-  except gin_utils.ConfigError:
-    raise
+  except gin_utils.ConfigError as e:
+    # gin appends "In call to configurable 'X' (<class ...>)" to errors
+    # raised inside a configurable; ours already name the gin key.
+    text = str(e).split(_GIN_CALL_NOTE, 1)[0].rstrip()
+    raise gin_utils.ConfigError(text) from e
   except (ValueError, TypeError, RuntimeError) as e:
     # Raised by a configurable called while gin builds the experiment; their
     # messages name their own gin key (e.g. mlp.activation), and gin's own

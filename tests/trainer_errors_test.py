@@ -157,11 +157,13 @@ class BadConfigTest(tf.test.TestCase):
     )
 
   def test_keep_checkpoint_max_names_the_key(self):
-    self.assert_fails_before_training(
+    message = self.assert_fails_before_training(
         _MLP,
         ['RunSettings.keep_checkpoint_max=-1'],
         'RunSettings.keep_checkpoint_max must be >= 0 or None; got -1.',
     )
+    # Without gin's "In call to configurable 'RunSettings' (<class ...>)".
+    self.assertNotIn('In call to configurable', message)
 
   def test_malformed_tf_config_names_the_field(self):
     cases = {
