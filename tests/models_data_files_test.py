@@ -174,6 +174,18 @@ class DataFilesTest(tf.test.TestCase):
     self.assertFalse(data_files.explains(bad, other))
     self.assertFalse(data_files.explains(None, same))
 
+  def test_csv_header_in_another_order_than_column_names(self):
+    path = self.write('swapped.csv', 'b,a\n1,2\n')
+    self.assertEqual(
+        self.csv(path).find_input_error(),
+        f'csv_input.file_pattern: {path}: its header names the columns in'
+        ' another order than csv_input.column_names, so columns would be'
+        " read under the wrong names: header ['b', 'a'], column_names ['a',"
+        " 'b']. List the columns in file order.",
+    )
+    other_names = self.write('renamed.csv', 'x,y\n1,2\n')
+    self.assertIsNone(self.csv(other_names).find_input_error())
+
 
 if __name__ == '__main__':
   tf.test.main()

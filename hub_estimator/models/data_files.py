@@ -7,11 +7,12 @@ return a message naming the file (and the record or line) or None; the input
 factories attach them to their input_fns.
 """
 
+import csv
 import dataclasses
 import os
 import re
 import struct
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
@@ -71,9 +72,40 @@ def _find_tfrecord_framing_error(path: str) -> Optional[str]:
   return None
 
 
-def _find_csv_rows_error(path: str, header: bool) -> Optional[str]:
+def _find_csv_header_error(
+    path: str, line: str, column_names: Sequence[str], field_delim: str
+) -> Optional[str]:
+  """A header naming csv_input.column_names in another order.
+
+  The columns would be read under the wrong names (a feature swapped with
+  another, or with the label) without any error. Other headers are not
+  judged: a file may name its columns differently.
+  """
+  names = next(csv.reader([line.rstrip('\r\n')], delimiter=field_delim))
+  names = [n.strip() for n in names]
+  expected = list(column_names)
+  if sorted(names) == sorted(expected) and names != expected:
+    return (
+        f'{path}: its header names the columns in another order than'
+        ' csv_input.column_names, so columns would be read under the wrong'
+        f' names: header {names}, column_names {expected}. List the columns'
+        ' in file order.'
+    )
+  return None
+
+
+def _find_csv_rows_error(
+    path: str,
+    header: bool,
+    column_names: Optional[Sequence[str]],
+    field_delim: str,
+) -> Optional[str]:
   with tf.io.gfile.GFile(path, 'r') as f:
     lines = [f.readline() for _ in range(2 if header else 1)]
+  if header and column_names is not None and lines[0].strip():
+    problem = _find_csv_header_error(path, lines[0], column_names, field_delim)
+    if problem:
+      return problem
   if not lines[-1].strip():
     what = 'no row after its header' if header else 'no row'
     return f'{path}: the CSV file has {what}.'
@@ -86,6 +118,8 @@ def find_files_error(
     kind: str,
     header: bool = False,
     compression_type: Optional[str] = None,
+    column_names: Optional[Sequence[str]] = None,
+    field_delim: str = ',',
 ) -> Optional[str]:
   """Checks that the input files exist, are readable and hold a record.
 
@@ -97,6 +131,10 @@ def find_files_error(
     compression_type: for TFRecord, None or '' (the framing of every file is
       checked, which finds truncated files) or `GZIP` / `ZLIB` (only
       readability is checked: a truncated compressed file fails when read).
+    column_names: for CSV with a header, the configured columns: a header
+      with the same names in another order (which would read columns under
+      the wrong names) is an error.
+    field_delim: for CSV, the field separator.
 
   Returns:
     A message naming the file and what is wrong, or None.
@@ -112,7 +150,7 @@ def find_files_error(
       if tf.io.gfile.stat(path).length == 0:
         return f'{key}: {path} is empty (0 bytes).'
       if kind == 'csv':
-        problem = _find_csv_rows_error(path, header)
+        problem = _find_csv_rows_error(path, header, column_names, field_delim)
       elif not compression_type:
         problem = _find_tfrecord_framing_error(path)
       else:

@@ -276,7 +276,12 @@ def csv_input(
     return f'row {n} (line {n + 1 if header else n})'
 
   input_fn.find_input_error = lambda: data_files.find_files_error(
-      file_pattern, 'csv_input.file_pattern', 'csv', header=header
+      file_pattern,
+      'csv_input.file_pattern',
+      'csv',
+      header=header,
+      column_names=column_names,
+      field_delim=field_delim,
   )
 
   def find_data_error(check=None):
