@@ -186,6 +186,15 @@ class DataFilesTest(tf.test.TestCase):
     other_names = self.write('renamed.csv', 'x,y\n1,2\n')
     self.assertIsNone(self.csv(other_names).find_input_error())
 
+  def test_header_read_as_a_row_suggests_header_true(self):
+    path = self.write('with_header.csv', 'a,b\n1,2\n')
+    self.assertEqual(
+        str(self.csv(path, header=False).find_data_error()),
+        f'{path}, row 1 (line 1): Field 0 in record is not a valid float: a'
+        " (field 0 is column 'a'); is line 1 a header? Then bind"
+        ' csv_input.header = True',
+    )
+
 
 if __name__ == '__main__':
   tf.test.main()

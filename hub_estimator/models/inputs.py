@@ -293,9 +293,14 @@ def csv_input(
     )
     if bad is None:
       return None
-    return dataclasses.replace(
-        bad, detail=_csv_field_detail(bad.message, column_names)
-    )
+    detail = _csv_field_detail(bad.message, column_names)
+    if (
+        not header
+        and bad.record == row_name(1)
+        and 'not a valid' in bad.message
+    ):
+      detail += '; is line 1 a header? Then bind csv_input.header = True'
+    return dataclasses.replace(bad, detail=detail)
 
   input_fn.find_data_error = find_data_error
   return input_fn
