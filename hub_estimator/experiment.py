@@ -385,7 +385,16 @@ class Experiment:
         self.module_source.check_features(_feature_specs(features))
       except gin_utils.ConfigError as e:
         raise gin_utils.ConfigError(f'{key}: {e}') from e
-    self.model_fn = self._model_fn_factory(module_source=self.module_source)
+    try:
+      self.model_fn = self._model_fn_factory(module_source=self.module_source)
+    except gin_utils.ConfigError:
+      raise
+    except (ValueError, TypeError, RuntimeError) as e:
+      # A configurable the factory's bindings call (the head, the
+      # optimizer); gin's RuntimeError names missing required bindings.
+      raise gin_utils.config_error(
+          f'Experiment.model_fn_factory failed to build the model_fn: {e}'
+      ) from e
     # Build the training and evaluation graphs once on placeholders, so that
     # labels the head cannot take (and the like) fail now, not mid-run.
     eval_metrics = None
@@ -709,9 +718,6 @@ class Experiment:
       )
 
 
-_GIN_CALL_NOTE = "In call to configurable '"
-
-
 def run() -> run_result.RunResult:
   """Builds the gin-configured `Experiment`, checks it, trains, evaluates.
 
@@ -732,8 +738,7 @@ def run() -> run_result.RunResult:
   except gin_utils.ConfigError as e:
     # gin appends "In call to configurable 'X' (<class ...>)" to errors
     # raised inside a configurable; ours already name the gin key.
-    text = str(e).split(_GIN_CALL_NOTE, 1)[0].rstrip()
-    raise gin_utils.ConfigError(text) from e
+    raise gin_utils.ConfigError(gin_utils.without_gin_call_notes(str(e))) from e
   except (ValueError, TypeError, RuntimeError) as e:
     # Raised by a configurable called while gin builds the experiment; their
     # messages name their own gin key (e.g. mlp.activation), and gin's own

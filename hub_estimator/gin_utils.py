@@ -3,6 +3,7 @@
 import glob
 import logging as pylogging
 import os
+import re
 from typing import List, Optional, Sequence, Tuple
 
 from absl import logging
@@ -73,13 +74,37 @@ def describe_sources() -> str:
   return f'gin files: {files}; gin bindings: {bindings}'
 
 
+# What gin appends to an error raised inside a configurable it calls.
+_GIN_CALL_NOTE = re.compile(
+    r"\s*In call to configurable '([^']*)' \(<[^>]*>\)(?: in scope '([^']*)')?"
+)
+
+
 def config_error(message: str) -> ConfigError:
   """Returns a ConfigError whose message also names the parsed gin sources.
+
+  gin's "In call to configurable 'X' (<class ...>) in scope 'S'" notes are
+  shortened to "(calling S/X)".
 
   Args:
     message: what is wrong, naming the gin binding (e.g. `PathSource.path`).
   """
+  message = without_gin_call_notes(message)
   return ConfigError(f'{message}\n  ({describe_sources()})')
+
+
+def without_gin_call_notes(text: str) -> str:
+  """`text` with gin's "In call to configurable 'X' (<...>)" notes shortened.
+
+  Returns:
+    `text` where each note reads "(calling scope/X)" (no Python repr).
+  """
+
+  def short(match):
+    scope = f'{match.group(2)}/' if match.group(2) else ''
+    return f' (calling {scope}{match.group(1)})'
+
+  return _GIN_CALL_NOTE.sub(short, text)
 
 
 def parse(

@@ -153,7 +153,7 @@ class BadConfigTest(tf.test.TestCase):
         ['Experiment.train_input_fn=@train/csv_input()'],
         'Bad configuration: csv_input() missing 3 required positional'
         " arguments: 'file_pattern', 'column_names', and 'column_types'",
-        "In call to configurable 'csv_input'",
+        '(calling train/csv_input)',
     )
 
   def test_keep_checkpoint_max_names_the_key(self):
@@ -163,6 +163,23 @@ class BadConfigTest(tf.test.TestCase):
         'RunSettings.keep_checkpoint_max must be >= 0 or None; got -1.',
     )
     # Without gin's "In call to configurable 'RunSettings' (<class ...>)".
+    self.assertNotIn('In call to configurable', message)
+
+  def test_head_missing_a_required_binding_is_a_config_error(self):
+    self.assert_fails_before_training(
+        _MLP,
+        ['make_model_fn.head=@MultiLabelHead()'],
+        'Experiment.model_fn_factory failed to build the model_fn: Required'
+        " bindings for `MultiLabelHead` not provided in config: ['num_labels']",
+    )
+
+  def test_bad_value_message_has_no_gin_call_note(self):
+    message = self.assert_fails_before_training(
+        _MLP,
+        ["BEST_MODE='maximum'"],
+        "BestModuleExporter.mode must be 'min' or 'max'. Details: got"
+        " 'maximum'",
+    )
     self.assertNotIn('In call to configurable', message)
 
   def test_malformed_tf_config_names_the_field(self):
