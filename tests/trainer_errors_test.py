@@ -488,6 +488,35 @@ class EntryPointTest(tf.test.TestCase):
         ' holds 2 batch(es), but training to step 30',
     )
 
+  def test_bad_label_mid_run_exits_with_one_message(self):
+    # The first batch is fine (the check before training passes); row 41's
+    # label 12 stops training: one line naming the input, file and row.
+    path = os.path.join(self.get_temp_dir(), 'labels.csv')
+    row = ','.join(['0.5'] * 64) + ',1\n'
+    with open(path, 'w') as f:
+      f.write('header\n' + row * 40 + ','.join(['0.5'] * 64) + ',12\n')
+    columns = [f'p{i}' for i in range(64)] + ['label']
+    proc = self._train(
+        '--gin_file=gin/experiments/digits_mlp.gin',
+        f"--gin_param=MODEL_DIR='{os.path.join(self.get_temp_dir(), 'bad')}'",
+        '--gin_param=TRAIN_STEPS=30',
+        '--gin_param=mlp.units=[4]',
+        '--gin_param=Experiment.train_input_fn=@csv_input()',
+        f"--gin_param=csv_input.file_pattern='{path}'",
+        f'--gin_param=csv_input.column_names={columns}',
+        f"--gin_param=csv_input.column_types={['float32'] * 64 + ['int64']}",
+        "--gin_param=csv_input.label_key='label'",
+        f"--gin_param=csv_input.packed_features={{'x': {columns[:64]}}}",
+        '--gin_param=csv_input.shuffle=False',
+        '--gin_param=csv_input.batch_size=8',
+    )
+    self.assert_one_line_error(
+        proc,
+        'run failed: Bad data in Experiment.train_input_fn (training'
+        f' stopped): {path}, row 41 (line 42): labels must be class ids in'
+        ' [0, 10)',
+    )
+
   def test_stray_arguments_are_rejected(self):
     proc = self._train('--gin_file=gin/experiments/digits_mlp.gin', 'stray')
     self.assertNotEqual(proc.returncode, 0)
