@@ -64,6 +64,16 @@ def _describe(labels) -> str:
   return f'{labels.dtype.name}{labels.shape}'
 
 
+def _outside(labels: np.ndarray, bad: np.ndarray) -> str:
+  """'label 12 is outside' for one label, else 'N of M are outside (...)'."""
+  if labels.size == 1:
+    return f'label {labels.reshape(-1)[0]} is outside'
+  return (
+      f'{int(bad.sum())} of {labels.size} are outside (min'
+      f' {np.nanmin(labels)}, max {np.nanmax(labels)})'
+  )
+
+
 def _checked(labels: tf.Tensor, ok: tf.Tensor, rule: str) -> tf.Tensor:
   """`labels`, failing at run time (InvalidArgumentError) unless `ok`.
 
@@ -143,8 +153,7 @@ class ClassificationHead(Head):
     if not bad.any():
       return None
     return (
-        f'{self._label_rule()}; {int(bad.sum())} of {labels.size} are outside'
-        f' (min {labels.min()}, max {labels.max()}). Check'
+        f'{self._label_rule()}; {_outside(labels, bad)}. Check'
         ' ClassificationHead.num_classes (macro NUM_CLASSES in some configs)'
         ' against the data.'
     )
@@ -233,10 +242,7 @@ class MultiLabelHead(Head):
     bad = (labels < 0) | (labels > 1) | np.isnan(labels)
     if not bad.any():
       return None
-    return (
-        f'{_MULTI_LABEL_RULE}; {int(bad.sum())} of {labels.size} are outside'
-        f' (min {np.nanmin(labels)}, max {np.nanmax(labels)}).'
-    )
+    return f'{_MULTI_LABEL_RULE}; {_outside(labels, bad)}.'
 
   def loss(self, logits, labels):
     return _v1.losses.sigmoid_cross_entropy(
