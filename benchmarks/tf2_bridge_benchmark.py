@@ -3,7 +3,8 @@
 Run: .venv/bin/python benchmarks/tf2_bridge_benchmark.py [--sizes 2000,4000,4000,4000]
 
 On an MLP module with batch norm and a `{"train"}` variant (default sizes:
-8M + 16M + 16M = 40M weights) it prints the median over `--repeats` of:
+8M + 16M + 16M = 40M weights) it prints the median and the best (least
+disturbed by other load) over `--repeats` rounds of:
 
 * convert: `export_tf2_saved_model(module, path)` (wall seconds) and the size
   of what it writes (bytes), against
@@ -15,7 +16,8 @@ On an MLP module with batch norm and a `{"train"}` variant (default sizes:
 * tf1: the same batch through `hub_estimator.Module` in graph mode
   (`session.run`), and through tensorflow_hub 0.15's `hub.Module`;
 
-with the ratios tf2 / tf1. All measured in this process, interleaved.
+with the ratios tf2 / tf1. All measured in this process, interleaved round by
+round, after one uncounted warm-up round of the conversions.
 """
 
 import argparse
@@ -92,22 +94,33 @@ def _plain_save(module_path, path):
   tf.saved_model.save(holder, path)
 
 
-def _graph_latency(module_cls, module_path, x, repeats):
-  with tf.Graph().as_default():
-    module = module_cls(module_path)
-    out = module(x)
-    with tf.compat.v1.Session() as session:
-      session.run(tf.compat.v1.global_variables_initializer())
-      session.run(out)
-      return statistics.median(
-          _timed(lambda: session.run(out)) for _ in range(repeats)
-      )
+class _GraphCall:
+  """One module applied in its own graph and session (graph mode)."""
+
+  def __init__(self, module_cls, module_path, x):
+    self._graph = tf.Graph()
+    with self._graph.as_default():
+      module = module_cls(module_path)
+      self._out = module(x)
+      self._session = tf.compat.v1.Session(graph=self._graph)
+      self._session.run(tf.compat.v1.global_variables_initializer())
+    self()
+
+  def __call__(self):
+    return self._session.run(self._out)
+
+  def close(self):
+    self._session.close()
+
+
+def _summary(times):
+  return statistics.median(times), min(times)
 
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--sizes", default="2000,4000,4000,4000")
-  parser.add_argument("--repeats", type=int, default=3)
+  parser.add_argument("--repeats", type=int, default=5)
   parser.add_argument("--batch", type=int, default=64)
   args = parser.parse_args()
   sizes = [int(s) for s in args.sizes.split(",")]
@@ -115,43 +128,74 @@ def main():
   try:
     module = os.path.join(root, "module")
     _export_module(module, sizes)
+    converted = os.path.join(root, "tf2")
+    saved = os.path.join(root, "plain")
     convert, plain = [], []
-    for i in range(args.repeats):
-      converted = os.path.join(root, "tf2_%d" % i)
-      convert.append(
-          _timed(lambda: tf2_bridge.export_tf2_saved_model(module, converted))
+    # Round 0 warms both up (first traces, imports) and is not counted.
+    for i in range(args.repeats + 1):
+      for path in (converted, saved):
+        shutil.rmtree(path, ignore_errors=True)
+      took = _timed(
+          lambda: tf2_bridge.export_tf2_saved_model(module, converted)
       )
-      saved = os.path.join(root, "plain_%d" % i)
-      plain.append(_timed(lambda: _plain_save(module, saved)))
+      if i:
+        convert.append(took)
+      took = _timed(lambda: _plain_save(module, saved))
+      if i:
+        plain.append(took)
     convert_size, plain_size = _size(converted), _size(saved)
     x = np.random.RandomState(0).rand(args.batch, sizes[0]).astype(np.float32)
     obj = tf.saved_model.load(converted)
     obj(x)
-    tf2 = statistics.median(
-        _timed(lambda: obj(x).numpy()) for _ in range(args.repeats * 5)
-    )
-    ours = _graph_latency(hub_estimator.Module, module, x, args.repeats * 5)
-    peer = _graph_latency(tensorflow_hub.Module, module, x, args.repeats * 5)
+    ours = _GraphCall(hub_estimator.Module, module, x)
+    peer = _GraphCall(tensorflow_hub.Module, module, x)
+    latency = {"tf2": [], "ours": [], "peer": []}
+    for _ in range(args.repeats * 5):
+      latency["tf2"].append(_timed(lambda: obj(x).numpy()))
+      latency["ours"].append(_timed(ours))
+      latency["peer"].append(_timed(peer))
+    ours.close()
+    peer.close()
     weights = sum(a * b for a, b in zip(sizes, sizes[1:]))
     print(
-        "MLP %s (%.1fM weights), batch %d" % (sizes, weights / 1e6, args.batch)
+        "MLP %s (%.1fM weights), batch %d, %d rounds; median (best)"
+        % (sizes, weights / 1e6, args.batch, args.repeats)
     )
+    (c_med, c_min), (p_med, p_min) = _summary(convert), _summary(plain)
     print(
-        "convert %.2f s, %d bytes; plain tf.saved_model.save %.2f s, %d bytes;"
-        " time ratio %.2fx, size ratio %.3fx"
+        "convert %.2f s (%.2f s), %d bytes; plain tf.saved_model.save %.2f s"
+        " (%.2f s), %d bytes; time ratio %.2fx (%.2fx), size ratio %.3fx"
         % (
-            statistics.median(convert),
+            c_med,
+            c_min,
             convert_size,
-            statistics.median(plain),
+            p_med,
+            p_min,
             plain_size,
-            statistics.median(convert) / statistics.median(plain),
+            c_med / p_med,
+            c_min / p_min,
             convert_size / plain_size,
         )
     )
+    (t_med, t_min), (o_med, o_min), (e_med, e_min) = (
+        _summary(latency[k]) for k in ("tf2", "ours", "peer")
+    )
     print(
-        "inference: tf2 %.2f ms, hub_estimator.Module %.2f ms, tensorflow_hub"
-        " Module %.2f ms; tf2/ours %.2fx, tf2/peer %.2fx"
-        % (tf2 * 1e3, ours * 1e3, peer * 1e3, tf2 / ours, tf2 / peer)
+        "inference: tf2 %.2f ms (%.2f), hub_estimator.Module %.2f ms (%.2f),"
+        " tensorflow_hub Module %.2f ms (%.2f); tf2/ours %.2fx (%.2fx),"
+        " tf2/peer %.2fx (%.2fx)"
+        % (
+            t_med * 1e3,
+            t_min * 1e3,
+            o_med * 1e3,
+            o_min * 1e3,
+            e_med * 1e3,
+            e_min * 1e3,
+            t_med / o_med,
+            t_min / o_min,
+            t_med / e_med,
+            t_min / e_min,
+        )
     )
   finally:
     shutil.rmtree(root, ignore_errors=True)

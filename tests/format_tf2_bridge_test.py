@@ -102,7 +102,9 @@ def scenario_outputs(root):
       module, hparams, {"train"}, "with_hparams"
   )
   # The training calls move the moving statistics: from here on mean moves.
-  tf2_hparams = obj.train_signatures["with_hparams"](hparams)["default"]
+  tf2_hparams = obj.train_signatures["with_hparams"](
+      **{k: tf.constant(v, tf.float32) for k, v in hparams.items()}
+  )["default"]
   after_hparams = mean.numpy()
   mean.assign(before)
   tf2_train = obj(x, training=True).numpy()
@@ -353,7 +355,9 @@ def scenario_sparse(root):
   tf2_ids = obj.signatures["ids"](
       tokens=sparse.indices, tokens_1=sparse.values, tokens_2=sparse.dense_shape
   )["ids"]
-  tf2_train_ids = obj.train_signatures["ids"]({"tokens": sparse})["ids"]
+  tf2_train_ids = obj.train_signatures["ids"](
+      tokens=sparse.indices, tokens_1=sparse.values, tokens_2=sparse.dense_shape
+  )["ids"]
   tf1_ids = tf1["None"][1]
   scores = [[1.0, 2.0], [], [3.0]]
   with tf.Graph().as_default():
@@ -363,8 +367,9 @@ def scenario_sparse(root):
     )
     with tf.compat.v1.Session() as session:
       tf1_ragged = session.run(ragged)
+  ragged = tf.ragged.constant(scores)
   tf2_ragged = obj.train_signatures["ragged"](
-      {"scores": tf.ragged.constant(scores)}
+      scores=ragged.flat_values, scores_1=ragged.row_splits
   )
   return {
       "diff": float(np.abs(obj(sparse).numpy() - tf1["None"][0]).max()),
@@ -444,6 +449,11 @@ def scenario_errors(root):
     out = tf.cond(tf.reduce_sum(x) > 0, lambda: y, lambda: -y)
     hub.add_signature(inputs=x, outputs=out)
 
+  def unfed_placeholder():
+    x = v1.placeholder(tf.float32, [None, 2], name="x")
+    scale = v1.placeholder(tf.float32, [], name="scale")
+    hub.add_signature(inputs=x, outputs=dense(x) * scale)
+
   def other_signature_only():
     x = v1.placeholder(tf.float32, [None, 2], name="x")
     hub.add_signature("other", inputs=x, outputs=dense(x))
@@ -497,6 +507,7 @@ def scenario_errors(root):
           ("key_value_table", key_value_table, None),
           ("mutable_table", mutable_table, None),
           ("graph_function", graph_function, None),
+          ("unfed_placeholder", unfed_placeholder, None),
           ("other_signature_only", other_signature_only, None),
           (
               "train_takes_other_inputs",
@@ -777,6 +788,10 @@ def test_modules_that_cannot_convert_get_one_clear_error_each():
       ],
       "mutable_table": ["is a MutableHashTableV2"],
       "graph_function": ["defines graph functions", "cond_true"],
+      "unfed_placeholder": [
+          "signature 'default'",
+          "needs placeholders ['scale'] that are not among its inputs",
+      ],
       "other_signature_only": ["has no 'default' signature", "['other']"],
       "train_takes_other_inputs": [
           "needs the default signature in the {'train'} graph variant",

@@ -8,6 +8,7 @@ import glob
 import json
 import os
 import shutil
+import tempfile
 from unittest import mock
 
 from absl.testing import parameterized
@@ -71,6 +72,16 @@ def apply_module(path, inputs):
       return session.run(out)
 
 
+def assert_converts_to_tf2(test, module_dir, inputs, expected):
+  """The module converts to a TF2 SavedModel whose outputs match TF1's."""
+  export_path = os.path.join(
+      tempfile.mkdtemp(dir=test.get_temp_dir()), os.path.basename(module_dir)
+  )
+  hub.export_tf2_saved_model(module_dir, export_path)
+  obj = tf.saved_model.load(export_path)
+  test.assertAllClose(obj(inputs), expected, atol=1e-5)
+
+
 class PublisherConsumerTest(tf.test.TestCase):
 
   @classmethod
@@ -101,6 +112,10 @@ class PublisherConsumerTest(tf.test.TestCase):
       out = apply_module(module_dir, np.zeros([2, 64], np.float32))
       self.assertEqual(out.shape, (2, 16))
     assert_no_refused_ops(self, result)
+    # The module TF2 consumers get (README "TF2 consumers").
+    x = np.random.RandomState(0).rand(2, 64).astype(np.float32)
+    module_dir = os.path.join(result.exports['best'][-1], 'digits_mlp')
+    assert_converts_to_tf2(self, module_dir, x, apply_module(module_dir, x))
     summary = result.summary()
     self.assertIn('Best accuracy', summary)
     self.assertIn(result.exports['best'][-1], summary)
@@ -153,6 +168,7 @@ class PublisherConsumerTest(tf.test.TestCase):
     before, after = apply_module(published, x), apply_module(tuned, x)
     self.assertEqual(before.shape, after.shape)
     self.assertNotAllClose(before, after)
+    assert_converts_to_tf2(self, tuned, x, after)
     checkpoint = tf.train.latest_checkpoint(consumer_dir)
     names = [name for name, _ in tf.train.list_variables(checkpoint)]
     self.assertIn('module/dense_0/kernel', names)
@@ -298,6 +314,7 @@ class OtherExperimentsTest(tf.test.TestCase, parameterized.TestCase):
     module_dir = os.path.join(result.exports['latest'][-1], module_name)
     out = apply_module(module_dir, inputs)
     self.assertEqual(out.shape, (2, 8))
+    assert_converts_to_tf2(self, module_dir, inputs, out)
     if module_name == 'text_embedding':
       # The published text module fits text_embedding_column.
       column = feature_columns.text_embedding_column('text', module_dir)

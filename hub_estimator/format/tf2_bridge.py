@@ -18,16 +18,17 @@ How the conversion works, in an eager TF2 context:
    of its shared variable and every vocabulary table (`HashTableV2`
    initialized from a text file asset) onto a TF2 `tf.lookup.StaticHashTable`
    whose file is a `tf.saved_model.Asset` (copied into the SavedModel's
-   assets/). Its arguments and results are the flat dense components of the
-   signature's tensors (a SparseTensor is indices, values, dense_shape); the
-   `tf.function`s around them take and return SparseTensors and
-   RaggedTensors.
+   assets/). A signature's function takes the flat components of its inputs
+   (a SparseTensor is indices, values, dense_shape) as keyword arguments and
+   returns the dict of its outputs; it serves as is in `obj.signatures` (the
+   default variant's) and `obj.train_signatures` (the `{"train"}` one's).
 3. The `{"train"}` version of a signature also runs the variant's UPDATE_OPS
    (batch-norm moving statistics) as control dependencies of its outputs.
-4. `tf.saved_model.save` writes the object.
+4. `obj.__call__` is a `tf.function` over the `default` signature's two
+   versions, traced for a dict and for a single input, each with
+   `training=False` and `True`; `tf.saved_model.save` writes the object.
 """
 
-import inspect
 import os
 import uuid
 from typing import Dict, List, Sequence
@@ -304,7 +305,9 @@ class _Variant:
     )
     return [n for n in op_names if _op_name(n) not in blocked]
 
-  def function(self, what, feeds, fetches, controls=(), result=None):
+  def function(
+      self, what, feeds, fetches, controls=(), result=None, keywords=None
+  ):
     """A graph function computing `fetches` from `feeds`, sharing the state.
 
     Args:
@@ -314,6 +317,9 @@ class _Variant:
       controls: names of ops (or their tensors) that run with every call.
       result: optional function of the list of fetched tensors that returns
         the function's result (default: the list).
+      keywords: optional names of the arguments, one per feed, so that the
+        function (also loaded from a SavedModel) takes keyword arguments and
+        serves as a signature.
 
     Returns:
       A `WrappedFunction` of len(feeds) tensors.
@@ -402,7 +408,13 @@ class _Variant:
           outputs = [tf.identity(t) for t in outputs]
       return result(outputs) if result else outputs
 
-    return _V1.wrap_function(import_graph, [spec for _, spec in feeds])
+    wrapped = _V1.wrap_function(import_graph, [spec for _, spec in feeds])
+    if keywords is not None:
+      # What tf.function records for its traces: the argument names, which
+      # tf.saved_model.save stores and signatures take as keywords.
+      wrapped._arg_keywords = list(keywords)  # pylint: disable=protected-access
+      wrapped._num_positional_args = len(keywords)  # pylint: disable=protected-access
+    return wrapped
 
 
 class _Signature:
@@ -456,10 +468,14 @@ class _Signature:
     )
 
   def _function(self, variant, inputs, outputs, with_updates=False):
-    feeds = []
+    """Flat input components (keywords x, x_1, ...) -> dict of outputs."""
+    feeds, keywords = [], []
     for key in self.keys:
       info = inputs[key]
-      feeds += list(zip(info.component_names(), _component_specs(info)))
+      specs = _component_specs(info)
+      # Named as TF names the components of a composite signature input.
+      keywords += [key] + ["%s_%d" % (key, i) for i in range(1, len(specs))]
+      feeds += list(zip(info.component_names(), specs))
     fetches = [
         n for key in self.output_keys for n in outputs[key].component_names()
     ]
@@ -469,7 +485,12 @@ class _Signature:
           variant.collection(_GraphKeys.UPDATE_OPS), [n for n, _ in feeds]
       )
     return variant.function(
-        "signature %r" % self.name, feeds, fetches, controls
+        "signature %r" % self.name,
+        feeds,
+        fetches,
+        controls,
+        result=self.pack_outputs,
+        keywords=keywords,
     )
 
   def specs(self, keys=None) -> Dict[str, tf.TypeSpec]:
@@ -546,7 +567,7 @@ class _Signature:
 
   def run(self, flat, training: bool):
     """The dict of outputs for flat inputs, in the training version or not."""
-    return self.pack_outputs((self.train if training else self.infer)(*flat))
+    return (self.train if training else self.infer)(*flat)
 
 
 def _describe(infos) -> Dict[str, str]:
@@ -623,13 +644,12 @@ def export_tf2_saved_model(
     graph variant when the module has one (batch statistics, dropout on) and
     its UPDATE_OPS (e.g. batch-norm moving statistics), else the default
     variant.
-  - `obj.train_signatures[name](inputs)`, when the module has a `{"train"}`
+  - `obj.train_signatures[name](**inputs)`, when the module has a `{"train"}`
     graph variant: the training version of every signature that variant has
-    with the same inputs and outputs: `inputs` is the dict of all its inputs,
-    the result the dict of its outputs, computed in the `{"train"}` variant
-    with its UPDATE_OPS. (Without a `{"train"}` variant, training and
-    inference are the same: use `obj.signatures`.) A `tf.function` with an
-    input signature, so one TF2 trace per signature.
+    with the same inputs and outputs, called like `obj.signatures[name]`
+    (inputs as keyword tensors, outputs as a dict) and computed in the
+    `{"train"}` variant with its UPDATE_OPS. (Without a `{"train"}` variant,
+    training and inference are the same: use `obj.signatures`.)
   - `obj.variables`, `obj.trainable_variables`: one set of variables shared by
     both variants, with the checkpoint's values; a partitioned variable is
     one variable per partition (named like the partitions, e.g.
@@ -637,9 +657,11 @@ def export_tf2_saved_model(
   - `obj.regularization_losses`: the REGULARIZATION_LOSSES of the module, each
     a function of no arguments returning a float32 scalar.
   - `obj.signatures[name]` for every signature of the default variant
-    (inference; all inputs required as keyword arguments, outputs as a dict;
-    TF flattens a SparseTensor input `x` into `x` (indices), `x_1` (values)
-    and `x_2` (dense_shape)).
+    (inference; all inputs required as keyword tensors, outputs as a dict).
+    There, as in `obj.train_signatures`, a composite input `x` is passed as
+    its components, named as TF names them: a SparseTensor as `x` (indices),
+    `x_1` (values) and `x_2` (dense_shape), a RaggedTensor as `x`
+    (flat_values) and `x_1` (row_splits); composite outputs stay composite.
   - vocabulary files (text-file tables) are copied into `export_path/assets/`.
 
   Runs eagerly even when called under a `tf.Graph` (an exporter) or with
@@ -725,14 +747,11 @@ def _export(module_path, export_path, allowed_ops):
   root.tables = list(tables.by_key.values())
   root.__call__ = _call_function(default)
   root.train_signatures = {
-      name: _train_signature(signature)
+      name: signature.train
       for name, signature in signatures.items()
       if has_train and signature.train is not None
   }
-  serving = {
-      name: _serving_function(signature)
-      for name, signature in signatures.items()
-  }
+  serving = {name: signature.infer for name, signature in signatures.items()}
   # Written beside the target and renamed, so export_path is whole or absent.
   staging = "%s.temp-%d-%s" % (
       export_path.rstrip("/"),
@@ -779,40 +798,3 @@ def _call_function(default: _Signature):
       for structure in structures:
         call.get_concrete_function(structure, training=training)
   return call
-
-
-def _train_signature(signature: _Signature):
-  """`(inputs)` -> dict of outputs of a signature's training version."""
-
-  def train(inputs):
-    return signature.run(signature.flat_inputs(inputs), True)
-
-  return tf.function(
-      train, input_signature=[signature.specs()], autograph=False
-  )
-
-
-def _serving_function(signature: _Signature):
-  """The inference function of `signature` for `obj.signatures`.
-
-  Its arguments are named like the inputs, so that TF names the flat
-  components of a composite input after it (`x`, `x_1`, `x_2` for the
-  indices, values and dense_shape of a SparseTensor `x`).
-  """
-
-  def serve(*args):
-    return signature.run(
-        signature.flat_inputs(dict(zip(signature.keys, args))), False
-    )
-
-  try:
-    serve.__signature__ = inspect.Signature([
-        inspect.Parameter(key, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-        for key in signature.keys
-    ])
-  except ValueError:  # an input key that is no Python name: args_0, ...
-    pass
-  specs = signature.specs()
-  return tf.function(
-      serve, input_signature=[specs[k] for k in signature.keys], autograph=False
-  )
