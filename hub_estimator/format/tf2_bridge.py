@@ -31,7 +31,7 @@ How the conversion works, in an eager TF2 context:
 
 import os
 import uuid
-from typing import Dict, List, Sequence
+from typing import Dict, List
 
 import tensorflow as tf
 from tensorflow.core.framework import variable_pb2
