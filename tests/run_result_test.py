@@ -146,7 +146,7 @@ class QuietLogsTest(tf.test.TestCase):
         )
         return logger.isEnabledFor(level) and added[0].filter(record)
 
-      with self.assertLogs(level='INFO') as logs:
+      with self.assertLogs('absl', level='INFO') as logs:
         self.assertFalse(
             shown(
                 pylogging.INFO,

@@ -133,7 +133,7 @@ class SnapshotTest(tf.test.TestCase):
     first = sources.RunExportSource(model_dir=publisher)
     first.use_model_dir(consumer)
     snapshot_dir = os.path.join(consumer, 'source_module')
-    with self.assertLogs(level='INFO') as logs:
+    with self.assertLogs('absl', level='INFO') as logs:
       first.path()
     self.assertIn(
         "Snapshot of the newest 'best' export of run %s" % publisher,
@@ -142,7 +142,7 @@ class SnapshotTest(tf.test.TestCase):
     # Restarted with the same bindings: one consistent line.
     again = sources.RunExportSource(model_dir=publisher)
     again.use_model_dir(consumer)
-    with self.assertLogs(level='INFO') as logs:
+    with self.assertLogs('absl', level='INFO') as logs:
       again.path()
     self.assertEqual(
         [line.split(':', 2)[2] for line in logs.output],
@@ -157,7 +157,7 @@ class SnapshotTest(tf.test.TestCase):
         model_dir=publisher, exporter_name='latest'
     )
     changed.use_model_dir(consumer)
-    with self.assertLogs(level='WARNING') as logs:
+    with self.assertLogs('absl', level='WARNING') as logs:
       path = changed.path()
     (line,) = logs.output
     self.assertIn(
