@@ -186,6 +186,23 @@ class DataFilesTest(tf.test.TestCase):
     other_names = self.write('renamed.csv', 'x,y\n1,2\n')
     self.assertIsNone(self.csv(other_names).find_input_error())
 
+  def test_a_file_without_header_read_with_header_true_is_refused(self):
+    path = self.write('no_header.csv', '1,2\n3,4\n')
+    self.assertEqual(
+        self.csv(path).find_input_error(),
+        f"csv_input.file_pattern: {path}: line 1 ('1,2') is all numbers, so"
+        ' it looks like a data row, but csv_input.header = True would skip it'
+        ' as the header and lose that row. Bind csv_input.header = False if'
+        ' the file has no header (or, if its header really is numbers, list'
+        ' those names in csv_input.column_names).',
+    )
+    self.assertIsNone(self.csv(path, header=False).find_input_error())
+    numeric_names = self.write('numeric_names.csv', '1,2\n3,4\n')
+    numeric_input = inputs.csv_input(
+        numeric_names, ['1', '2'], ['float32', 'int64'], label_key='2'
+    )
+    self.assertIsNone(numeric_input.find_input_error())
+
   def test_header_read_as_a_row_suggests_header_true(self):
     path = self.write('with_header.csv', 'a,b\n1,2\n')
     self.assertEqual(

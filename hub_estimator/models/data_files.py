@@ -94,6 +94,37 @@ def _find_csv_header_error(
   return None
 
 
+def _is_number(field: str) -> bool:
+  try:
+    float(field)
+  except ValueError:
+    return False
+  return True
+
+
+def _find_csv_data_as_header_error(
+    path: str, line: str, column_names: Sequence[str], field_delim: str
+) -> Optional[str]:
+  """A first line of numbers where a header is expected.
+
+  With `header=True` the first line is skipped unread, so a file without a
+  header would silently lose its first row. A line whose every field is a
+  number is taken for data, unless its fields are exactly the configured
+  column names (numeric column names are allowed that way).
+  """
+  fields = next(csv.reader([line.rstrip('\r\n')], delimiter=field_delim))
+  fields = [f.strip() for f in fields]
+  if fields == list(column_names) or not all(map(_is_number, fields)):
+    return None
+  return (
+      f'{path}: line 1 ({line.strip()[:60]!r}) is all numbers, so it looks like'
+      ' a data row, but csv_input.header = True would skip it as the header'
+      ' and lose that row. Bind csv_input.header = False if the file has no'
+      ' header (or, if its header really is numbers, list those names in'
+      ' csv_input.column_names).'
+  )
+
+
 def _find_csv_rows_error(
     path: str,
     header: bool,
@@ -104,6 +135,11 @@ def _find_csv_rows_error(
     lines = [f.readline() for _ in range(2 if header else 1)]
   if header and column_names is not None and lines[0].strip():
     problem = _find_csv_header_error(path, lines[0], column_names, field_delim)
+    if problem:
+      return problem
+    problem = _find_csv_data_as_header_error(
+        path, lines[0], column_names, field_delim
+    )
     if problem:
       return problem
   if not lines[-1].strip():
