@@ -63,6 +63,10 @@ class LayoutTest(tf.test.TestCase):
   def test_module_names_are_the_folders_of_a_version(self):
     path = _publish(self.base, 1700000000, {'loss': 1.0}, ('b', 'a'))
     self.assertEqual(layout.module_names(path), ['a', 'b'])
+    # The TF2 SavedModels beside the modules (tf2_saved_model=True) are not
+    # a module: a consumer would otherwise have to pick between 'a' and 'tf2'.
+    os.makedirs(os.path.join(path, layout.TF2_DIRNAME, 'a'))
+    self.assertEqual(layout.module_names(path), ['a', 'b'])
 
   def test_metadata_round_trip_and_unreadable(self):
     path = _publish(self.base, 1700000000, {'loss': 0.5, 'auc': 'nan'})

@@ -202,7 +202,12 @@ def scenario_vocabulary(root):
       tf1 = session.run(out)
       instance.export(module, session)
   export = os.path.join(root, "tf2")
-  tf2_bridge.export_tf2_saved_model(module, export)
+  # Converted under a finalized graph, as an exporter inside a training run
+  # converts: the tables must not touch the caller's graph.
+  finalized = tf.Graph()
+  with finalized.as_default():
+    finalized.finalize()
+    tf2_bridge.export_tf2_saved_model(module, export)
   shutil.rmtree(module)
   os.remove(vocab)
   obj = tf.saved_model.load(export)

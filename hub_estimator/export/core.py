@@ -19,6 +19,7 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 from absl import logging
 import tensorflow as tf
 
+from hub_estimator.export import layout
 from hub_estimator.export import registry
 from hub_estimator.format import tf2_bridge
 from hub_estimator.format import writer as format_writer
@@ -215,7 +216,7 @@ def write_modules(
   return written
 
 
-TF2_DIRNAME = "tf2"
+TF2_DIRNAME = layout.TF2_DIRNAME
 
 
 def write_tf2_saved_models(module_dirs: Sequence[str], target_dir: str) -> None:

@@ -30,6 +30,8 @@ import numpy as np
 import tensorflow as tf
 
 EXPORT_DIRNAME = "export"
+# Beside the modules of a version: their TF2 SavedModels (tf2_saved_model=True).
+TF2_DIRNAME = "tf2"
 METADATA_FILENAME = "export_metadata.json"
 TEMP_PREFIX = "temp-"
 VERSION_DIGITS = 10
@@ -123,8 +125,12 @@ def list_exports(model_dir: str) -> Dict[str, List[Version]]:
 
 
 def module_names(version_dir: str) -> List[str]:
-  """The module folders of a published version, sorted."""
-  return list_subdirs(version_dir)
+  """The module folders of a published version, sorted.
+
+  The `tf2/` folder an exporter with `tf2_saved_model=True` writes beside the
+  modules (TF2 SavedModels of the same modules) is not a module.
+  """
+  return [name for name in list_subdirs(version_dir) if name != TF2_DIRNAME]
 
 
 # -- export_metadata.json ----------------------------------------------------

@@ -692,7 +692,10 @@ def export_tf2_saved_model(
       `default` signature differs from the default variant's.
     FileExistsError: if `export_path` already exists.
   """
-  with context.eager_mode():
+  # A throwaway default graph: TF's table code adds its initializers to the
+  # default graph's collections even in eager mode, which fails when the
+  # caller's graph is finalized (as an exporter's is, inside a training run).
+  with tf.Graph().as_default(), context.eager_mode():
     return _export(module_path, export_path, allowed_ops)
 
 
