@@ -4,6 +4,7 @@ import glob
 import logging as pylogging
 import os
 import re
+import tokenize
 from typing import List, Optional, Sequence, Tuple
 
 from absl import logging
@@ -159,6 +160,7 @@ def parse(
       ImportError,
       SyntaxError,
       TypeError,
+      tokenize.TokenError,  # An unclosed bracket at the end of the text.
   ) as e:
     message = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
     if 'set to `%gin.REQUIRED` but not subsequently overridden' in message:
@@ -175,6 +177,9 @@ def parse(
           f' ({shipped_root or "none found"});'
           ' `python -m trainers.train --list_configs` lists those.'
       )
+    unparsable = _find_unparsable_text(gin_files, gin_bindings)
+    if unparsable:
+      message = unparsable
     first, _, rest = message.partition('\n')
     suggestion = gin_checks.find_unknown_parameter_suggestion(first)
     message = first + suggestion + (f'\n{rest}' if rest else '')
@@ -203,6 +208,55 @@ class _DropSearchMisses(pylogging.Filter):
     return not record.pathname.endswith(
         os.path.join('gin', 'resource_reader.py')
     )
+
+
+def _parse_error(text: str) -> Optional[Exception]:
+  """gin's parse error of `text` alone (configurables not looked up), or None."""
+  parser = gin.config_parser.ConfigParser(
+      text, gin.config.ParserDelegate(skip_unknown=True)
+  )
+  try:
+    for _ in parser:
+      pass
+  except (SyntaxError, ValueError, tokenize.TokenError) as e:
+    return e
+  return None
+
+
+def _find_unparsable_text(
+    gin_files: Sequence[str], gin_bindings: Sequence[str]
+) -> Optional[str]:
+  """Names the first gin file or --gin_param that does not parse on its own.
+
+  gin parses all bindings as one text, so its error points at a "line" of
+  that text (a later binding, when one leaves a bracket open); an unclosed
+  bracket at the end of a file is reported without the file. Each readable
+  file (for that error only) and each binding is parsed alone here.
+
+  Returns:
+    A message naming the file or binding and gin's parse error, or None when
+    each parses alone (the error is elsewhere, e.g. in an included file).
+  """
+  for path in gin_files:
+    if not os.path.isfile(path):
+      continue  # Resolved by gin's search paths; gin names it if it fails.
+    with open(path) as f:
+      error = _parse_error(f.read())
+    # gin names the file and line of its other parse errors itself.
+    if isinstance(error, tokenize.TokenError):
+      return (
+          f'gin file {path} does not parse ({error}); check its brackets and'
+          ' quotes.'
+      )
+  for binding in gin_bindings:
+    error = _parse_error(binding)
+    if error:
+      return (
+          f'the binding --gin_param={binding!r} does not parse ({error});'
+          ' check its brackets and quotes (quote it for the shell, e.g.'
+          ' --gin_param="mlp.units=[128, 64]").'
+      )
+  return None
 
 
 def _parse_without_search_misses(

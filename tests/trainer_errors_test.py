@@ -182,6 +182,35 @@ class BadConfigTest(tf.test.TestCase):
     )
     self.assertNotIn('In call to configurable', message)
 
+  def test_a_binding_that_does_not_parse_is_named(self):
+    # gin parses the bindings as one text: an open bracket used to be blamed
+    # on the next binding ("line 2"), or to escape as a tokenize traceback.
+    for bindings, bad in (
+        (['mlp.units=[128,', 'TRAIN_STEPS=3'], 'mlp.units=[128,'),
+        (['mlp.units=[128, 64'], 'mlp.units=[128, 64'),
+        (['TRAIN_STEPS=3', 'mlp.units=[128,)'], 'mlp.units=[128,)'),
+    ):
+      with self.assertRaises(gin_utils.ConfigError) as cm:
+        gin_utils.parse([_MLP], bindings, finalize=False)
+      message = str(cm.exception)
+      self.assertIn(
+          f'Bad gin configuration: the binding --gin_param={bad!r} does not'
+          ' parse (',
+          message,
+      )
+      self.assertIn('check its brackets and quotes', message)
+
+  def test_a_gin_file_with_an_open_bracket_is_named(self):
+    path = os.path.join(self.get_temp_dir(), 'open_bracket.gin')
+    with open(path, 'w') as f:
+      f.write('mlp.units = [128,\n')
+    with self.assertRaises(gin_utils.ConfigError) as cm:
+      gin_utils.parse([_MLP, path], [], finalize=False)
+    self.assertIn(
+        f'Bad gin configuration: gin file {path} does not parse (',
+        str(cm.exception),
+    )
+
   def test_malformed_tf_config_names_the_field(self):
     cases = {
         '{"cluster": ': 'TF_CONFIG is not valid JSON',
