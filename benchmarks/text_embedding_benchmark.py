@@ -31,6 +31,7 @@ ours alone and says so. Both export with one OOV bucket, punctuation
 stripping and the sqrtn combiner (the peer's defaults).
 """
 
+import contextlib
 import os
 import shutil
 import statistics
@@ -174,19 +175,16 @@ def _run(argv, env=None):
   done = threading.Event()
 
   def sample():
-    try:
+    # A process that ended between listing and reading is not counted.
+    with contextlib.suppress(psutil.NoSuchProcess):
       root = psutil.Process(process.pid)
       while not done.is_set():
         total = root.memory_info().rss
         for child in root.children(recursive=True):
-          try:
+          with contextlib.suppress(psutil.NoSuchProcess):
             total += child.memory_full_info().uss
-          except psutil.NoSuchProcess:
-            pass
         tree_peak[0] = max(tree_peak[0], total)
         done.wait(0.01)
-    except psutil.NoSuchProcess:
-      pass
 
   sampler = threading.Thread(target=sample, daemon=True)
   sampler.start()

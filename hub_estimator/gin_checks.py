@@ -254,9 +254,10 @@ def _signature_types(fn_or_cls: Any) -> Dict[str, Any]:
   target = fn_or_cls.__init__ if inspect.isclass(fn_or_cls) else fn_or_cls
   try:
     hints = typing.get_type_hints(target)
-  except Exception:  # pylint: disable=broad-except
+  except (NameError, TypeError, AttributeError):
     # Annotations that do not resolve (forward references to names the
-    # module does not define at run time) are not checked.
+    # module does not define at run time, or objects that are not types)
+    # are not checked: the binding is then accepted as gin parsed it.
     return {}
   hints.pop('return', None)
   return hints

@@ -216,8 +216,7 @@ def _parse_error(text: str) -> Optional[Exception]:
       text, gin.config.ParserDelegate(skip_unknown=True)
   )
   try:
-    for _ in parser:
-      pass
+    list(parser)  # Parses every statement.
   except (SyntaxError, ValueError, tokenize.TokenError) as e:
     return e
   return None

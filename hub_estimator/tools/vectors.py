@@ -18,6 +18,7 @@ numbers are parsed by numpy's C text parser (`np.loadtxt`) a chunk of lines at
 a time, so memory beyond the caller's storage is about one chunk.
 """
 
+import contextlib
 import dataclasses
 import gzip
 import re
@@ -98,7 +99,9 @@ class VectorsReader:
     )
     self._buffer = b""
     self._eof = False
-    try:
+    # Closes the file if reading its header fails; kept open on success.
+    with contextlib.ExitStack() as close_on_error:
+      close_on_error.callback(self.close)
       self._fill(1 << 20)
       if self._buffer.startswith(_UTF8_BOM):
         self._buffer = self._buffer[len(_UTF8_BOM) :]
@@ -111,9 +114,7 @@ class VectorsReader:
         )
       if self.count == 0:
         raise VectorsFileError("Embedding file %r holds no vectors." % path)
-    except BaseException:
-      self.close()
-      raise
+      close_on_error.pop_all()
 
   def close(self):
     self._stream.close()
