@@ -3,6 +3,11 @@
 Field numbers match tensorflow_hub's `module_def.proto`, `module_attachment.proto` and
 `image_module_info.proto`, so the bytes are the same on the wire. The messages live in
 their own pool so that they never clash with tensorflow_hub's classes in one process.
+
+`SavedModel` has the field numbers of TensorFlow's `saved_model.proto`, with its
+MetaGraphDefs held as serialized bytes (a message field and a bytes field are the
+same on the wire): writers that build MetaGraphDefs without TensorFlow (with the
+protos tensorboard ships, `tensorboard.compat.proto`) wrap them in it.
 """
 
 from google.protobuf import descriptor_pb2
@@ -70,6 +75,19 @@ def _build_file():
       type=_FIELD.TYPE_MESSAGE,
       type_name=".hub_estimator.ImageModuleInfo.InputSize",
   )
+  saved_model = file_proto.message_type.add(name="SavedModel")
+  saved_model.field.add(
+      name="saved_model_schema_version",
+      number=1,
+      label=_FIELD.LABEL_OPTIONAL,
+      type=_FIELD.TYPE_INT64,
+  )
+  saved_model.field.add(
+      name="meta_graphs",
+      number=2,
+      label=_FIELD.LABEL_REPEATED,
+      type=_FIELD.TYPE_BYTES,
+  )
   return file_proto
 
 
@@ -87,5 +105,6 @@ def _message_class(full_name):
 ModuleDef = _message_class("hub_estimator.ModuleDef")
 ModuleAttachment = _message_class("hub_estimator.ModuleAttachment")
 ImageModuleInfo = _message_class("hub_estimator.ImageModuleInfo")
+SavedModel = _message_class("hub_estimator.SavedModel")
 
 FORMAT_V3 = 3
