@@ -21,39 +21,61 @@ def _is_tool_command_line():
 
 # For the command-line tools (`python -m hub_estimator.tools.inspect_module`,
 # ...), TensorFlow's C++ start-up log (cuDNN/cuFFT/cuBLAS registration errors,
-# CPU notes) would come before their output; this package imports TensorFlow,
+# CPU notes) would come before their output; most of them import TensorFlow,
 # so the default is set here, before that import, and only for such a command
 # line. A value the caller set wins (TF_CPP_MIN_LOG_LEVEL=0 shows everything).
 if _is_tool_command_line():
   _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 del _os, _sys, _is_tool_command_line
 
-# pylint: disable=g-import-not-at-top,wrong-import-position
-from hub_estimator.consume.feature_columns import attach_image_module_info
-from hub_estimator.consume.feature_columns import get_expected_image_size
-from hub_estimator.consume.feature_columns import get_num_image_channels
-from hub_estimator.consume.feature_columns import image_embedding_column
-from hub_estimator.consume.feature_columns import sparse_text_embedding_column
-from hub_estimator.consume.feature_columns import text_embedding_column
-from hub_estimator.export import BestModuleExporter
-from hub_estimator.export import LatestModuleExporter
-from hub_estimator.export import PeriodicModuleExporter
-from hub_estimator.export import register_module_for_export
-from hub_estimator.format.module import eval_function_for_module
-from hub_estimator.format.module import Module
-from hub_estimator.format.op_policy import TRUST_ALL_OPS
-from hub_estimator.format.op_policy import UnsafeModuleError
-from hub_estimator.format.protos import ImageModuleInfo
-from hub_estimator.format.protos import ModuleAttachment
-from hub_estimator.format.saved_model_io import ModuleFormatError
-from hub_estimator.format.spec import add_signature
-from hub_estimator.format.spec import attach_message
-from hub_estimator.format.spec import create_module_spec
-from hub_estimator.format.spec import create_module_spec_from_saved_model
-from hub_estimator.format.spec import load_module_spec
-from hub_estimator.format.spec import ModuleSpec
-from hub_estimator.format.tensor_info import ParsedTensorInfo
-from hub_estimator.format.tf2_bridge import export_tf2_saved_model
+# The public names and the module each comes from. They are imported on first
+# use (PEP 562), so that `import hub_estimator` and the tools that need no
+# TensorFlow (`python -m hub_estimator.tools.export_text_embedding` writes a
+# module without it) do not pay TensorFlow's import (seconds, hundreds of MB);
+# `hub.Module` and the others import it when first touched.
+_PUBLIC = {
+    "attach_image_module_info": "hub_estimator.consume.feature_columns",
+    "get_expected_image_size": "hub_estimator.consume.feature_columns",
+    "get_num_image_channels": "hub_estimator.consume.feature_columns",
+    "image_embedding_column": "hub_estimator.consume.feature_columns",
+    "sparse_text_embedding_column": "hub_estimator.consume.feature_columns",
+    "text_embedding_column": "hub_estimator.consume.feature_columns",
+    "BestModuleExporter": "hub_estimator.export",
+    "LatestModuleExporter": "hub_estimator.export",
+    "PeriodicModuleExporter": "hub_estimator.export",
+    "register_module_for_export": "hub_estimator.export",
+    "eval_function_for_module": "hub_estimator.format.module",
+    "Module": "hub_estimator.format.module",
+    "TRUST_ALL_OPS": "hub_estimator.format.op_policy",
+    "UnsafeModuleError": "hub_estimator.format.op_policy",
+    "ImageModuleInfo": "hub_estimator.format.protos",
+    "ModuleAttachment": "hub_estimator.format.protos",
+    "ModuleFormatError": "hub_estimator.format.saved_model_io",
+    "add_signature": "hub_estimator.format.spec",
+    "attach_message": "hub_estimator.format.spec",
+    "create_module_spec": "hub_estimator.format.spec",
+    "create_module_spec_from_saved_model": "hub_estimator.format.spec",
+    "load_module_spec": "hub_estimator.format.spec",
+    "ModuleSpec": "hub_estimator.format.spec",
+    "ParsedTensorInfo": "hub_estimator.format.tensor_info",
+    "export_tf2_saved_model": "hub_estimator.format.tf2_bridge",
+}
+
+
+def __getattr__(name):
+  module = _PUBLIC.get(name)
+  if module is None:
+    raise AttributeError("module 'hub_estimator' has no attribute %r" % name)
+  import importlib  # pylint: disable=g-import-not-at-top
+
+  value = getattr(importlib.import_module(module), name)
+  globals()[name] = value
+  return value
+
+
+def __dir__():
+  return sorted(set(globals()) | set(_PUBLIC))
+
 
 __all__ = [
     "add_signature",
