@@ -3,6 +3,7 @@
 # The public modules; graph_index is internal to module.py and spec.py.
 __all__ = [
     'module',
+    'names',
     'op_policy',
     'protos',
     'saved_model_io',

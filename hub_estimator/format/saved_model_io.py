@@ -9,24 +9,24 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 from hub_estimator.format import protos
 
-MODULE_DEF_FILENAME = "tfhub_module.pb"
-SAVED_MODEL_FILENAME = "saved_model.pb"
-VARIABLES_DIRNAME = "variables"
-VARIABLES_BASENAME = "variables"
-ASSETS_DIRNAME = "assets"
+# pylint: disable=unused-import
+from hub_estimator.format.names import (
+    ASSET_FILEPATHS_KEY,
+    ASSET_PLACEHOLDER_VALUE,
+    ASSETS_DIRNAME,
+    MODULE_DEF_FILENAME,
+    SAVED_MODEL_ASSETS_KEY,
+    SAVED_MODEL_FILENAME,
+    VARIABLES_BASENAME,
+    VARIABLES_DIRNAME,
+    variables_prefix,
+)
 
-ASSET_FILEPATHS_KEY = tf.compat.v1.GraphKeys.ASSET_FILEPATHS
-SAVED_MODEL_ASSETS_KEY = "saved_model_assets"
-ASSET_PLACEHOLDER_VALUE = b"SAVEDMODEL-ASSET"
+# pylint: enable=unused-import
 
 
 class ModuleFormatError(ValueError):
   """A module directory is missing files, is corrupt or uses an unsupported format."""
-
-
-def variables_prefix(module_dir):
-  """Returns the checkpoint prefix of a module directory's variables."""
-  return os.path.join(module_dir, VARIABLES_DIRNAME, VARIABLES_BASENAME)
 
 
 # Every variable is read back (which verifies the CRC32C checksums the
