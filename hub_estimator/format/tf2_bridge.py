@@ -24,7 +24,9 @@ How the conversion works, in an eager TF2 context:
    default variant's) and `obj.train_signatures` (the `{"train"}` one's).
 3. The `{"train"}` version of a signature also runs the variant's UPDATE_OPS
    (batch-norm moving statistics) as control dependencies of its outputs.
-4. `obj.__call__` is a `tf.function` over the `default` signature's two
+4. The module's graph functions (v2 control flow, tf.function, Defun) come
+   along with the nodes that call them, renamed apart (see `_Functions`).
+5. `obj.__call__` is a `tf.function` over the `default` signature's two
    versions, traced for a dict and for a single input, each with
    `training=False` and `True`; `tf.saved_model.save` writes the object.
 """
@@ -34,6 +36,7 @@ import uuid
 from typing import Dict, List
 
 import tensorflow as tf
+from tensorflow.core.framework import function_pb2
 from tensorflow.core.framework import variable_pb2
 from tensorflow.python.eager import context
 from tensorflow.python.saved_model import save_context
@@ -74,18 +77,129 @@ def _check_convertible(index, source: str, tags) -> None:
           " (tf.compat.v1.enable_resource_variables())."
           % (source, node.name, _variant_name(tags), node.op)
       )
-  functions = index.meta_graph.graph_def.library.function
-  if functions:
-    raise ConversionError(
-        "Cannot convert module %s to TF2: its %s defines graph functions (%s);"
-        " the converter supports plain graphs only (no tf.function, Defun or"
-        " v2 control flow inside the module)."
-        % (
-            source,
-            _variant_name(tags),
-            ", ".join(sorted(f.signature.name for f in functions)),
+  for function in index.meta_graph.graph_def.library.function:
+    for node in function.node_def:
+      if _creates_state(node.op):
+        raise ConversionError(
+            "Cannot convert module %s to TF2: graph function %r of its %s"
+            " creates state itself (node %r is a %s); the converter maps the"
+            " module's variables and tables onto TF2 ones only where the"
+            " module graph creates them, outside its functions. Create"
+            " variables and tables outside tf.function / Defun bodies and"
+            " control-flow branches."
+            % (
+                source,
+                function.signature.name,
+                _variant_name(tags),
+                node.name,
+                node.op,
+            )
         )
-    )
+
+
+def _creates_state(op_type) -> bool:
+  """True for ops that make a variable or table (that calls share by name)."""
+  if op_type in _REF_VARIABLE_OPS + ("VarHandleOp",):
+    return True
+  return "Table" in op_type and graph_index_lib.is_state_op(op_type)
+
+
+def _func_refs(value):
+  """The NameAttrLists (function references) in an AttrValue, also nested."""
+  funcs = [value.func] if value.HasField("func") else list(value.list.func)
+  for func in funcs:
+    yield func
+    for nested in func.attr.values():
+      yield from _func_refs(nested)
+
+
+def _function_refs(nodes, functions):
+  """Names in `functions` that `nodes` (NodeDefs) call or name in attrs."""
+  refs = set()
+  for node in nodes:
+    refs.add(node.op)
+    for value in node.attr.values():
+      refs.update(func.name for func in _func_refs(value))
+  return refs & functions.keys()
+
+
+class _Functions:
+  """A variant's graph functions, renamed apart for importing into TF2.
+
+  TensorFlow keeps one function per name in a process (its eager context):
+  importing a function whose name is taken by a different body fails (e.g.
+  `cond_true_12` of two modules built by different processes, or of a module
+  and the process converting it). Every function of one graph variant gets
+  the same fresh suffix, consistently in every reference to it: the op of a
+  node that calls it (Defun), `func` attrs (If's then_branch / else_branch,
+  While's cond / body, PartitionedCall's f, nested in a function's attrs),
+  the bodies of other functions and the library's gradient definitions.
+  """
+
+  def __init__(self, library):
+    self._library = library
+    self._functions = {f.signature.name: f for f in library.function}
+    self._gradients = {
+        g.function_name: g.gradient_func for g in library.gradient
+    }
+    suffix = "_tf2_%s" % uuid.uuid4().hex[:8]
+    self._renamed = {name: name + suffix for name in self._functions}
+    self._copies = {}  # original name -> renamed FunctionDef
+
+  def _copy(self, name):
+    if name not in self._copies:
+      copy = function_pb2.FunctionDef()
+      copy.CopyFrom(self._functions[name])
+      copy.signature.name = self._renamed[name]
+      for node in copy.node_def:
+        self._rename_node(node)
+      self._copies[name] = copy
+    return self._copies[name]
+
+  def _rename_node(self, node) -> None:
+    node.op = self._renamed.get(node.op, node.op)
+    for value in node.attr.values():
+      for func in _func_refs(value):
+        func.name = self._renamed.get(func.name, func.name)
+
+  def apply(self, graph_def) -> None:
+    """Keeps the functions graph_def's nodes reach, renamed, in its library."""
+    pending = list(_function_refs(graph_def.node, self._functions))
+    registered = self._library.registered_gradients
+    pending += [
+        r.gradient_func
+        for r in registered
+        if r.gradient_func in self._functions
+    ]
+    reached = set()
+    while pending:
+      name = pending.pop()
+      if name in reached:
+        continue
+      reached.add(name)
+      pending.extend(
+          _function_refs(self._functions[name].node_def, self._functions)
+      )
+      gradient = self._gradients.get(name)
+      if gradient in self._functions:
+        pending.append(gradient)
+    library = graph_def.library
+    del library.function[:]
+    del library.gradient[:]
+    for name in sorted(reached):
+      library.function.add().CopyFrom(self._copy(name))
+      gradient = self._gradients.get(name)
+      if gradient is not None:
+        library.gradient.add(
+            function_name=self._renamed[name],
+            gradient_func=self._renamed.get(gradient, gradient),
+        )
+    for entry in library.registered_gradients:
+      entry.gradient_func = self._renamed.get(
+          entry.gradient_func, entry.gradient_func
+      )
+    for node in graph_def.node:
+      self._rename_node(node)
 
 
 class _Tables:
@@ -260,6 +374,8 @@ class _Variant:
     self.tags = tags
     self.source = spec.source
     self.index = spec.graph_index(tags)
+    library = self.index.meta_graph.graph_def.library
+    self._functions = _Functions(library) if library.function else None
     self._state = {}  # tensor name of a state op -> its TF2 stand-in
     for variable_def in self.index.variable_defs():
       name = _op_name(variable_def.variable_name)
@@ -354,6 +470,8 @@ class _Variant:
     graph_def = self.index.subgraph(
         keep, [], kept_contexts, placeholders=placeholders
     )[0].graph_def
+    if self._functions is not None:
+      self._functions.apply(graph_def)
     mapped, control_mapped = set(), set()
     for node in graph_def.node:
       for name in node.input:
@@ -663,6 +781,11 @@ def export_tf2_saved_model(
     `x_1` (values) and `x_2` (dense_shape), a RaggedTensor as `x`
     (flat_values) and `x_1` (row_splits); composite outputs stay composite.
   - vocabulary files (text-file tables) are copied into `export_path/assets/`.
+  - graph functions of the module (v2 control flow such as `tf.cond`,
+    `tf.while_loop` and `tf.map_fn` in a TF2-behaving graph, tf.function,
+    Defun) are carried over renamed apart (a fresh suffix per graph variant),
+    so that modules whose functions share names with each other or with the
+    converting process convert and load together.
 
   Runs eagerly even when called under a `tf.Graph` (an exporter) or with
   eager execution disabled.
@@ -680,9 +803,10 @@ def export_tf2_saved_model(
     tf.errors.NotFoundError: if `module_path` is not a directory.
     ModuleFormatError: if `module_path` is not a valid TF1 Hub module.
     ConversionError: (a ModuleFormatError) if the module uses something that
-      has no TF2 equivalent here: reference variables, graph functions
-      (tf.function, Defun, v2 control flow such as `tf.cond` in a TF2-behaving
-      graph), tables not read from a vocabulary file, signature values other
+      has no TF2 equivalent here: reference variables, graph functions whose
+      bodies create a variable or table (a VarHandleOp, VariableV2 or hash
+      table node inside a tf.function, Defun or control-flow branch), tables
+      not read from a vocabulary file, signature values other
       than Tensor, SparseTensor and RaggedTensor, regularization losses that
       depend on signature inputs (activity losses: a Reusable SavedModel
       hands Keras zero-argument losses only, so they would be silently lost;
