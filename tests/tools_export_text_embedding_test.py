@@ -1,5 +1,6 @@
 """`python -m hub_estimator.tools.export_text_embedding`: word vectors to a text-embedding module."""
 
+import errno
 import gzip
 import os
 import subprocess
@@ -284,11 +285,11 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
     values = rng.standard_normal([41, 4]).astype(np.float32)
     tokens = ["w%d" % i for i in range(41)]
     path = self._write("glove.txt", _text_lines(tokens, values))
-    # Blocks of 6 rows and partitions of 9 (45 rows in 5 parts): the
-    # checkpoint's slices and the variable's partitions do not line up.
-    with mock.patch.object(export_text_embedding, "_BLOCK_BYTES", 6 * 4 * 4):
+    # Chunks of a few lines parsed by two processes, partitions of 9 rows
+    # (45 rows in 5 parts): chunks and partitions do not line up.
+    with mock.patch.object(vectors, "CHUNK_BYTES", 100):
       summary = self._export(
-          path, num_oov_buckets=4, max_partition_bytes=9 * 4 * 4
+          path, num_oov_buckets=4, max_partition_bytes=9 * 4 * 4, workers=2
       )
     self.assertEqual(summary.partitions, 5)
     with tf.Graph().as_default():
@@ -307,9 +308,9 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
     self.assertAllEqual(_run_tfhub(summary.export_path, sentences), ours)
     self.assertAllEqual(_run_hub_load(summary.export_path, sentences), ours)
 
-  def test_rows_streamed_through_spill_files_give_the_vectors_kept(self):
-    # Chunks of a few lines, blocks of 7 rows: duplicates, lowercase
-    # collisions and max_vocab_size drop rows across chunk and block
+  def test_rows_streamed_in_chunks_give_the_vectors_kept(self):
+    # Chunks of a few lines, parsed by two processes: duplicates, lowercase
+    # collisions and max_vocab_size drop rows across chunk and partition
     # boundaries; the module must hold exactly the rows kept, in order.
     rng = np.random.default_rng(1)
     tokens = []
@@ -330,26 +331,7 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
       seen.add(token)
       if len(kept) == 40:
         break
-    read_back = []
-    real_read_into = export_text_embedding._read_into
-
-    def read_into(spill_file, array):
-      # The spill files still on disk when each block is read back.
-      read_back.append(
-          sorted(
-              os.path.basename(f)
-              for f in tf.io.gfile.glob(
-                  os.path.join(os.path.dirname(spill_file), "rows-*")
-              )
-          )
-      )
-      return real_read_into(spill_file, array)
-
-    with (
-        mock.patch.object(export_text_embedding, "_BLOCK_BYTES", 7 * 3 * 4),
-        mock.patch.object(vectors, "CHUNK_BYTES", 64),
-        mock.patch.object(export_text_embedding, "_read_into", read_into),
-    ):
+    with mock.patch.object(vectors, "CHUNK_BYTES", 64):
       summary = self._export(
           path,
           num_oov_buckets=2,
@@ -357,6 +339,7 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
           duplicates="keep_first",
           max_vocab_size=40,
           max_partition_bytes=11 * 3 * 4,
+          workers=2,
       )
     self.assertEqual(self._vocabulary(summary), [t for t, _ in kept])
     self.assertGreater(summary.lowercase_collisions, 3)
@@ -365,9 +348,6 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
         (summary.tokens, summary.partitions, summary.duplicates),
         (40, 4, duplicates),
     )
-    # Six blocks (40 rows by 7); each file is gone once its block is saved.
-    files = ["rows-%06d.f32" % i for i in range(6)]
-    self.assertEqual(read_back, [files[i:] for i in range(6)])
     with tf.Graph().as_default():
       parts = hub.Module(summary.export_path).variable_map["embeddings"]
       with tf.compat.v1.Session() as session:
@@ -380,17 +360,6 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
     self.assertAllClose(ours[:40], expected[:40])
     self.assertAllEqual(_run_tfhub(summary.export_path, sentences), ours)
     self.assertAllEqual(_run_hub_load(summary.export_path, sentences), ours)
-
-  def test_read_into_fills_from_any_filesystem(self):
-    array = np.zeros([2, 3], np.float32)
-    values = np.arange(3, dtype=np.float32)
-    for path in (os.path.join(self.root, "rows.f32"), "ram://rows.f32"):
-      with self.subTest(path):
-        with tf.io.gfile.GFile(path, "wb") as f:
-          f.write(values.tobytes())
-        self.assertEqual(export_text_embedding._read_into(path, array), 12)
-        self.assertAllEqual(array[0], values)
-        array[:] = 0
 
   def test_bad_files_name_the_line_and_leave_nothing(self):
     target = os.path.join(self.root, "never")
@@ -491,15 +460,14 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
     path = self._write("v.txt", "a 1 2\n")
     target = os.path.join(self.root, "module")
     with mock.patch.object(
-        export_text_embedding.writer,
-        "write_module",
-        side_effect=tf.errors.ResourceExhaustedError(
-            None, None, "No space left on device"
-        ),
+        export_text_embedding,
+        "_write_file",
+        side_effect=OSError(errno.ENOSPC, "No space left on device"),
     ):
       with self.assertRaisesRegex(
           export_text_embedding.ExportTargetError,
-          "module: cannot write the module: No space left on device",
+          r"module: cannot write the module: \[Errno 28\] No space left on"
+          " device",
       ):
         export_text_embedding.export_text_embedding(path, target)
     self.assertFalse(os.path.exists(target))
@@ -531,11 +499,109 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
         ({"preprocess": "bpe"}, "preprocess must be one of"),
         ({"max_vocab_size": 0}, "max_vocab_size must be >= 1; got 0"),
         ({"duplicates": "last"}, "duplicates must be one of"),
+        ({"workers": 0}, "workers must be >= 1 or None; got 0"),
     ]
     for kwargs, message in cases:
       with self.subTest(str(kwargs)):
         with self.assertRaisesRegex(ValueError, message):
           self._export(path, **kwargs)
+
+  def test_parsing_processes_name_the_bad_line_of_a_late_chunk(self):
+    lines = ["w%d %d %d" % (i, i, -i) for i in range(300)]
+    cases = [
+        (149, "w149 1", r"bad.txt:150: token 'w149' has 1 values, expected 2"),
+        (
+            230,
+            "w230 1 nan",
+            r"bad.txt:231: the vector of token 'w230' is not all finite",
+        ),
+        (
+            260,
+            "w7 1 2",
+            r"bad.txt:261: token 'w7' already appeared on line 8",
+        ),
+    ]
+    for index, line, message in cases:
+      with self.subTest(line):
+        bad = list(lines)
+        bad[index] = line
+        path = self._write("bad.txt", "\n".join(bad) + "\n")
+        target = os.path.join(self.root, "never")
+        with mock.patch.object(vectors, "CHUNK_BYTES", 200):
+          with self.assertRaisesRegex(vectors.VectorsFileError, message):
+            export_text_embedding.export_text_embedding(path, target, workers=2)
+        self.assertFalse(os.path.exists(target))
+        self.assertEqual(
+            [n for n in os.listdir(self.root) if n.startswith(".export")], []
+        )
+
+  def test_a_parsing_process_that_dies_is_one_error_naming_the_file(self):
+    path = self._write("v.txt", _CONTENTS["glove"])
+    target = os.path.join(self.root, "never")
+    # In a process without TensorFlow, whose workers are forked and so
+    # inherit the patch: each exits at once, as if killed.
+    script = (
+        "import os\n"
+        "from hub_estimator.tools import export_text_embedding as e\n"
+        "from hub_estimator.tools import vectors\n"
+        "vectors._TextParser.__call__ = lambda self, piece: os._exit(9)\n"
+        "try:\n"
+        "  e.export_text_embedding(%r, %r, workers=2)\n"
+        "except vectors.VectorsFileError as error:\n"
+        "  print(error)\n" % (path, target)
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    self.assertEqual(result.returncode, 0, result.stderr)
+    self.assertRegex(
+        result.stdout,
+        r"v.txt: a process parsing it died \(killed, or out of memory\?\)",
+    )
+    self.assertFalse(os.path.exists(target))
+
+  def test_the_export_does_not_import_tensorflow(self):
+    path = self._write("v.txt", _CONTENTS["word2vec_text"])
+    module = os.path.join(self.root, "no_tf")
+    script = (
+        "import sys\n"
+        "from hub_estimator.tools import export_text_embedding as e\n"
+        "e.export_text_embedding(%r, %r, workers=2)\n"
+        "print(sorted(m for m in sys.modules if m.startswith('tensorflow')))\n"
+        % (path, module)
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    self.assertEqual(result.returncode, 0, result.stderr)
+    self.assertEqual(result.stdout.strip(), "[]")
+    self.assertAllClose(_run_ours(module, _TOKENS), _VECTORS)
+
+  def test_export_to_another_filesystem_goes_through_tensorflow(self):
+    path = self._write("v.txt", _CONTENTS["glove"])
+    target = "ram://te_%s/module" % os.path.basename(self.root)
+    summary = export_text_embedding.export_text_embedding(path, target)
+    self.assertEqual(summary.export_path, target)
+    with tf.io.gfile.GFile(target + "/assets/tokens.txt") as f:
+      self.assertEqual(f.read().splitlines(), _TOKENS)
+    self.assertEqual(
+        sorted(tf.io.gfile.listdir(os.path.dirname(target))), ["module"]
+    )
+    local = os.path.join(self.root, "copy")
+    for folder, _, files in tf.io.gfile.walk(target):
+      into = os.path.join(local, os.path.relpath(folder, target))
+      os.makedirs(into, exist_ok=True)
+      for name in files:
+        tf.io.gfile.copy(os.path.join(folder, name), os.path.join(into, name))
+    self.assertAllClose(_run_ours(local, _TOKENS), _VECTORS)
+    with self.assertRaisesRegex(ValueError, "already exists"):
+      export_text_embedding.export_text_embedding(path, target)
 
   def test_command_line_prints_a_summary_and_refuses_an_existing_path(self):
     path = self._write("v.txt.gz", _CONTENTS["fasttext"], compress=True)

@@ -13,17 +13,25 @@ vocabulary (shipped as the asset `tokens.txt`), hashes unknown tokens into
 `default`, float32 [batch, dim]; an empty sentence embeds to zeros. It fits
 `text_embedding_column` and has a `{"train"}` graph variant for fine-tuning.
 
-Memory: the process never holds the matrix. The vectors are parsed a chunk
-(1 MiB of text) at a time and their float32 rows spilled to files of 16 MiB in
-the export's work folder; once all are read (and so the row count known),
-each file is read back into one reused buffer, saved (SaveV2) as a slice of
-the embedding tensor into a shard of its own and removed; MergeV2Checkpoints
-then joins the shards (no graph constants, no TensorFlow variable holding the
-matrix). Peak memory is TensorFlow's own, one chunk, one block and the token
-set (about 120 bytes a token); disk holds the matrix about once beyond the
-module. benchmarks/text_embedding_benchmark.py measures it. The embedding
-variable is partitioned along its rows when it exceeds `max_partition_bytes`.
-The module appears at `export_path` only once it is complete.
+How: the tool does not import TensorFlow, whose import alone takes longer
+than the rest of an export of 100,000 vectors. Text is parsed by `workers`
+processes at once (numpy's C parser, a chunk of 1 MiB of text each); the
+float32 rows go, in file order, straight into the data file of the module's
+checkpoint (`format/bundle_writer`), the tokens into `assets/tokens.txt`,
+and the graph (`tools/text_embedding_graph`) and protos are written as
+bytes. TensorFlow is imported only with `lowercase` (the vocabulary must be
+lowercased by the same op, StringLower, as the sentences) and for paths on
+other filesystems (gs://...; the module is then built in a local temporary
+folder and copied).
+
+Memory: the process never holds the matrix: a few chunks in flight, the
+token set (about 120 bytes a token) and the parsers' own (numpy, tens of
+MB each). No graph constants; the checkpoint's CRCs are computed by reading
+its data back in pieces. benchmarks/text_embedding_benchmark.py measures it.
+The embedding variable is partitioned along its rows when it exceeds
+`max_partition_bytes` (stored as row slices of one tensor, as TensorFlow's
+Saver stores a partitioned variable). The module appears at `export_path`
+only once it is complete.
 """
 
 import contextlib
@@ -31,7 +39,9 @@ import dataclasses
 import math
 import os
 import re
+import shutil
 import sys
+import tempfile
 import time
 import uuid
 
@@ -39,11 +49,12 @@ from absl import app
 from absl import flags
 import numpy as np
 import psutil
-import tensorflow as tf
 import tqdm
 
-from hub_estimator.format import spec as spec_lib
-from hub_estimator.format import writer
+from hub_estimator.format import bundle_writer
+from hub_estimator.format import names
+from hub_estimator.format import protos
+from hub_estimator.tools import text_embedding_graph as graph_lib
 from hub_estimator.tools import vectors as vectors_lib
 
 COMBINERS = ("mean", "sqrtn", "sum")
@@ -55,22 +66,13 @@ PREPROCESSORS = ("whitespace", "strip_punctuation")
 # tokens (see maciejkula/glove-python#48), so "keep_first" exists; "error" is
 # the default because a duplicate usually means a damaged or concatenated file.
 DUPLICATES = ("error", "keep_first")
-VARIABLE_NAME = "embeddings"
-VOCABULARY_FILENAME = "tokens.txt"
+VARIABLE_NAME = graph_lib.VARIABLE_NAME
+VOCABULARY_FILENAME = graph_lib.VOCABULARY_FILENAME
 DEFAULT_MAX_PARTITION_BYTES = 256 << 20
-# Parsed rows are spilled to files of about this many bytes in the work
-# folder; each file is later read back into one reused buffer, written to the
-# checkpoint as one shard (a data file of the module) and removed.
-_BLOCK_BYTES = 16 << 20
-# The buffer starts at this alignment, so that feeding it to a session hands
-# it to TensorFlow instead of copying it (TensorFlow copies a fed array that
-# is not aligned to EIGEN_MAX_ALIGN_BYTES, at most 64).
-_ALIGNMENT = 64
 # The work folder next to export_path: "<prefix><pid>-<uuid hex>"; the pid
 # tells a later run whether the folder's owner is gone (killed) or at work.
 _WORK_PREFIX = ".export_text_embedding-"
 _WORK_NAME = re.compile(r"^\.export_text_embedding-(\d+)-[0-9a-f]{32}$")
-_TAGS_AND_ARGS = [({"train"}, {}), (set(), {})]
 
 
 @dataclasses.dataclass
@@ -140,85 +142,6 @@ class ExportSummary:
     ])
 
 
-class _SpilledRows:
-  """The float32 matrix's rows, spilled to files of `block_rows` rows each.
-
-  Rows are appended in file order as they are parsed and written straight to
-  files in `folder` (the export's work folder), so the process never holds
-  the matrix: `blocks()` later reads them back one file at a time.
-  """
-
-  def __init__(self, folder, dim):
-    self.folder = folder
-    self.dim = dim
-    self.block_rows = max(1, _BLOCK_BYTES // (4 * dim))
-    self.files = []
-    self.rows = 0
-    self._out = None
-
-  def append(self, values):
-    """Appends float32 [n, dim] rows."""
-    done = 0
-    while done < len(values):
-      offset = self.rows % self.block_rows
-      if offset == 0:
-        self.close()
-        self.files.append(
-            os.path.join(self.folder, "rows-%06d.f32" % len(self.files))
-        )
-        self._out = tf.io.gfile.GFile(self.files[-1], "wb")
-      take = min(len(values) - done, self.block_rows - offset)
-      self._out.write(
-          np.ascontiguousarray(values[done : done + take], "<f4").tobytes()
-      )
-      done += take
-      self.rows += take
-
-  def close(self):
-    """Closes the file being written; `append` opens the next one."""
-    if self._out is not None:
-      self._out.close()
-      self._out = None
-
-  def blocks(self):
-    """Yields (first row, float32 [rows, dim]) per file, in order.
-
-    All blocks are views of one buffer, valid until the next is asked for;
-    then the file it came from is removed, so at most one block is in memory
-    and (besides what the caller wrote from it) on disk.
-    """
-    self.close()
-    buffer = _aligned_empty(self.block_rows, self.dim)
-    for index, path in enumerate(self.files):
-      size = _read_into(path, buffer)
-      yield index * self.block_rows, buffer[: size // (4 * self.dim)]
-      tf.io.gfile.remove(path)
-    self.files = []
-
-
-def _aligned_empty(rows, dim):
-  """An uninitialized float32 [rows, dim] array starting at _ALIGNMENT."""
-  raw = np.empty(rows * dim * 4 + _ALIGNMENT, np.uint8)
-  start = -raw.ctypes.data % _ALIGNMENT
-  return raw[start : start + rows * dim * 4].view(np.float32).reshape(rows, dim)
-
-
-def _read_into(path, array):
-  """Fills the start of `array` with the bytes of file `path`; their count.
-
-  A local file is read straight into the array; another filesystem's (e.g.
-  gs://, when export_path is there) through a bytes copy.
-  """
-  view = memoryview(array.reshape(-1)).cast("B")
-  if "://" not in path:
-    with open(path, "rb") as f:
-      return f.readinto(view)
-  with tf.io.gfile.GFile(path, "rb") as f:
-    data = f.read()
-  view[: len(data)] = data
-  return len(data)
-
-
 def export_text_embedding(
     embedding_file: str,
     export_path: str,
@@ -231,6 +154,7 @@ def export_text_embedding(
     duplicates: str = "error",
     max_partition_bytes: int = DEFAULT_MAX_PARTITION_BYTES,
     show_progress: bool = False,
+    workers: int = None,
 ) -> ExportSummary:
   """Writes a text-embedding module holding the vectors of `embedding_file`.
 
@@ -241,9 +165,10 @@ def export_text_embedding(
     combiner: how token vectors combine into a sentence vector: mean, sqrtn
       (sum / sqrt(token count)) or sum.
     lowercase: lowercase the vocabulary and the sentences (both with
-      `tf.strings.lower(..., encoding="utf-8")`). When tokens collide once
-      lowercased, the first in the file wins (vectors files are sorted by
-      frequency) and the later ones are dropped and counted.
+      TensorFlow's `tf.strings.lower(..., encoding="utf-8")`, so this imports
+      TensorFlow). When tokens collide once lowercased, the first in the file
+      wins (vectors files are sorted by frequency) and the later ones are
+      dropped and counted.
     preprocess: how sentences become tokens: "whitespace" splits on spaces,
       tabs and line breaks; "strip_punctuation" first removes Unicode
       punctuation, as tensorflow/hub's example exporter does.
@@ -254,8 +179,10 @@ def export_text_embedding(
       ("error") or is dropped, the first one kept ("keep_first").
     max_partition_bytes: the embedding variable is partitioned along its rows
       into ceil(matrix bytes / max_partition_bytes) partitions (1: none).
-    show_progress: show progress bars (rate, ETA) on stderr while reading and
-      writing.
+    show_progress: show a progress bar (bytes, rate, ETA) on stderr while
+      reading.
+    workers: processes parsing text at once (>= 1); None: one per CPU this
+      process may use.
 
   Returns:
     An ExportSummary.
@@ -276,65 +203,64 @@ def export_text_embedding(
       max_vocab_size,
       duplicates,
       max_partition_bytes,
+      workers,
   )
-  if tf.io.gfile.exists(export_path):
+  target = _Target(export_path)
+  if target.exists(export_path):
     raise ValueError("Export path %r already exists." % export_path)
-  with _naming_target_errors(export_path):
-    parent = os.path.dirname(export_path.rstrip("/")) or "."
-    tf.io.gfile.makedirs(parent)
-    _remove_abandoned_work(parent)
-    work = os.path.join(
-        parent, "%s%d-%s" % (_WORK_PREFIX, os.getpid(), uuid.uuid4().hex)
-    )
-    tf.io.gfile.makedirs(work)
-    try:
-      vocab_file = os.path.join(work, VOCABULARY_FILENAME)
-      with vectors_lib.open_vectors(embedding_file, file_format) as reader:
+  with _naming_target_errors(export_path, target.errors):
+    with target.work_folder() as work:
+      module = os.path.join(work, "module")
+      os.makedirs(os.path.join(module, names.ASSETS_DIRNAME))
+      os.makedirs(os.path.join(module, names.VARIABLES_DIRNAME))
+      with contextlib.ExitStack() as stack:
+        checkpoint = stack.enter_context(
+            bundle_writer.BundleWriter(names.variables_prefix(module))
+        )
+        reader = stack.enter_context(
+            vectors_lib.open_vectors(embedding_file, file_format)
+        )
         read = _read_vectors(
             reader,
-            work,
-            vocab_file,
+            checkpoint,
+            os.path.join(module, names.ASSETS_DIRNAME, VOCABULARY_FILENAME),
             lowercase,
             max_vocab_size,
             duplicates == "keep_first",
             show_progress,
+            workers or vectors_lib.default_workers(),
         )
-      store = read.store
-      rows = store.rows + num_oov_buckets
-      matrix_bytes = rows * store.dim * 4
-      partitions = min(
-          rows, max(1, math.ceil(matrix_bytes / max_partition_bytes))
+        dim = reader.dim
+        checkpoint.write(np.zeros([num_oov_buckets, dim], "<f4"))
+        rows = read.rows + num_oov_buckets
+        matrix_bytes = rows * dim * 4
+        partitions = min(
+            rows, max(1, math.ceil(matrix_bytes / max_partition_bytes))
+        )
+        _add_embeddings(checkpoint, rows, dim, partitions)
+      graph = graph_lib.saved_model_bytes(
+          rows=rows,
+          dim=dim,
+          num_oov_buckets=num_oov_buckets,
+          combiner=combiner,
+          lowercase=lowercase,
+          preprocess=preprocess,
+          partitions=partitions,
+          table_shared_name="hash_table_%s" % uuid.uuid4().hex,
       )
-      spec = spec_lib.create_module_spec(
-          _make_module_fn(
-              vocab_file,
-              num_oov_buckets,
-              [rows, store.dim],
-              partitions,
-              combiner,
-              lowercase,
-              preprocess,
-          ),
-          _TAGS_AND_ARGS,
+      # As format/writer: assets and variables first, tfhub_module.pb last.
+      _write_file(os.path.join(module, names.SAVED_MODEL_FILENAME), graph)
+      _write_file(
+          os.path.join(module, names.MODULE_DEF_FILENAME),
+          protos.ModuleDef(format=protos.FORMAT_V3).SerializeToString(),
       )
-      staging = os.path.join(work, "module")
-      writer.write_module(
-          spec,
-          staging,
-          lambda prefix: _write_checkpoint(
-              prefix, store, num_oov_buckets, show_progress
-          ),
-      )
-      tf.io.gfile.rename(staging, export_path)
-    finally:
-      if tf.io.gfile.exists(work):
-        tf.io.gfile.rmtree(work)
+      target.publish(module, export_path)
     return ExportSummary(
         export_path=export_path,
         file_format=reader.format,
         compressed=reader.compressed,
-        tokens=rows - num_oov_buckets,
-        dim=store.dim,
+        tokens=read.rows,
+        dim=dim,
         num_oov_buckets=num_oov_buckets,
         partitions=partitions,
         matrix_bytes=matrix_bytes,
@@ -345,19 +271,109 @@ def export_text_embedding(
     )
 
 
+def _add_embeddings(checkpoint, rows, dim, partitions):
+  """Describes the data written (rows in order) as the variable's tensor."""
+  if partitions == 1:
+    checkpoint.add_tensor(VARIABLE_NAME, np.float32, [rows, dim], 0)
+    return
+  slices, start = [], 0
+  for count in graph_lib.partition_rows(rows, partitions):
+    slices.append((start, count, start * dim * 4))
+    start += count
+  checkpoint.add_sliced_tensor(VARIABLE_NAME, np.float32, [rows, dim], slices)
+
+
+def _write_file(path, data):
+  with open(path, "wb") as f:
+    f.write(data)
+
+
+class _Target:
+  """The filesystem of export_path: where the module is built and published.
+
+  A local export_path gets its work folder beside it (so publishing is one
+  rename); another filesystem's (gs://, ram://, ...) is written through
+  tf.io.gfile, imported only then: the module is built in a local temporary
+  folder and copied (see `publish`).
+  """
+
+  def __init__(self, export_path):
+    self.remote = "://" in export_path
+    self.parent = os.path.dirname(export_path.rstrip("/")) or "."
+    if self.remote:
+      import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+      self._gfile = tf.io.gfile
+      self.errors = (OSError, tf.errors.OpError)
+    else:
+      self._gfile = None
+      self.errors = (OSError,)
+
+  def exists(self, path):
+    return self._gfile.exists(path) if self.remote else os.path.exists(path)
+
+  @contextlib.contextmanager
+  def work_folder(self):
+    """A fresh local folder to build the module in; removed on exit."""
+    if self.remote:
+      with tempfile.TemporaryDirectory(prefix=_WORK_PREFIX) as work:
+        yield work
+      return
+    os.makedirs(self.parent, exist_ok=True)
+    _remove_abandoned_work(self.parent)
+    work = os.path.join(
+        self.parent, "%s%d-%s" % (_WORK_PREFIX, os.getpid(), uuid.uuid4().hex)
+    )
+    os.makedirs(work)
+    try:
+      yield work
+    finally:
+      shutil.rmtree(work, ignore_errors=True)
+
+  def publish(self, module, export_path):
+    """Moves the complete module folder to export_path.
+
+    Locally in one rename. Other filesystems may have no atomic rename of a
+    folder (gs:// copies each object; ram:// loses the files), so there the
+    files are copied into export_path with tfhub_module.pb last, which is
+    what makes a folder a module; after a failure export_path is removed.
+    """
+    if not self.remote:
+      os.rename(module, export_path)
+      return
+    gfile = self._gfile
+    files = []
+    try:
+      for folder, _, names_in_folder in os.walk(module):
+        relative = os.path.relpath(folder, module)
+        gfile.makedirs(
+            export_path
+            if relative == "."
+            else os.path.join(export_path, relative)
+        )
+        files.extend(
+            os.path.relpath(os.path.join(folder, name), module)
+            for name in names_in_folder
+        )
+      files.sort(key=lambda name: name == names.MODULE_DEF_FILENAME)
+      for name in files:
+        gfile.copy(os.path.join(module, name), os.path.join(export_path, name))
+    except self.errors:
+      with contextlib.suppress(self.errors):
+        gfile.rmtree(export_path)
+      raise
+
+
 def _remove_abandoned_work(parent):
   """Removes work folders of runs whose process is gone (e.g. kill -9).
 
   Only folders named by this tool with a pid that no process has now; a pid
   reused by another process keeps its folder (until a later run).
   """
-  for name in tf.io.gfile.listdir(parent):
-    match = _WORK_NAME.match(name.rstrip("/"))
+  for name in os.listdir(parent):
+    match = _WORK_NAME.match(name)
     if match and not psutil.pid_exists(int(match.group(1))):
-      try:
-        tf.io.gfile.rmtree(os.path.join(parent, name.rstrip("/")))
-      except tf.errors.NotFoundError:
-        pass  # Another run removed it first.
+      shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
 
 
 class ExportTargetError(OSError):
@@ -365,18 +381,18 @@ class ExportTargetError(OSError):
 
 
 @contextlib.contextmanager
-def _naming_target_errors(export_path):
-  """Turns OSError / tf.errors.OpError into an ExportTargetError.
+def _naming_target_errors(export_path, errors):
+  """Turns `errors` (OSError, TensorFlow's for gs:// and the like) into an ExportTargetError.
 
   Reading errors of the vectors file are VectorsFileErrors (ValueErrors);
   these come from writing next to or at export_path (read-only, disk full).
   """
   try:
     yield
-  except (OSError, tf.errors.OpError) as e:
-    cause = e.message if isinstance(e, tf.errors.OpError) else str(e)
+  except errors as e:
     raise ExportTargetError(
-        "%s: cannot write the module: %s" % (export_path, cause)
+        "%s: cannot write the module: %s"
+        % (export_path, getattr(e, "message", None) or e)
     ) from e
 
 
@@ -387,6 +403,7 @@ def _check_arguments(
     max_vocab_size,
     duplicates,
     max_partition_bytes,
+    workers,
 ):
   if num_oov_buckets < 1:
     raise ValueError("num_oov_buckets must be >= 1; got %d." % num_oov_buckets)
@@ -409,11 +426,13 @@ def _check_arguments(
     raise ValueError(
         "max_partition_bytes must be >= 1; got %d." % max_partition_bytes
     )
+  if workers is not None and workers < 1:
+    raise ValueError("workers must be >= 1 or None; got %d." % workers)
 
 
 @dataclasses.dataclass
 class _Read:
-  store: _SpilledRows
+  rows: int = 0
   collisions: int = 0
   duplicates: int = 0
   stopped: bool = False
@@ -421,16 +440,16 @@ class _Read:
 
 def _read_vectors(
     reader,
-    work,
+    checkpoint,
     vocab_file,
     lowercase,
     max_vocab_size,
     keep_first,
     show_progress,
+    workers,
 ):
-  """Spills the vectors to files in `work`, their tokens into `vocab_file`."""
-  read = _Read(_SpilledRows(work, reader.dim))
-  store = read.store
+  """Writes the vectors' rows to `checkpoint`, their tokens to `vocab_file`."""
+  read = _Read()
   first_seen = {}  # token -> location, to report duplicates.
   kept = set()  # lowercased tokens in the vocabulary.
   lower = _Lowercaser() if lowercase else None
@@ -445,11 +464,13 @@ def _read_vectors(
   )
   with contextlib.ExitStack() as stack:
     stack.enter_context(bar)
-    stack.callback(store.close)
-    vocab = stack.enter_context(tf.io.gfile.GFile(vocab_file, "w"))
+    vocab = stack.enter_context(
+        open(vocab_file, "w", encoding="utf-8", newline="\n")
+    )
     if lower:
       stack.callback(lower.close)
-    for chunk in reader.chunks():
+    chunks = stack.enter_context(contextlib.closing(reader.chunks(workers)))
+    for chunk in chunks:
       keys = lower(chunk.tokens) if lower else chunk.tokens
       rows, lines = [], []
       for i, (token, key) in enumerate(zip(chunk.tokens, keys)):
@@ -478,25 +499,34 @@ def _read_vectors(
           kept.add(key)
         rows.append(i)
         lines.append(key)
-        if store.rows + len(rows) >= limit:
+        if read.rows + len(rows) >= limit:
           break
       if lines:
         vocab.write("\n".join(lines) + "\n")
       values = chunk.vectors
       if len(rows) != len(values):
         values = values[rows]
-      store.append(values)
+      checkpoint.write(np.ascontiguousarray(values, "<f4"))
+      read.rows += len(rows)
       bar.update(reader.position() - bar.n)
-      if store.rows >= limit:
+      if read.rows >= limit:
         read.stopped = True
         break
   return read
 
 
 class _Lowercaser:
-  """Lowercases tokens with the op the module applies to sentences."""
+  """Lowercases tokens with the op the module applies to sentences.
+
+  TensorFlow's StringLower (ICU's full case mapping), not Python's
+  `str.lower`: the two differ for some characters, and a vocabulary
+  lowercased otherwise than the sentences would silently miss tokens. So
+  `lowercase` imports TensorFlow.
+  """
 
   def __init__(self):
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
     self._graph = tf.Graph()
     with self._graph.as_default():
       self._tokens = tf.compat.v1.placeholder(tf.string, [None])
@@ -511,120 +541,6 @@ class _Lowercaser:
       return []
     lowered = self._session.run(self._lower, {self._tokens: tokens})
     return [t.decode("utf-8") for t in lowered]
-
-
-def _make_module_fn(
-    vocab_file,
-    num_oov_buckets,
-    shape,
-    partitions,
-    combiner,
-    lowercase,
-    preprocess,
-):
-  """The module_fn: sentences string [batch] -> default float32 [batch, dim]."""
-
-  def module_fn():
-    sentences = tf.compat.v1.placeholder(tf.string, [None], name="sentences")
-    text = sentences
-    if lowercase:
-      text = tf.strings.lower(text, encoding="utf-8")
-    if preprocess == "strip_punctuation":
-      text = tf.strings.regex_replace(text, r"\pP", "")
-    tokens = tf.compat.v1.string_split(text, sep=" \t\n\r")
-    table = tf.compat.v1.lookup.StaticVocabularyTable(
-        tf.compat.v1.lookup.TextFileInitializer(
-            vocab_file,
-            tf.string,
-            tf.compat.v1.lookup.TextFileIndex.WHOLE_LINE,
-            tf.int64,
-            tf.compat.v1.lookup.TextFileIndex.LINE_NUMBER,
-        ),
-        num_oov_buckets,
-    )
-    ids = tf.SparseTensor(
-        tokens.indices, table.lookup(tokens.values), tokens.dense_shape
-    )
-    embeddings = tf.compat.v1.get_variable(
-        VARIABLE_NAME,
-        shape,
-        tf.float32,
-        initializer=tf.compat.v1.zeros_initializer(),
-        partitioner=tf.compat.v1.fixed_size_partitioner(partitions)
-        if partitions > 1
-        else None,
-    )
-    embedded = tf.nn.safe_embedding_lookup_sparse(
-        embeddings, ids, None, combiner=combiner
-    )
-    spec_lib.add_signature("default", sentences, {"default": embedded})
-
-  return module_fn
-
-
-def _write_checkpoint(prefix, store, num_oov_buckets, show_progress):
-  """Writes the embedding matrix at `prefix`, one shard per block of rows.
-
-  Each block is saved (SaveV2) as a slice of the full tensor into a shard of
-  its own and then freed; MergeV2Checkpoints joins the shards into the
-  checkpoint `prefix`, whatever the partitioning of the graph's variable
-  (restoring reads any slice out of the stored ones).
-  """
-  rows = store.rows + num_oov_buckets
-  dim = store.dim
-  shards = []
-  # One thread runs the ops: each new thread would keep its own malloc arena
-  # with a copy of SaveV2's write buffers.
-  config = tf.compat.v1.ConfigProto(
-      inter_op_parallelism_threads=1,
-      intra_op_parallelism_threads=1,
-      use_per_session_threads=True,
-  )
-  with tf.Graph().as_default(), tf.compat.v1.Session(config=config) as session:
-    shard = tf.compat.v1.placeholder(tf.string, [])
-    slice_spec = tf.compat.v1.placeholder(tf.string, [])
-    values = tf.compat.v1.placeholder(tf.float32, [None, dim])
-    save = tf.raw_ops.SaveV2(
-        prefix=shard,
-        tensor_names=[VARIABLE_NAME],
-        shape_and_slices=tf.reshape(slice_spec, [1]),
-        tensors=[values],
-    )
-    shard_prefixes = tf.compat.v1.placeholder(tf.string, [None])
-    merge = tf.raw_ops.MergeV2Checkpoints(
-        checkpoint_prefixes=shard_prefixes,
-        destination_prefix=prefix,
-        delete_old_dirs=True,
-    )
-    temp = prefix + "_temp_%s" % uuid.uuid4().hex
-
-    def save_rows(start, block):
-      shards.append(os.path.join(temp, "part-%05d" % len(shards)))
-      session.run(
-          save,
-          {
-              shard: shards[-1],
-              slice_spec: "%d %d %d,%d:-" % (rows, dim, start, len(block)),
-              values: block,
-          },
-      )
-
-    with tqdm.tqdm(
-        total=rows,
-        unit=" rows",
-        unit_scale=True,
-        desc="writing variables",
-        disable=not show_progress,
-        file=sys.stderr,
-    ) as bar:
-      for start, block in store.blocks():
-        save_rows(start, block)
-        bar.update(len(block))
-      save_rows(store.rows, np.zeros([num_oov_buckets, dim], np.float32))
-      bar.update(num_oov_buckets)
-    session.run(merge, {shard_prefixes: shards})
-  if tf.io.gfile.exists(temp):
-    tf.io.gfile.rmtree(temp)
 
 
 FLAGS = flags.FLAGS
@@ -646,6 +562,7 @@ def main(argv):
         duplicates=FLAGS.duplicates,
         max_partition_bytes=FLAGS.max_partition_bytes,
         show_progress=True,
+        workers=FLAGS.workers,
     )
   except (ValueError, ExportTargetError) as e:
     sys.exit("export_text_embedding: %s" % e)
@@ -705,6 +622,12 @@ if __name__ == "__main__":
       "max_partition_bytes",
       DEFAULT_MAX_PARTITION_BYTES,
       "Partition the embedding variable into parts of at most this many bytes.",
+  )
+  flags.DEFINE_integer(
+      "workers",
+      None,
+      "Processes parsing text vectors at once; default: one per CPU.",
+      lower_bound=1,
   )
   flags.mark_flags_as_required(["embedding_file", "export_path"])
   app.run(main)

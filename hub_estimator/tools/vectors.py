@@ -18,15 +18,19 @@ numbers are parsed by numpy's C text parser (`np.loadtxt`) a chunk of lines at
 a time, so memory beyond the caller's storage is about one chunk.
 """
 
+import collections
+from concurrent import futures
 import contextlib
 import dataclasses
 import gzip
+import multiprocessing
+import os
 import re
+import sys
 import zlib
 from typing import Iterator, List, Optional
 
 import numpy as np
-import tensorflow as tf
 
 FORMATS = ("word2vec_text", "fasttext", "word2vec_binary", "glove")
 
@@ -76,7 +80,9 @@ class VectorsReader:
   """
 
   def __init__(self, path, file_format=None):
-    if not tf.io.gfile.exists(path):
+    self._remote = "://" in path
+    exists, size, open_file, self._read_errors = _filesystem(self._remote)
+    if not exists(path):
       raise VectorsFileError("Embedding file %r does not exist." % path)
     if file_format is not None and file_format not in FORMATS:
       raise VectorsFileError(
@@ -84,12 +90,8 @@ class VectorsReader:
           % (file_format, path, ", ".join(FORMATS))
       )
     self.path = path
-    self.total_bytes = tf.io.gfile.stat(path).length
-    # A local file is read with Python's own file object: TensorFlow's
-    # costs about 2 ms of CPU per MiB more (0.6 s for 300 MB of text).
-    self._raw = (
-        tf.io.gfile.GFile(path, "rb") if "://" in path else open(path, "rb")
-    )
+    self.total_bytes = size(path)
+    self._raw = open_file(path)
     self.compressed = self._raw.read(2) == _GZIP_MAGIC
     self._raw.seek(0)
     self._stream = (
@@ -136,10 +138,16 @@ class VectorsReader:
       return "%s: vector %d" % (self.path, location)
     return "%s:%d" % (self.path, location)
 
-  def chunks(self) -> Iterator[Chunk]:
+  def chunks(self, workers: int = 1) -> Iterator[Chunk]:
     """Yields the vectors in file order, about CHUNK_BYTES of input at a time.
 
     Stop iterating early to read only the first vectors.
+
+    Args:
+      workers: processes that parse text chunks at once (numpy's parser
+        holds the GIL, so threads would not overlap); 1 parses in this
+        process. At most 2 * workers chunks are read ahead of the caller.
+        word2vec_binary is always read here (its values need no parsing).
 
     Raises:
       VectorsFileError: naming file and line (or vector number) of a token
@@ -150,7 +158,7 @@ class VectorsReader:
     """
     if self.format == "word2vec_binary":
       return self._binary_chunks()
-    return self._text_chunks()
+    return self._text_chunks(workers)
 
   # ------------------------------------------------------------ internals --
 
@@ -166,10 +174,9 @@ class VectorsReader:
             "%s: truncated or corrupt gzip data (%s)."
             % (self.path, e or type(e).__name__)
         ) from e
-      except (OSError, tf.errors.OpError) as e:
-        cause = e.message if isinstance(e, tf.errors.OpError) else e
+      except self._read_errors as e:
         raise VectorsFileError(
-            "%s: cannot read: %s" % (self.path, cause)
+            "%s: cannot read: %s" % (self.path, getattr(e, "message", e))
         ) from e
       if not data:
         self._eof = True
@@ -221,22 +228,27 @@ class VectorsReader:
       return False
     return _all_numbers(fields[-min(dim, len(fields) - 1) :])
 
-  def _text_chunks(self):
-    read = 0
+  def _text_pieces(self):
+    """Yields (whole lines of about CHUNK_BYTES, 1-based number of the first)."""
     while True:
       self._fill(CHUNK_BYTES)
       if not self._buffer:
-        break
+        return
       cut = self._buffer.rfind(b"\n")
       if cut < 0 and not self._eof:
         self._fill(2 * len(self._buffer))
         continue
       if cut < 0 or (self._eof and cut < len(self._buffer) - 1):
         cut = len(self._buffer)
-      lines = self._buffer[:cut].split(b"\n")
+      piece = self._buffer[:cut]
       self._buffer = self._buffer[cut + 1 :]
-      chunk = self._parse_lines(lines, self._line + 1)
-      self._line += len(lines)
+      yield piece, self._line + 1
+      self._line += piece.count(b"\n") + 1
+
+  def _text_chunks(self, workers):
+    parse = _TextParser(self.path, self.dim, self.count is not None)
+    read = 0
+    for chunk in _ordered_map(parse, self._text_pieces(), workers, self.path):
       read += len(chunk.tokens)
       if self.count is not None and read > self.count:
         raise VectorsFileError(
@@ -253,80 +265,9 @@ class VectorsReader:
           % (self.path, self.count, read)
       )
 
-  def _parse_lines(self, lines, first_line):
-    dim = self.dim
-    tokens, locations, rows = [], [], []
-    for offset, line in enumerate(lines):
-      line = line.rstrip(_TRAILING)
-      if not line:
-        continue
-      spaces = line.count(b" ")
-      if spaces == dim:
-        token = line[: line.index(b" ")]
-      else:
-        token = line.rsplit(b" ", dim)[0] if spaces > dim else b""
-        if spaces < dim or _all_numbers(token.split(b" ")[1:]):
-          # Too few fields, or extra ones that are numbers: not a token with
-          # spaces but a vector of the wrong size.
-          raise VectorsFileError(
-              "%s:%d: token %r has %d values, expected %d%s."
-              % (
-                  self.path,
-                  first_line + offset,
-                  _show(line.split(b" ", 1)[0]),
-                  spaces,
-                  dim,
-                  " (the header's dim)"
-                  if self.count is not None
-                  else " like the first line",
-              )
-          )
-        # The parser reads fields 1..dim of each row: keep one field before.
-        line = b"_" + line[len(token) :]
-      tokens.append(self._token(token, first_line + offset))
-      locations.append(first_line + offset)
-      rows.append(line)
-    return Chunk(tokens, self._parse_values(rows, tokens, locations), locations)
-
-  def _parse_values(self, rows, tokens, locations):
-    """float32 [len(rows), dim] from rows of `token v1 ... vdim`."""
-    if not rows:
-      return np.zeros([0, self.dim], np.float32)
-    try:
-      vectors = _loadtxt(rows, self.dim)
-    except ValueError:
-      vectors = None
-    if vectors is not None and vectors.shape == (len(rows), self.dim):
-      bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1))
-      if not bad.size:
-        return vectors
-      first_bad = int(bad[0])
-    else:
-      first_bad = next(
-          (i for i, row in enumerate(rows) if not _parses(row, self.dim)), 0
-      )
-    raise VectorsFileError(
-        "%s: the vector of token %r is not all finite numbers."
-        % (self.where(locations[first_bad]), tokens[first_bad])
-    )
-
   def _token(self, raw, location):
     token = raw.lstrip(b"\n") if self.format == "word2vec_binary" else raw
-    # The vocabulary file holds one token a line, and TensorFlow's line
-    # reader splits lines at "\n" and drops a "\r" before it: a token with
-    # either would not come back as itself.
-    if not token or b"\n" in token or b"\r" in token:
-      raise VectorsFileError(
-          "%s: token %r is empty or holds a line break (\\n or \\r), which"
-          " the module's vocabulary file (one token a line) cannot hold."
-          % (self.where(location), _show(token or raw))
-      )
-    try:
-      return token.decode("utf-8")
-    except UnicodeDecodeError:
-      raise VectorsFileError(
-          "%s: token %r is not UTF-8 text." % (self.where(location), token)
-      ) from None
+    return _decode_token(token, raw, self.where(location))
 
   def _binary_chunks(self):
     width = 4 * self.dim
@@ -383,7 +324,8 @@ def open_vectors(path: str, file_format: Optional[str] = None) -> VectorsReader:
   """Opens a word-vector file, detecting its format from the content.
 
   Args:
-    path: the file (any `tf.io.gfile` filesystem), plain or gzip-compressed.
+    path: the file (local, or any `tf.io.gfile` filesystem such as gs://),
+      plain or gzip-compressed.
     file_format: one of FORMATS to skip detection; None detects: a first line
       of two integers is a word2vec header, followed by text lines
       (`word2vec_text`) or by binary vectors (`word2vec_binary`); any other
@@ -429,3 +371,196 @@ def _all_numbers(fields):
 
 def _show(raw):
   return raw[:80].decode("utf-8", errors="replace")
+
+
+@dataclasses.dataclass(frozen=True)
+class _TextParser:
+  """Parses whole lines of a text vectors file into a Chunk (picklable).
+
+  Attributes:
+    path: the file, for messages.
+    dim: values per vector.
+    has_header: whether the file has a `count dim` header (for messages).
+  """
+
+  path: str
+  dim: int
+  has_header: bool
+
+  def __call__(self, piece):
+    data, first_line = piece
+    regular = self._regular(data, first_line)
+    if regular is not None:
+      return regular
+    dim = self.dim
+    tokens, locations, rows = [], [], []
+    for offset, line in enumerate(data.split(b"\n")):
+      line = line.rstrip(_TRAILING)
+      if not line:
+        continue
+      location = first_line + offset
+      spaces = line.count(b" ")
+      if spaces == dim:
+        token = line[: line.index(b" ")]
+      else:
+        token = line.rsplit(b" ", dim)[0] if spaces > dim else b""
+        if spaces < dim or _all_numbers(token.split(b" ")[1:]):
+          # Too few fields, or extra ones that are numbers: not a token with
+          # spaces but a vector of the wrong size.
+          raise VectorsFileError(
+              "%s:%d: token %r has %d values, expected %d%s."
+              % (
+                  self.path,
+                  location,
+                  _show(line.split(b" ", 1)[0]),
+                  spaces,
+                  dim,
+                  " (the header's dim)"
+                  if self.has_header
+                  else " like the first line",
+              )
+          )
+        # The parser reads fields 1..dim of each row: keep one field before.
+        line = b"_" + line[len(token) :]
+      tokens.append(
+          _decode_token(token, token, "%s:%d" % (self.path, location))
+      )
+      locations.append(location)
+      rows.append(line)
+    return Chunk(tokens, self._values(rows, tokens, locations), locations)
+
+  def _regular(self, data, first_line):
+    """The Chunk of `data` when every line is `token v1 ... vdim`, else None.
+
+    The common case, done with whole-chunk operations: one space count, one
+    UTF-8 decode for all tokens, one parser call. The parser fails on a line
+    with fewer than dim values (or an empty one between two spaces), so with
+    as many spaces as dim per line no line can have more either. Anything
+    else (trailing blanks, empty lines, tokens with spaces, bad values or
+    tokens) goes the line-by-line way, which names what is wrong.
+    """
+    if b"\r" in data or b"\t" in data or b"\n\n" in data or b"\n " in data:
+      return None
+    lines = data.split(b"\n")
+    if data[:1] == b" " or data.count(b" ") != self.dim * len(lines):
+      return None
+    raw = b"\n".join([line[: line.index(b" ")] for line in lines])
+    try:
+      tokens = raw.decode("utf-8").split("\n")
+      vectors = _loadtxt(lines, self.dim)
+    except ValueError:  # UnicodeDecodeError is one.
+      return None
+    if (
+        vectors.shape != (len(lines), self.dim)
+        or not np.isfinite(vectors).all()
+    ):
+      return None
+    locations = list(range(first_line, first_line + len(lines)))
+    return Chunk(tokens, vectors, locations)
+
+  def _values(self, rows, tokens, locations):
+    """float32 [len(rows), dim] from rows of `token v1 ... vdim`."""
+    if not rows:
+      return np.zeros([0, self.dim], np.float32)
+    try:
+      vectors = _loadtxt(rows, self.dim)
+    except ValueError:
+      vectors = None
+    if vectors is not None and vectors.shape == (len(rows), self.dim):
+      bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1))
+      if not bad.size:
+        return vectors
+      first_bad = int(bad[0])
+    else:
+      first_bad = next(
+          (i for i, row in enumerate(rows) if not _parses(row, self.dim)), 0
+      )
+    raise VectorsFileError(
+        "%s:%d: the vector of token %r is not all finite numbers."
+        % (self.path, locations[first_bad], tokens[first_bad])
+    )
+
+
+def _decode_token(token, raw, place):
+  """The token as str; VectorsFileError naming `place` if it cannot be one."""
+  # The vocabulary file holds one token a line, and TensorFlow's line reader
+  # splits lines at "\n" and drops a "\r" before it: a token with either
+  # would not come back as itself.
+  if not token or b"\n" in token or b"\r" in token:
+    raise VectorsFileError(
+        "%s: token %r is empty or holds a line break (\\n or \\r), which"
+        " the module's vocabulary file (one token a line) cannot hold."
+        % (place, _show(token or raw))
+    )
+  try:
+    return token.decode("utf-8")
+  except UnicodeDecodeError:
+    raise VectorsFileError(
+        "%s: token %r is not UTF-8 text." % (place, token)
+    ) from None
+
+
+def _ordered_map(function, items, workers, path):
+  """Yields function(item) for each item, in order, over `workers` processes.
+
+  With workers <= 1 it runs here. Otherwise at most 2 * workers items are
+  in flight, so a large input is never all read ahead. An exception of
+  `function` is raised here (re-raised from its worker) for its item, and
+  the items after it are dropped, as when the caller stops early. A worker
+  that dies (killed, out of memory) is a VectorsFileError naming `path`.
+  """
+  if workers <= 1:
+    yield from map(function, items)
+    return
+  # fork starts a worker in milliseconds, but forking a process that runs
+  # TensorFlow's threads (a caller that imported it) is unsafe: then each
+  # worker is forked from a fresh server process instead.
+  context = multiprocessing.get_context(
+      "forkserver" if "tensorflow" in sys.modules else "fork"
+  )
+  with futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+    pending = collections.deque()
+    try:
+      for item in items:
+        pending.append(pool.submit(function, item))
+        if len(pending) >= 2 * workers:
+          yield pending.popleft().result()
+      while pending:
+        yield pending.popleft().result()
+    except futures.BrokenExecutor as e:
+      raise VectorsFileError(
+          "%s: a process parsing it died (killed, or out of memory?): %s;"
+          " --workers=1 parses in the exporting process." % (path, e)
+      ) from e
+    finally:
+      for future in pending:
+        future.cancel()
+
+
+def default_workers() -> int:
+  """Parsing processes for this machine: the CPUs this process may run on."""
+  return len(os.sched_getaffinity(0))
+
+
+def _filesystem(remote):
+  """(exists, size, open for reading, read errors) for local or remote paths.
+
+  A local path is read with Python's own file object (TensorFlow's costs about
+  2 ms of CPU per MiB more, and importing TensorFlow takes seconds); another
+  filesystem's (gs://, ram://, ...) through tf.io.gfile, imported only then.
+  """
+  if not remote:
+    return (
+        os.path.exists,
+        os.path.getsize,
+        lambda path: open(path, "rb"),
+        (OSError,),
+    )
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+  return (
+      tf.io.gfile.exists,
+      lambda path: tf.io.gfile.stat(path).length,
+      lambda path: tf.io.gfile.GFile(path, "rb"),
+      (OSError, tf.errors.OpError),
+  )
