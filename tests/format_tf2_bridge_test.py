@@ -8,7 +8,9 @@ fast (one TensorFlow start per test). The TF1 reference values come from `hub_es
 `hub.KerasLayer`.
 """
 
+import itertools
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -522,6 +524,62 @@ def _error(fn):
   return None
 
 
+def scenario_optional(root):
+  """obj(inputs) takes any subset of the optional inputs."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import hub_estimator as hub  # pylint: disable=g-import-not-at-top
+  from hub_estimator.format import tf2_bridge  # pylint: disable=g-import-not-at-top
+
+  v1 = tf.compat.v1
+
+  def module_fn(optional=2):
+    x = v1.placeholder(tf.float32, [None, 2], name="x")
+    w = v1.get_variable("w", [2, 2], use_resource=True)
+    inputs, out = {"x": x}, tf.matmul(x, w)
+    for k in range(optional):
+      name = "hparam_%d" % k
+      inputs[name] = v1.placeholder_with_default(float(k + 2), [], name=name)
+      out = out * inputs[name] + float(k)
+    hub.add_signature(inputs=inputs, outputs=out)
+
+  x = np.random.RandomState(4).rand(3, 2).astype(np.float32)
+  report = {}
+  for optional in (2, 5):
+    module = os.path.join(root, "optional_%d" % optional)
+    spec = hub.create_module_spec(
+        module_fn, tags_and_args=[(set(), {"optional": optional})]
+    )
+    with tf.Graph().as_default():
+      instance = hub.Module(spec)
+      with v1.Session() as session:
+        session.run(v1.global_variables_initializer())
+        instance.export(module, session)
+    obj = tf.saved_model.load(
+        tf2_bridge.export_tf2_saved_model(module, module + "_tf2")
+    )
+    combinations = [
+        given
+        for count in range(optional + 1)
+        for given in itertools.combinations(range(optional), count)
+    ]
+    for given in combinations:
+      inputs = {"x": x}
+      inputs.update({"hparam_%d" % k: np.float32(k + 7) for k in given})
+      with tf.Graph().as_default():
+        out = hub.Module(module)(inputs)
+        with v1.Session() as session:
+          session.run(v1.global_variables_initializer())
+          tf1 = session.run(out)
+      key = "%d:%s" % (optional, ",".join(map(str, given)))
+      error = _error(lambda: obj(inputs))  # pylint: disable=cell-var-from-loop
+      report[key] = (
+          error
+          if error
+          else float(np.abs(obj(inputs, training=True).numpy() - tf1).max())
+      )
+  return report
+
+
 def scenario_errors(root):
   """Modules the converter refuses: each error, and nothing written."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -740,6 +798,20 @@ def scenario_exporter(root):
         ),
     )
 
+  class Collect(logging.Handler):
+
+    def __init__(self):
+      super().__init__(logging.INFO)
+      self.messages = []
+
+    def emit(self, record):
+      self.messages.append(record.getMessage())
+
+  # Everything TF and absl log in the run, INFO included.
+  collect = Collect()
+  for name in ("absl", "tensorflow"):
+    logging.getLogger(name).addHandler(collect)
+    logging.getLogger(name).setLevel(logging.INFO)
   mlp = module_fns.mlp(input_dim=4, units=(3,), batch_norm=True, l2=0.01)
   model_dir = os.path.join(root, "run")
   run(
@@ -749,6 +821,9 @@ def scenario_exporter(root):
           "latest", serving_input_fn, tf2_saved_model=True
       ),
   )
+  renamed_inputs = [m for m in collect.messages if "unsupported char" in m]
+  # (the run logged at INFO: a check that the handler saw anything)
+  saw_info = any("Saving checkpoints" in m for m in collect.messages)
   base = os.path.join(model_dir, "export", "latest")
   versions = sorted(os.listdir(base))
   version = os.path.join(base, versions[-1])
@@ -785,6 +860,8 @@ def scenario_exporter(root):
           else metadata.get("policy")
       ),
       "diff": float(np.abs(tf1 - tf2).max()),
+      "renamed_inputs": renamed_inputs,
+      "saw_info": saw_info,
       "failing_error": error,
       "failing_left": (
           sorted(os.listdir(failing_base))
@@ -981,6 +1058,10 @@ def test_exporter_publishes_tf2_saved_model_with_the_module():
   assert report["tf2_files"] == ["body"]
   assert report["diff"] <= 1e-6
   assert report["policy"]["tf2_saved_model"] is True
+  # The converter names the functions' inputs validly: no INFO line per
+  # export about inputs tf.saved_model.save renames.
+  assert report["saw_info"], report
+  assert report["renamed_inputs"] == [], report
   # A module that cannot convert fails the whole version: nothing published.
   assert "reference variable" in report["failing_error"], report
   assert report["failing_left"] == []
@@ -1002,6 +1083,20 @@ def test_tables_sparse_inputs_and_partitioned_variables():
 
 def test_graph_functions_convert_in_the_building_process_without_clashes():
   _check_functions(_run("functions")["functions"])
+
+
+def test_any_subset_of_optional_inputs_runs_up_to_four_of_them():
+  report = _run("optional")["optional"]
+  for key, diff in report.items():
+    count, given = key.split(":")
+    given = given.split(",") if given else []
+    if count == "2" or len(given) in (0, 1, 5):
+      assert isinstance(diff, float) and diff <= 1e-6, (key, diff)
+    else:
+      # More than four optional inputs: all, none or one alone only; TF's
+      # own error names the accepted structures.
+      assert "Could not find matching concrete function" in diff, (key, diff)
+  assert len(report) == 4 + 32
 
 
 if __name__ == "__main__":

@@ -31,10 +31,12 @@ How the conversion works, in an eager TF2 context:
    `training=False` and `True`; `tf.saved_model.save` writes the object.
 """
 
+import itertools
 import os
 import uuid
 from typing import Dict, List
 
+from absl import logging
 import tensorflow as tf
 from tensorflow.core.framework import function_pb2
 from tensorflow.core.framework import variable_pb2
@@ -54,6 +56,9 @@ _TABLE_OPS = ("HashTableV2",)
 _TEXT_FILE_INIT_OPS = ("InitializeTableFromTextFileV2",)
 _INPUT_OPS = graph_index_lib.PLACEHOLDER_OPS + ("PlaceholderWithDefault",)
 _DEFAULT_SIGNATURE = "default"
+# Up to this many optional inputs of the default signature, obj(inputs) takes
+# any subset of them (2**n traces of __call__ per training value).
+_MAX_OPTIONAL_INPUTS = 4
 _op_name = graph_index_lib.op_name
 _tensor_name = graph_index_lib.tensor_name
 
@@ -481,6 +486,7 @@ class _Variant:
         elif _tensor_name(name) in fed:
           mapped.add(_tensor_name(name))
     state = self._state
+    state_index = {name: k for k, name in enumerate(sorted(state))}
     returned = [n for n in fetches if _tensor_name(n) not in feed_names]
     returned += list(controls)
 
@@ -492,9 +498,15 @@ class _Variant:
         if name in by_name:
           return by_name[name]
         stand_in = state[name]
-        if isinstance(stand_in, tf.Variable):
-          return graph.capture(stand_in.handle)
-        return graph.capture(stand_in.resource_handle)
+        handle = (
+            stand_in.handle
+            if isinstance(stand_in, tf.Variable)
+            else stand_in.resource_handle
+        )
+        # A valid function argument name ([a-z][a-z0-9_]*), unique in the
+        # graph: TF names an unnamed capture by a number, which
+        # tf.saved_model.save renames to "unknown_N", logging it.
+        return graph.capture(handle, name="state_%d" % state_index[name])
 
       input_map = {name: value(name) for name in mapped}
       for name in control_mapped:
@@ -756,8 +768,10 @@ def export_tf2_saved_model(
   - `obj(inputs, training=False)` runs the module's `default` signature:
     `inputs` is a dict keyed like its inputs or, for one required input, that
     value (a Tensor, or a tf.SparseTensor / tf.RaggedTensor where the module
-    takes one); inputs with a constant default may be left out (all of them
-    together). The result is the `default` output when that is the only
+    takes one); inputs with a constant default (optional inputs) may be left
+    out: any of them when there are at most four, else all, none, or all but
+    one (a warning at conversion names them; TF's "Could not find matching
+    concrete function" error lists the accepted structures). The result is the `default` output when that is the only
     output, else the dict of outputs. `training=True` runs the `{"train"}`
     graph variant when the module has one (batch statistics, dropout on) and
     its UPDATE_OPS (e.g. batch-norm moving statistics), else the default
@@ -894,6 +908,35 @@ def _export(module_path, export_path, allowed_ops):
   return export_path
 
 
+def _optional_combinations(default: _Signature) -> List[tuple]:
+  """The sets of optional inputs that `obj(inputs)` may be given.
+
+  A loaded tf.function runs only the input structures traced before saving
+  (TF raises "Could not find matching concrete function" for others), so each
+  accepted combination of optional inputs is one trace per `training` value:
+  every subset for up to `_MAX_OPTIONAL_INPUTS` optional inputs; above that
+  none, all, and each one alone (logged as a warning naming them).
+  """
+  optional = [k for k in default.keys if default.optional(k)]
+  if len(optional) <= _MAX_OPTIONAL_INPUTS:
+    return [
+        given
+        for count in range(len(optional) + 1)
+        for given in itertools.combinations(optional, count)
+    ]
+  combinations = [(), tuple(optional)] + [(key,) for key in optional]
+  logging.warning(
+      "Signature %r has %d optional inputs %s; the converted model's"
+      " obj(inputs) accepts them all, none, or one alone, not other"
+      " combinations (every subset is traced for up to %d).",
+      default.name,
+      len(optional),
+      optional,
+      _MAX_OPTIONAL_INPUTS,
+  )
+  return combinations
+
+
 def _call_function(default: _Signature):
   """`__call__(inputs, training=False)` of the default signature, traced."""
 
@@ -913,9 +956,10 @@ def _call_function(default: _Signature):
     return outputs
 
   required = default.required()
-  structures = [default.specs()]
-  if len(required) < len(default.keys):
-    structures.append(default.specs(required))
+  structures = [
+      default.specs(sorted(required + list(given)))
+      for given in _optional_combinations(default)
+  ]
   if len(required) == 1 or len(default.keys) == 1:
     structures.append(list(default.specs(required or default.keys).values())[0])
   # Traced as `tf.saved_model.save` traces (its save context is part of the
