@@ -506,6 +506,39 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
         with self.assertRaisesRegex(ValueError, message):
           self._export(path, **kwargs)
 
+  def test_whole_chunk_parsing_agrees_with_line_by_line_parsing(self):
+    lines = _text_lines(_TOKENS, _VECTORS).splitlines()
+    cases = {
+        "regular": ("\n".join(lines), True),
+        "fasttext": (" \n".join(lines) + " ", True),
+        "one trailing space": ("\n".join(lines[:2] + [lines[2] + " "]), False),
+        "empty line": ("\n".join(lines[:2] + [""] + lines[2:]), False),
+        "token with spaces": ("\n".join(lines + ["a b 1 2 3"]), False),
+        "leading space": ("\n".join(lines + [" 1 2 3"]), False),
+        "windows": ("\r\n".join(lines), False),
+    }
+    parser = vectors._TextParser("f.txt", 3, False)
+    for name, (text, regular) in cases.items():
+      with self.subTest(name):
+        data = text.encode("utf-8")
+        self.assertEqual(parser._regular(data, 5) is not None, regular)
+        try:
+          with mock.patch.object(vectors._TextParser, "_regular") as fast:
+            fast.return_value = None
+            expected = parser((data, 5))
+        except vectors.VectorsFileError as e:
+          expected = e
+        if isinstance(expected, Exception):
+          with self.assertRaisesRegex(
+              vectors.VectorsFileError, str(expected)[:20]
+          ):
+            parser((data, 5))
+          continue
+        chunk = parser((data, 5))
+        self.assertEqual(chunk.tokens, expected.tokens)
+        self.assertEqual(chunk.locations, expected.locations)
+        self.assertAllEqual(chunk.vectors, expected.vectors)
+
   def test_parsing_processes_name_the_bad_line_of_a_late_chunk(self):
     lines = ["w%d %d %d" % (i, i, -i) for i in range(300)]
     cases = [

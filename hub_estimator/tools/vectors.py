@@ -23,6 +23,7 @@ from concurrent import futures
 import contextlib
 import dataclasses
 import gzip
+import io
 import multiprocessing
 import os
 import re
@@ -45,6 +46,8 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _UTF8_BOM = b"\xef\xbb\xbf"
 _HEADER = re.compile(rb"^\s*(\d+)[ \t]+(\d+)\s*$")
 _TRAILING = b" \t\r"
+_SPACE = ord(" ")
+_NEWLINE = ord("\n")
 
 
 class VectorsFileError(ValueError):
@@ -342,8 +345,20 @@ def open_vectors(path: str, file_format: Optional[str] = None) -> VectorsReader:
 
 
 def _loadtxt(rows, dim):
+  """float32 [n, dim]: fields 1..dim of each line of `rows`.
+
+  Args:
+    rows: a list of lines (bytes), or a binary file object; its bytes are
+      read as Latin-1 (the fields parsed are ASCII numbers; the token field
+      is skipped, so it may hold any UTF-8).
+    dim: values per line.
+
+  Raises:
+    ValueError: a line with fewer fields or a field that is not a number.
+  """
   return np.loadtxt(
       rows,
+      encoding="latin-1",
       dtype=np.float32,
       delimiter=" ",
       comments=None,
@@ -432,30 +447,41 @@ class _TextParser:
   def _regular(self, data, first_line):
     """The Chunk of `data` when every line is `token v1 ... vdim`, else None.
 
-    The common case, done with whole-chunk operations: one space count, one
-    UTF-8 decode for all tokens, one parser call. The parser fails on a line
-    with fewer than dim values (or an empty one between two spaces), so with
-    as many spaces as dim per line no line can have more either. Anything
-    else (trailing blanks, empty lines, tokens with spaces, bad values or
-    tokens) goes the line-by-line way, which names what is wrong.
+    The common case, done with whole-chunk operations: the spaces counted by
+    numpy, one UTF-8 decode for all tokens, one parser call over the whole
+    text. Every line may instead end with one space (fastText's `.vec`). The
+    parser fails on a line with fewer than dim values (or an empty one
+    between two spaces), so with dim spaces per line (dim + 1 with the
+    trailing one) no line can have more either; it skips empty lines, which
+    the row count then shows. Anything else (tokens with spaces, other
+    blanks, bad values or tokens) goes the line-by-line way, which names what
+    is wrong.
     """
-    if b"\r" in data or b"\t" in data or b"\n\n" in data or b"\n " in data:
+    if b"\r" in data or b"\t" in data:
+      return None
+    text = np.frombuffer(data, np.uint8)
+    newlines = np.flatnonzero(text == _NEWLINE)
+    count = len(newlines) + 1
+    spaces = self.dim
+    if data.endswith(b" "):
+      # Each line must end with the space: the byte before each line break.
+      if (newlines == 0).any() or (text[newlines - 1] != _SPACE).any():
+        return None
+      spaces += 1
+    if np.count_nonzero(text == _SPACE) != spaces * count:
       return None
     lines = data.split(b"\n")
-    if data[:1] == b" " or data.count(b" ") != self.dim * len(lines):
-      return None
-    raw = b"\n".join([line[: line.index(b" ")] for line in lines])
     try:
+      raw = b"\n".join([line[: line.index(b" ")] for line in lines])
       tokens = raw.decode("utf-8").split("\n")
-      vectors = _loadtxt(lines, self.dim)
-    except ValueError:  # UnicodeDecodeError is one.
+      vectors = _loadtxt(io.BytesIO(data), self.dim)
+    except ValueError:  # Also a line without a space, or not UTF-8.
       return None
-    if (
-        vectors.shape != (len(lines), self.dim)
-        or not np.isfinite(vectors).all()
-    ):
+    if "" in tokens or vectors.shape != (count, self.dim):
       return None
-    locations = list(range(first_line, first_line + len(lines)))
+    if not np.isfinite(vectors).all():
+      return None
+    locations = list(range(first_line, first_line + count))
     return Chunk(tokens, vectors, locations)
 
   def _values(self, rows, tokens, locations):
