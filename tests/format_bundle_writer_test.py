@@ -150,6 +150,35 @@ class SameBytesAsSaveV2Test(tf.test.TestCase):
       writer.add_sliced_tensor("v", np.float32, (rows,), slices)
     self._assert_same_files(theirs, ours)
 
+  def test_partitioned_variable_as_a_sharded_tf1_saver_saves_it(self):
+    # What tensorflow_hub's Module.export writes: Saver(sharded=True), V2.
+    full = np.arange(52, dtype=np.float32).reshape(13, 4)
+    bias = np.array([0.5, -1.0, 2.0], np.float32)
+    theirs, ours = self._prefixes()
+    os.makedirs(os.path.dirname(theirs))
+    with tf.Graph().as_default():
+      parts = tf.compat.v1.get_variable(
+          "embeddings",
+          shape=[13, 4],
+          partitioner=tf.compat.v1.fixed_size_partitioner(2),
+      )
+      tf.compat.v1.get_variable("bias", initializer=bias)
+      saver = tf.compat.v1.train.Saver(sharded=True)
+      with tf.compat.v1.Session() as session:
+        session.run(tf.compat.v1.global_variables_initializer())
+        first, second = list(parts)
+        session.run([first.assign(full[:7]), second.assign(full[7:])])
+        saver.save(session, theirs, write_meta_graph=False, write_state=False)
+    os.makedirs(os.path.dirname(ours))
+    with bundle_writer.BundleWriter(ours) as writer:
+      writer.write(bias)
+      writer.write(full)
+      writer.add_tensor("bias", np.float32, (3,), 0)
+      writer.add_sliced_tensor(
+          "embeddings", np.float32, (13, 4), [(0, 7, 12), (7, 6, 12 + 112)]
+      )
+    self._assert_same_files(theirs, ours)
+
   def test_one_slice_of_all_rows_is_a_whole_tensor(self):
     full = np.ones((3, 2), np.float32)
     theirs, ours = self._prefixes()
@@ -162,6 +191,20 @@ class SameBytesAsSaveV2Test(tf.test.TestCase):
 
 
 class ReadBackTest(tf.test.TestCase):
+
+  def test_numpy_scalars_tf_dtypes_and_bytes(self):
+    prefix = os.path.join(self.get_temp_dir(), "ckpt")
+    with bundle_writer.BundleWriter(prefix) as writer:
+      writer.write(np.int64(7))
+      writer.write(memoryview(np.array([1.5, 2.5], np.float32)))
+      writer.write(np.array([3, 4], np.int32).tobytes())
+      writer.add_tensor("step", tf.int64, [], 0)
+      writer.add_tensor("f", "float32", np.array([2]), 8)
+      writer.add_tensor("i", np.dtype("<i4"), (np.int64(2),), 16)
+    reader = tf.train.load_checkpoint(prefix)
+    self.assertEqual(reader.get_tensor("step"), 7)
+    self.assertAllEqual(reader.get_tensor("f"), [1.5, 2.5])
+    self.assertAllEqual(reader.get_tensor("i"), [3, 4])
 
   def test_sliced_tensor_restores_whole_and_by_partition(self):
     full = np.random.default_rng(0).normal(size=(13, 4)).astype(np.float32)
@@ -328,6 +371,22 @@ class BadInputTest(tf.test.TestCase):
         writer.add_tensor("", np.float32, (2,), 0)
       with self.assertRaisesRegex(ValueError, "needs rank >= 1"):
         writer.add_sliced_tensor("s", np.float32, (), [(0, 1, 0)])
+      # Floats are not truncated into integers.
+      with self.assertRaisesRegex(
+          ValueError,
+          r"tensor 'v': shape \(2.5,\) is not a sequence of integers",
+      ):
+        writer.add_tensor("v", np.float32, (2.5,), 0)
+      with self.assertRaisesRegex(
+          ValueError, r"tensor 'v': offset 4.0 is not an integer"
+      ):
+        writer.add_tensor("v", np.float32, (2,), 4.0)
+      with self.assertRaisesRegex(
+          ValueError,
+          r"tensor 's': a slice must be \(start_row, num_rows, offset\), three"
+          r" integers \(got \(0, 1\)\)",
+      ):
+        writer.add_sliced_tensor("s", np.float32, (1,), [(0, 1)])
 
   def test_arrays_that_cannot_be_written_as_they_are(self):
     with bundle_writer.BundleWriter(self.prefix) as writer:
@@ -335,6 +394,8 @@ class BadInputTest(tf.test.TestCase):
         writer.write(np.zeros((4, 3), np.float32).T)
       with self.assertRaisesRegex(ValueError, "big-endian"):
         writer.write(np.zeros(3, ">f4"))
+      with self.assertRaisesRegex(ValueError, "array of Python objects"):
+        writer.write(np.array([1.0, None]))
       self.assertEqual(writer.offset, 0)
 
   def test_exception_inside_with_removes_the_files(self):

@@ -18,7 +18,9 @@ A V2 checkpoint with prefix `P` is two files (TensorFlow's
 `tf.raw_ops.SaveV2` writes for the same tensors added in the same order.
 """
 
+import dataclasses
 import math
+import operator
 import os
 import re
 import struct
@@ -308,6 +310,8 @@ def slice_key(name: str, extents) -> bytes:
 
 
 def _numpy_dtype(name, dtype):
+  """The native-order numpy dtype of `dtype` (numpy's or a tf.DType)."""
+  dtype = getattr(dtype, "as_numpy_dtype", dtype)  # A tf.DType.
   try:
     np_dtype = np.dtype(dtype)
   except TypeError as e:
@@ -326,7 +330,7 @@ def _numpy_dtype(name, dtype):
 
 def _shape_tuple(name, shape):
   try:
-    dims = tuple(int(d) for d in shape)
+    dims = tuple(operator.index(d) for d in shape)
   except (TypeError, ValueError) as e:
     raise ValueError(
         f"Checkpoint tensor {name!r}: shape {shape!r} is not a sequence of"
@@ -346,14 +350,14 @@ def _shape_proto(dims):
   return shape
 
 
+@dataclasses.dataclass(frozen=True)
 class _Range:
   """Bytes [offset, offset + size) of the data file, held by one entry."""
 
-  def __init__(self, key, label, offset, size):
-    self.key = key
-    self.label = label
-    self.offset = offset
-    self.size = size
+  key: bytes
+  label: str
+  offset: int
+  size: int
 
   @property
   def end(self):
@@ -417,14 +421,22 @@ class BundleWriter:
 
     Args:
       data: bytes, a bytes-like object (memoryview, bytearray) or a
-        C-contiguous numpy array, written as its little-endian memory.
+        C-contiguous numpy array or numpy scalar, written as its little-endian
+        memory.
 
     Raises:
-      ValueError: the array is not C-contiguous or is big-endian, or the
-        writer is closed.
+      ValueError: the array is not C-contiguous, is big-endian or holds
+        Python objects, or the writer is closed.
     """
     self._check_open("write")
+    if isinstance(data, np.generic):
+      data = np.asarray(data)
     if isinstance(data, np.ndarray):
+      if data.dtype.hasobject:
+        raise ValueError(
+            f"Checkpoint {self._prefix!r}: write() got an array of Python"
+            f" objects ({data.dtype}); only numbers can be written."
+        )
       if not data.flags.c_contiguous:
         raise ValueError(
             f"Checkpoint {self._prefix!r}: write() needs a C-contiguous array"
@@ -449,8 +461,8 @@ class BundleWriter:
 
     Args:
       name: the checkpoint key (the variable's name, e.g. `embeddings`).
-      dtype: a numpy dtype (or anything `np.dtype` accepts) of fixed size:
-        float16/32/64, int8..64, uint8..64, bool, complex64/128.
+      dtype: a numpy dtype (anything `np.dtype` accepts, or a tf.DType) of
+        fixed size: float16/32/64, int8..64, uint8..64, bool, complex64/128.
       shape: the tensor's dimensions; () for a scalar.
       offset: where its bytes start in the data file. size = itemsize *
         product(shape). The bytes may be written before or after this call,
@@ -469,8 +481,8 @@ class BundleWriter:
   def add_sliced_tensor(self, name: str, dtype, full_shape, slices) -> None:
     """Declares a tensor stored as slices of rows (a partitioned variable).
 
-    What `tf.compat.v1.train.Saver` writes for a variable partitioned along
-    dimension 0: SaveV2 with the name once per slice and shape_and_slices
+    What `tf.compat.v1.train.Saver` (and so tensorflow_hub's Module.export)
+    writes for a variable partitioned along dimension 0: SaveV2 with the name once per slice and shape_and_slices
     "<full shape> <start>,<rows>:0,<dim 1>:..." (the other dimensions as
     explicit whole extents, as `Variable.SaveSliceInfo.spec` gives them).
 
@@ -499,7 +511,7 @@ class BundleWriter:
           f"Checkpoint tensor {name!r}: a sliced tensor needs rank >= 1 (got"
           " a scalar shape)."
       )
-    slices = [tuple(int(v) for v in s) for s in slices]
+    slices = [self._slice_triple(name, s) for s in slices]
     self._check_slice_coverage(name, dims[0], slices)
     if len(slices) == 1:
       self._add_entry(
@@ -592,6 +604,16 @@ class BundleWriter:
     if name.encode("utf-8") in self._entries:
       raise ValueError(f"Checkpoint tensor {name!r}: added twice.")
 
+  def _slice_triple(self, name, item):
+    try:
+      start, num_rows, offset = (operator.index(v) for v in item)
+    except (TypeError, ValueError) as e:
+      raise ValueError(
+          f"Checkpoint tensor {name!r}: a slice must be (start_row, num_rows,"
+          f" offset), three integers (got {item!r})."
+      ) from e
+    return start, num_rows, offset
+
   def _check_slice_coverage(self, name, num_rows_total, slices):
     if not slices:
       raise ValueError(f"Checkpoint tensor {name!r}: no slices given.")
@@ -619,7 +641,12 @@ class BundleWriter:
       )
 
   def _add_entry(self, key, label, np_dtype, dims, offset):
-    offset = int(offset)
+    try:
+      offset = operator.index(offset)
+    except TypeError as e:
+      raise ValueError(
+          f"Checkpoint tensor {label}: offset {offset!r} is not an integer."
+      ) from e
     if offset < 0:
       raise ValueError(
           f"Checkpoint tensor {label}: offset {offset} is negative."
