@@ -2,6 +2,7 @@
 
 # The public modules; graph_index is internal to module.py and spec.py.
 __all__ = [
+    'bundle_writer',
     'module',
     'names',
     'op_policy',
