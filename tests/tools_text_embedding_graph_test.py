@@ -11,6 +11,7 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 import tensorflow_hub as tfhub
+from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow.python.framework import op_def_registry
 from tensorflow.python.framework import versions
@@ -55,8 +56,14 @@ def _values(rows, seed):
   return np.random.RandomState(seed).normal(size=[rows, _DIM]).astype("f4")
 
 
-def _write_module(path, vocabulary, values, shared_name, **config):
-  """Writes a module: tokens.txt, tfhub_module.pb, saved_model.pb, variables/."""
+def _write_module(
+    path, vocabulary, values, shared_name, stored_rows=None, **config
+):
+  """Writes a module: tokens.txt, tfhub_module.pb, saved_model.pb, variables/.
+
+  The checkpoint holds "embeddings" whole (stored_rows [rows]) or in row
+  slices of stored_rows; None: in the partitions of the graph.
+  """
   os.makedirs(os.path.join(path, "assets"))
   with open(os.path.join(path, "assets", "tokens.txt"), "w") as f:
     f.write("".join(token + "\n" for token in vocabulary))
@@ -73,7 +80,7 @@ def _write_module(path, vocabulary, values, shared_name, **config):
             **config,
         )
     )
-  parts = graph_lib.partition_rows(rows, config["partitions"])
+  parts = stored_rows or graph_lib.partition_rows(rows, config["partitions"])
   if len(parts) == 1:
     slices, tensors = [""], [values]
   else:
@@ -381,6 +388,12 @@ class TextEmbeddingGraphTest(tf.test.TestCase):
           [["train"], []],
       )
       for meta_graph in saved_model.meta_graphs:
+        (asset,) = meta_graph.collection_def[
+            saved_model_io.SAVED_MODEL_ASSETS_KEY
+        ].any_list.value
+        asset_file_def = meta_graph_pb2.AssetFileDef()
+        self.assertTrue(asset.Unpack(asset_file_def))
+        self.assertEqual(asset_file_def.filename, "tokens.txt")
         self.assertFalse(meta_graph.HasField("saver_def"))
         self.assertTrue(meta_graph.meta_info_def.stripped_default_attrs)
         self.assertEqual(
@@ -399,12 +412,48 @@ class TextEmbeddingGraphTest(tf.test.TestCase):
         with tf.Graph().as_default():
           tf.compat.v1.import_graph_def(meta_graph.graph_def, name="")
 
-  def test_constants_agree_with_tensorflow_and_the_format(self):
+  def test_producer_is_tensorflow_2_15s_graph_def_version(self):
     self.assertEqual(graph_lib.GRAPH_DEF_PRODUCER, versions.GRAPH_DEF_VERSION)
-    self.assertEqual(
-        graph_lib.ASSET_PLACEHOLDER_VALUE,
-        saved_model_io.ASSET_PLACEHOLDER_VALUE,
-    )
+
+  def test_restores_from_slices_other_than_its_partitions(self):
+    # A checkpoint writer may store the tensor in blocks of its own choosing:
+    # whole into 3 partitions, 2 slices into 1 variable, and into 3
+    # partitions ([4, 4, 3] rows) slices that cross their boundaries.
+    rows = len(_VOCABULARY) + _NUM_OOV_BUCKETS
+    values = _values(rows, seed=5)
+    cases = [(3, [rows]), (1, [5, rows - 5]), (3, [2, 7, rows - 9])]
+    sentences = ["the cat zoë", "Zoë 日本 émile", "naïve dogs unknownword"]
+    config = dict(combiner="sum", lowercase=False, preprocess="whitespace")
+    paths = []
+    for index, (partitions, stored_rows) in enumerate(cases):
+      paths.append(os.path.join(self.root, "stored_%d" % index))
+      _write_module(
+          paths[-1],
+          _VOCABULARY,
+          values,
+          "stored_%d" % index,
+          stored_rows=stored_rows,
+          partitions=partitions,
+          **config,
+      )
+    with tf.Graph().as_default():
+      expected, _ = _reference(
+          os.path.join(paths[0], "assets", "tokens.txt"),
+          values,
+          _NUM_OOV_BUCKETS,
+          sentences,
+          config,
+      )
+      outputs = [
+          module_cls(path)(tf.constant(sentences))
+          for path in paths
+          for module_cls in (hub.Module, tfhub.Module)
+      ]
+      with tf.compat.v1.Session() as session:
+        _initialize(session)
+        expected, outputs = session.run([expected, outputs])
+    for output in outputs:
+      self.assertAllClose(output, expected, rtol=1e-6, atol=1e-6)
 
   def test_import_does_not_import_tensorflow(self):
     result = subprocess.run(

@@ -46,6 +46,7 @@ from tensorboard.compat.proto import types_pb2
 from tensorboard.compat.proto import variable_pb2
 from tensorboard.compat.proto import versions_pb2
 
+from hub_estimator.format import names
 from hub_estimator.format import protos
 
 VARIABLE_NAME = "embeddings"
@@ -58,16 +59,11 @@ TAGS = ({"train"}, set())
 # TensorFlow 2.15's GRAPH_DEF_VERSION (tensorflow/core/public/version.h), the
 # producer version TF 2.15 writes into every GraphDef; tests check it.
 GRAPH_DEF_PRODUCER = 1645
-# What a SavedModel writer puts in an asset's Const; loaders replace it with
-# the asset's path (saved_model_io.ASSET_PLACEHOLDER_VALUE; tests check it).
-ASSET_PLACEHOLDER_VALUE = b"SAVEDMODEL-ASSET"
-# Collection keys of a TF1 Hub module's MetaGraphDef (tf.compat.v1.GraphKeys
-# and tf.saved_model's ASSETS_KEY).
+# Collection keys of a TF1 Hub module's MetaGraphDef
+# (tf.compat.v1.GraphKeys; the asset ones are in `names`).
 _GLOBAL_VARIABLES = "variables"
 _TRAINABLE_VARIABLES = "trainable_variables"
 _TABLE_INITIALIZERS = "table_initializer"
-_ASSET_FILEPATHS = "asset_filepaths"
-_SAVED_MODEL_ASSETS = "saved_model_assets"
 # The type URL of an AssetFileDef in an Any; the protos here are in package
 # "tensorboard", so Any.Pack would write the wrong name.
 _ASSET_FILE_DEF_TYPE_URL = "type.googleapis.com/tensorflow.AssetFileDef"
@@ -343,12 +339,12 @@ def _meta_graph(
         v.SerializeToString() for v in variables
     )
   collections[_TABLE_INITIALIZERS].node_list.value.append(table_init)
-  collections[_ASSET_FILEPATHS].node_list.value.append(asset + ":0")
+  collections[names.ASSET_FILEPATHS_KEY].node_list.value.append(asset + ":0")
   asset_file_def = meta_graph_pb2.AssetFileDef(
       tensor_info=meta_graph_pb2.TensorInfo(name=asset + ":0"),
       filename=VOCABULARY_FILENAME,
   )
-  collections[_SAVED_MODEL_ASSETS].any_list.value.append(
+  collections[names.SAVED_MODEL_ASSETS_KEY].any_list.value.append(
       any_pb2.Any(
           type_url=_ASSET_FILE_DEF_TYPE_URL,
           value=asset_file_def.SerializeToString(),
@@ -362,7 +358,7 @@ def _vocabulary_ids(
 ):
   """Adds the vocabulary lookup; returns (ids, initializer, asset const)."""
   asset = graph.const(
-      "lookup/vocabulary_file", _STRING, [ASSET_PLACEHOLDER_VALUE]
+      "lookup/vocabulary_file", _STRING, [names.ASSET_PLACEHOLDER_VALUE]
   )
   table = graph.node(
       "HashTableV2",
