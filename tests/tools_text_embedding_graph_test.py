@@ -20,6 +20,7 @@ import hub_estimator as hub
 from hub_estimator.format import op_policy
 from hub_estimator.format import protos
 from hub_estimator.format import saved_model_io
+from hub_estimator.format import tf2_bridge
 from hub_estimator.tools import text_embedding_graph as graph_lib
 
 _VOCABULARY = ["the", "cat", "émile", "naïve", "dogs", "dog's", "日本", "Zoë"]
@@ -271,6 +272,23 @@ class TextEmbeddingGraphTest(tf.test.TestCase):
         with tf.compat.v1.Session() as session:
           _initialize(session)
           self._assert_all_match(session.run(outputs))
+
+  def test_tf2_conversion_matches_the_reference(self):
+    # tools.convert_to_tf2 (tf2_bridge) turns the tables and partitions into
+    # TF2 objects; its SavedModel computes the same outputs.
+    for index in (0, len(self.modules) - 1):
+      config, path, _ = self.modules[index]
+      with self.subTest(_config_name(config)):
+        converted = os.path.join(self.root, "tf2_%d" % index)
+        tf2_bridge.export_tf2_saved_model(path, converted)
+        loaded = tf.saved_model.load(converted)
+        self.assertLen(loaded.trainable_variables, config["partitions"])
+        self.assertAllClose(
+            loaded(tf.constant(_SENTENCES)),
+            self.expected[index],
+            rtol=1e-6,
+            atol=1e-6,
+        )
 
   def test_train_variant_gradients_reach_only_the_looked_up_rows(self):
     for config, path, values in self.modules:
