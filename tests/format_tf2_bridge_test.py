@@ -490,6 +490,38 @@ def scenario_functions(root):
         tf1 = _tf1_call(module, batch, tags)
         tf2 = loaded[name](batch, training=training).numpy()
         report.setdefault("diff", []).append(float(np.abs(tf1 - tf2).max()))
+
+  # tf.custom_gradient: converted in the process that registered it, the
+  # gradient is saved with the model.
+  @tf.custom_gradient
+  def triple_gradient(t):
+    return tf.identity(t), lambda dy: dy * 3.0
+
+  def custom_module_fn():
+    x = tf.compat.v1.placeholder(tf.float32, [None, 4], name="x")
+    w = tf.compat.v1.get_variable("w", [4, 3], use_resource=True)
+    hub.add_signature(inputs=x, outputs=triple_gradient(tf.matmul(x, w)))
+
+  module = os.path.join(root, "custom")
+  with tf.Graph().as_default():
+    instance = hub.Module(hub.create_module_spec(custom_module_fn))
+    gradient = tf.gradients(tf.reduce_sum(instance(x)), instance.variables)
+    with tf.compat.v1.Session() as session:
+      session.run(tf.compat.v1.global_variables_initializer())
+      tf1_gradient = session.run(gradient)[0]
+      instance.export(module, session)
+  custom = tf.saved_model.load(
+      tf2_bridge.export_tf2_saved_model(module, module + "_tf2")
+  )
+  with tf.GradientTape() as tape:
+    total = tf.reduce_sum(custom(x))
+  tf2_gradient = tape.gradient(total, custom.trainable_variables[0]).numpy()
+  report["custom_gradient_diff"] = float(
+      np.abs(tf1_gradient - tf2_gradient).max()
+  )
+  report["custom_gradient_tripled"] = float(
+      np.abs(tf1_gradient - 3 * np.tile(x.sum(0)[:, None], [1, 3])).max()
+  )
   # Loaded together, each runs its own functions.
   report["modules_differ"] = float(
       np.abs(loaded["plus"](x).numpy() - loaded["minus"](x).numpy()).max()
@@ -584,6 +616,7 @@ def scenario_errors(root):
   """Modules the converter refuses: each error, and nothing written."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import hub_estimator as hub  # pylint: disable=g-import-not-at-top
+  from tensorflow.python.framework import function  # pylint: disable=g-import-not-at-top
   from hub_estimator.format import tf2_bridge  # pylint: disable=g-import-not-at-top
 
   v1 = tf.compat.v1
@@ -617,6 +650,28 @@ def scenario_errors(root):
     words = v1.placeholder(tf.string, [None], name="words")
     table = v1.lookup.experimental.MutableHashTable(tf.string, tf.int64, -1)
     hub.add_signature(inputs=words, outputs=table.lookup(words))
+
+  def defun_gradient():
+    x = v1.placeholder(tf.float32, [None, 2], name="x")
+
+    @function.Defun(tf.float32, tf.float32, func_name="triple_grad")
+    def triple_grad(unused_t, dy):
+      return dy * 3.0
+
+    @function.Defun(tf.float32, grad_func=triple_grad, func_name="ident")
+    def ident(t):
+      return t
+
+    hub.add_signature(inputs=x, outputs=ident(dense(x)))
+
+  def gradient_override():
+    x = v1.placeholder(tf.float32, [None, 2], name="x")
+    # A gradient registered nowhere in this process (as a tf.custom_gradient
+    # of the process that built a module is, in any other process).
+    graph = v1.get_default_graph()
+    with graph.gradient_override_map({"Identity": "BuilderOnlyGradient"}):
+      y = tf.identity(dense(x))
+    hub.add_signature(inputs=x, outputs=y)
 
   def function_with_state():
     x = v1.placeholder(tf.float32, [None, 2], name="x")
@@ -689,6 +744,8 @@ def scenario_errors(root):
           ("activity_loss", activity_loss, None),
           ("key_value_table", key_value_table, None),
           ("mutable_table", mutable_table, None),
+          ("defun_gradient", defun_gradient, None),
+          ("gradient_override", gradient_override, None),
           ("unfed_placeholder", unfed_placeholder, None),
           ("other_signature_only", other_signature_only, None),
           (
@@ -960,6 +1017,8 @@ def _check_functions(report):
   assert len(report["diff"]) == 8, report
   assert max(report["diff"]) <= 1e-6, report
   assert report["modules_differ"] > 1e-3, report
+  assert report["custom_gradient_tripled"] <= 1e-5, report
+  assert report["custom_gradient_diff"] <= 1e-5, report
   assert report["variants_differ"] > 1e-3, report
   assert sorted(report["weight_changes"]) == ["b:0", "w:0"], report
   assert min(report["weight_changes"].values()) > 1e-5, report
@@ -1007,6 +1066,18 @@ def test_modules_that_cannot_convert_get_one_clear_error_each():
           "is not initialized from a vocabulary file",
       ],
       "mutable_table": ["is a MutableHashTableV2"],
+      "defun_gradient": [
+          "graph function 'ident' of its graph variant default (no tags)",
+          "has a gradient function 'triple_grad'",
+          "would silently use other gradients",
+      ],
+      "gradient_override": [
+          (
+              "node 'Identity' of its graph variant default (no tags) has the"
+              " gradient 'BuilderOnlyGradient'"
+          ),
+          "registered only in the Python process that built the module",
+      ],
       "function_with_state": [
           "graph function '__inference_shift_",
           "creates state itself (node 'VarHandleOp' is a VarHandleOp)",

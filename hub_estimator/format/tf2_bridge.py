@@ -41,6 +41,7 @@ import tensorflow as tf
 from tensorflow.core.framework import function_pb2
 from tensorflow.core.framework import variable_pb2
 from tensorflow.python.eager import context
+from tensorflow.python.framework import ops
 from tensorflow.python.saved_model import save_context
 
 from hub_estimator.format import graph_index as graph_index_lib
@@ -82,7 +83,32 @@ def _check_convertible(index, source: str, tags) -> None:
           " (tf.compat.v1.enable_resource_variables())."
           % (source, node.name, _variant_name(tags), node.op)
       )
-  for function in index.meta_graph.graph_def.library.function:
+  library = index.meta_graph.graph_def.library
+  bodies = [(None, index.meta_graph.graph_def.node)] + [
+      (f.signature.name, f.node_def) for f in library.function
+  ]
+  for function_name, nodes in bodies:
+    for node in nodes:
+      if "_gradient_op_type" in node.attr:
+        _check_gradient_registered(node, function_name, source, tags)
+  for gradient in library.gradient:
+    raise ConversionError(
+        "Cannot convert module %s to TF2: graph function %r of its %s has a"
+        " gradient function %r (Defun's grad_func); TF2 functions ignore the"
+        " gradient functions of a function library and would differentiate"
+        " %r itself, so fine-tuning would silently use other gradients than"
+        " the module's. Use the function without grad_func, or re-export the"
+        " module with the gradient expressed in the forward computation"
+        " (e.g. tf.stop_gradient)."
+        % (
+            source,
+            gradient.function_name,
+            _variant_name(tags),
+            gradient.gradient_func,
+            gradient.function_name,
+        )
+    )
+  for function in library.function:
     for node in function.node_def:
       if _creates_state(node.op):
         raise ConversionError(
@@ -100,6 +126,30 @@ def _check_convertible(index, source: str, tags) -> None:
                 node.op,
             )
         )
+
+
+def _check_gradient_registered(node, function_name, source, tags) -> None:
+  """Raises ConversionError if a node's gradient override is not registered.
+
+  tf.custom_gradient (in graph mode) and `Graph.gradient_override_map` name a
+  gradient function registered in the process that built the graph; a
+  Python function cannot travel with the module. In that process (e.g. an
+  exporter's, inside the training run) `tf.saved_model.save` stores it with
+  the converted model; elsewhere TF would fail to differentiate the call.
+  """
+  gradient_type = node.attr["_gradient_op_type"].s.decode("utf-8")
+  try:
+    ops.gradient_registry.lookup(gradient_type)
+  except LookupError:
+    where = " in graph function %r" % function_name if function_name else ""
+    raise ConversionError(
+        "Cannot convert module %s to TF2: node %r%s of its %s has the gradient"
+        " %r (tf.custom_gradient or gradient_override_map), registered only"
+        " in the Python process that built the module. Convert the module"
+        " in that process (e.g. with the exporters' tf2_saved_model=True), or"
+        " build it without a custom gradient."
+        % (source, node.name, where, _variant_name(tags), gradient_type)
+    ) from None
 
 
 def _creates_state(op_type) -> bool:
@@ -138,15 +188,13 @@ class _Functions:
   the same fresh suffix, consistently in every reference to it: the op of a
   node that calls it (Defun), `func` attrs (If's then_branch / else_branch,
   While's cond / body, PartitionedCall's f, nested in a function's attrs),
-  the bodies of other functions and the library's gradient definitions.
+  the bodies of other functions and the library's registered gradients.
+  (`_check_convertible` refuses gradient functions, which TF2 would ignore.)
   """
 
   def __init__(self, library):
     self._library = library
     self._functions = {f.signature.name: f for f in library.function}
-    self._gradients = {
-        g.function_name: g.gradient_func for g in library.gradient
-    }
     suffix = "_tf2_%s" % uuid.uuid4().hex[:8]
     self._renamed = {name: name + suffix for name in self._functions}
     self._copies = {}  # original name -> renamed FunctionDef
@@ -185,20 +233,10 @@ class _Functions:
       pending.extend(
           _function_refs(self._functions[name].node_def, self._functions)
       )
-      gradient = self._gradients.get(name)
-      if gradient in self._functions:
-        pending.append(gradient)
     library = graph_def.library
     del library.function[:]
-    del library.gradient[:]
     for name in sorted(reached):
       library.function.add().CopyFrom(self._copy(name))
-      gradient = self._gradients.get(name)
-      if gradient is not None:
-        library.gradient.add(
-            function_name=self._renamed[name],
-            gradient_func=self._renamed.get(gradient, gradient),
-        )
     for entry in library.registered_gradients:
       entry.gradient_func = self._renamed.get(
           entry.gradient_func, entry.gradient_func
@@ -819,8 +857,11 @@ def export_tf2_saved_model(
     ConversionError: (a ModuleFormatError) if the module uses something that
       has no TF2 equivalent here: reference variables, graph functions whose
       bodies create a variable or table (a VarHandleOp, VariableV2 or hash
-      table node inside a tf.function, Defun or control-flow branch), tables
-      not read from a vocabulary file, signature values other
+      table node inside a tf.function, Defun or control-flow branch), a
+      Defun with a grad_func (TF2 ignores a library's gradient functions), a
+      custom gradient (tf.custom_gradient, gradient_override_map) not
+      registered in this process (only the process that built the module
+      has it), tables not read from a vocabulary file, signature values other
       than Tensor, SparseTensor and RaggedTensor, regularization losses that
       depend on signature inputs (activity losses: a Reusable SavedModel
       hands Keras zero-argument losses only, so they would be silently lost;
