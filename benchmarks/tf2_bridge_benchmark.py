@@ -18,6 +18,11 @@ disturbed by other load) over `--repeats` rounds of:
 
 with the ratios tf2 / tf1. All measured in this process, interleaved round by
 round, after one uncounted warm-up round of the conversions.
+
+The same conversion figures follow for a module of the same weights whose
+layers run inside graph functions (a tf.function of the dense layers, a v2
+`tf.cond` and `tf.while_loop` around it, both graph variants), whose function
+library the converter renames apart.
 """
 
 import argparse
@@ -42,10 +47,8 @@ except ImportError as e:  # pragma: no cover - the peer is a test dependency
   ) from e
 
 
-def _export_module(path, sizes):
-  module_fn = module_fns.mlp(
-      input_dim=sizes[0], units=sizes[1:], batch_norm=True, l2=1e-4
-  )
+def _export(path, module_fn):
+  """Exports a module_fn with a {"train"} variant and a default one."""
   spec = hub_estimator.create_module_spec(
       module_fn,
       tags_and_args=[({"train"}, {"is_training": True}), (set(), {})],
@@ -55,6 +58,43 @@ def _export_module(path, sizes):
     with tf.compat.v1.Session() as session:
       session.run(tf.compat.v1.global_variables_initializer())
       module.export(path, session)
+
+
+def _export_module(path, sizes):
+  _export(
+      path,
+      module_fns.mlp(
+          input_dim=sizes[0], units=sizes[1:], batch_norm=True, l2=1e-4
+      ),
+  )
+
+
+def _export_functions_module(path, sizes):
+  """The MLP's weights, used inside graph functions (v2 control flow)."""
+  v1 = tf.compat.v1
+
+  def module_fn(is_training=False):
+    x = v1.placeholder(tf.float32, [None, sizes[0]], name="x")
+    kernels = [
+        v1.get_variable("dense_%d/kernel" % k, [a, b], use_resource=True)
+        for k, (a, b) in enumerate(zip(sizes, sizes[1:]))
+    ]
+
+    @tf.function
+    def forward(h):
+      for kernel in kernels:
+        h = tf.nn.relu(tf.matmul(h, kernel))
+      return h
+
+    y = forward(x)
+    y = tf.cond(tf.reduce_sum(y) > 0, lambda: y, lambda: -y)
+    rate = 0.5 if is_training else 1.0
+    _, y = tf.while_loop(
+        lambda i, v: i < 2, lambda i, v: (i + 1, v * rate), [0, y]
+    )
+    hub_estimator.add_signature(inputs=x, outputs=y)
+
+  _export(path, module_fn)
 
 
 def _size(path):
@@ -128,22 +168,27 @@ def main():
   try:
     module = os.path.join(root, "module")
     _export_module(module, sizes)
+    functions_module = os.path.join(root, "functions_module")
+    _export_functions_module(functions_module, sizes)
     converted = os.path.join(root, "tf2")
     saved = os.path.join(root, "plain")
-    convert, plain = [], []
+    convert, plain, sizes_written = {}, {}, {}
     # Round 0 warms both up (first traces, imports) and is not counted.
     for i in range(args.repeats + 1):
-      for path in (converted, saved):
-        shutil.rmtree(path, ignore_errors=True)
-      took = _timed(
-          lambda: tf2_bridge.export_tf2_saved_model(module, converted)
-      )
-      if i:
-        convert.append(took)
-      took = _timed(lambda: _plain_save(module, saved))
-      if i:
-        plain.append(took)
-    convert_size, plain_size = _size(converted), _size(saved)
+      for source in (module, functions_module):
+        for path in (converted, saved):
+          shutil.rmtree(path, ignore_errors=True)
+        took = _timed(
+            lambda: tf2_bridge.export_tf2_saved_model(source, converted)
+        )
+        if i:
+          convert.setdefault(source, []).append(took)
+        took = _timed(lambda: _plain_save(source, saved))
+        if i:
+          plain.setdefault(source, []).append(took)
+        sizes_written[source] = (_size(converted), _size(saved))
+    shutil.rmtree(converted)
+    tf2_bridge.export_tf2_saved_model(module, converted)
     x = np.random.RandomState(0).rand(args.batch, sizes[0]).astype(np.float32)
     obj = tf.saved_model.load(converted)
     obj(x)
@@ -161,22 +206,32 @@ def main():
         "MLP %s (%.1fM weights), batch %d, %d rounds; median (best)"
         % (sizes, weights / 1e6, args.batch, args.repeats)
     )
-    (c_med, c_min), (p_med, p_min) = _summary(convert), _summary(plain)
-    print(
-        "convert %.2f s (%.2f s), %d bytes; plain tf.saved_model.save %.2f s"
-        " (%.2f s), %d bytes; time ratio %.2fx (%.2fx), size ratio %.3fx"
-        % (
-            c_med,
-            c_min,
-            convert_size,
-            p_med,
-            p_min,
-            plain_size,
-            c_med / p_med,
-            c_min / p_min,
-            convert_size / plain_size,
-        )
-    )
+    for source, label in (
+        (module, "plain graph"),
+        (functions_module, "graph functions"),
+    ):
+      (c_med, c_min), (p_med, p_min) = (
+          _summary(convert[source]),
+          _summary(plain[source]),
+      )
+      convert_size, plain_size = sizes_written[source]
+      print(
+          "%s: convert %.2f s (%.2f s), %d bytes; plain tf.saved_model.save"
+          " %.2f s (%.2f s), %d bytes; time ratio %.2fx (%.2fx), size ratio"
+          " %.3fx"
+          % (
+              label,
+              c_med,
+              c_min,
+              convert_size,
+              p_med,
+              p_min,
+              plain_size,
+              c_med / p_med,
+              c_min / p_min,
+              convert_size / plain_size,
+          )
+      )
     (t_med, t_min), (o_med, o_min), (e_med, e_min) = (
         _summary(latency[k]) for k in ("tf2", "ours", "peer")
     )
