@@ -612,6 +612,56 @@ def scenario_optional(root):
   return report
 
 
+def scenario_default_updates(root):
+  """Without a {"train"} variant, training=True runs the default UPDATE_OPS."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import hub_estimator as hub  # pylint: disable=g-import-not-at-top
+  from hub_estimator.format import tf2_bridge  # pylint: disable=g-import-not-at-top
+
+  v1 = tf.compat.v1
+
+  def module_fn():
+    x = v1.placeholder(tf.float32, [None, 3], name="x")
+    # Batch norm switched by an input: v2 tf.cond updates in UPDATE_OPS.
+    training = v1.placeholder_with_default(False, [], name="training")
+    y = v1.layers.batch_normalization(x, training=training, momentum=0.5)
+    hub.add_signature(inputs={"x": x, "training": training}, outputs=y)
+
+  module = os.path.join(root, "bn")
+  with tf.Graph().as_default():
+    instance = hub.Module(hub.create_module_spec(module_fn))
+    with v1.Session() as session:
+      session.run(v1.global_variables_initializer())
+      instance.export(module, session)
+  x = np.random.RandomState(5).rand(4, 3).astype(np.float32) * 5
+  inputs = {"x": x, "training": True}
+  with tf.Graph().as_default():
+    instance = hub.Module(module, trainable=True)
+    out = instance(inputs)
+    updates = v1.get_collection(v1.GraphKeys.UPDATE_OPS)
+    mean = [v for v in instance.variables if "moving_mean" in v.op.name][0]
+    with v1.Session() as session:
+      session.run(v1.global_variables_initializer())
+      tf1 = session.run(out)
+      session.run(updates)
+      tf1_mean = session.run(mean)
+  obj = tf.saved_model.load(
+      tf2_bridge.export_tf2_saved_model(module, module + "_tf2")
+  )
+  mean = [v for v in obj.variables if "moving_mean" in v.name][0]
+  before = mean.numpy()
+  inference = obj(inputs).numpy()
+  after_inference = mean.numpy()
+  tf2 = obj(inputs, training=True).numpy()
+  return {
+      "inference_diff": float(np.abs(inference - tf1).max()),
+      "train_diff": float(np.abs(tf2 - tf1).max()),
+      "inference_keeps_mean": float(np.abs(after_inference - before).max()),
+      "mean_diff": float(np.abs(mean.numpy() - tf1_mean).max()),
+      "mean_moved": float(np.abs(tf1_mean - before).max()),
+  }
+
+
 def scenario_errors(root):
   """Modules the converter refuses: each error, and nothing written."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -1168,6 +1218,15 @@ def test_any_subset_of_optional_inputs_runs_up_to_four_of_them():
       # own error names the accepted structures.
       assert "Could not find matching concrete function" in diff, (key, diff)
   assert len(report) == 4 + 32
+
+
+def test_default_variant_update_ops_run_in_training_without_train_variant():
+  report = _run("default_updates")["default_updates"]
+  assert report["inference_diff"] <= 1e-6, report
+  assert report["train_diff"] <= 1e-6, report
+  assert report["inference_keeps_mean"] == 0.0, report
+  assert report["mean_moved"] > 1e-3, report
+  assert report["mean_diff"] <= 1e-6, report
 
 
 if __name__ == "__main__":

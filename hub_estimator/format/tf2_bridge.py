@@ -23,7 +23,10 @@ How the conversion works, in an eager TF2 context:
    returns the dict of its outputs; it serves as is in `obj.signatures` (the
    default variant's) and `obj.train_signatures` (the `{"train"}` one's).
 3. The `{"train"}` version of a signature also runs the variant's UPDATE_OPS
-   (batch-norm moving statistics) as control dependencies of its outputs.
+   (batch-norm moving statistics) as control dependencies of its outputs;
+   without a `{"train"}` variant, the training version of `default` is the
+   default variant's with its UPDATE_OPS (the inference version when it has
+   none).
 4. The module's graph functions (v2 control flow, tf.function, Defun) come
    along with the nodes that call them, renamed apart (see `_Functions`).
 5. `obj.__call__` is a `tf.function` over the `default` signature's two
@@ -606,7 +609,19 @@ class _Signature:
     # Why there is no training version, or None.
     self.no_train_reason = None
     if train_variant is None:
-      self.train = self.infer
+      # As hub.Module(trainable=True) of the default variant: its UPDATE_OPS
+      # (e.g. batch norm fed a training input) run when training.
+      has_updates = default_variant.runnable(
+          default_variant.collection(_GraphKeys.UPDATE_OPS),
+          [n for key in self.keys for n in self.inputs[key].component_names()],
+      )
+      self.train = (
+          self._function(
+              default_variant, self.inputs, self.outputs, with_updates=True
+          )
+          if has_updates
+          else self.infer
+      )
       return
     self.train = None
     if name not in spec.get_signature_names(tags_lib.TRAIN):
@@ -813,7 +828,8 @@ def export_tf2_saved_model(
     output, else the dict of outputs. `training=True` runs the `{"train"}`
     graph variant when the module has one (batch statistics, dropout on) and
     its UPDATE_OPS (e.g. batch-norm moving statistics), else the default
-    variant.
+    variant with its UPDATE_OPS (as `hub.Module(trainable=True)` of it has
+    them: e.g. batch norm switched by a signature input).
   - `obj.train_signatures[name](**inputs)`, when the module has a `{"train"}`
     graph variant: the training version of every signature that variant has
     with the same inputs and outputs, called like `obj.signatures[name]`
