@@ -539,6 +539,17 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
         self.assertEqual(chunk.locations, expected.locations)
         self.assertAllEqual(chunk.vectors, expected.vectors)
 
+  def test_a_file_that_shrinks_while_read_is_one_error(self):
+    path = self._write("v.txt", _CONTENTS["glove"])
+    parser = vectors._TextParser(path, 3, False)
+    size = os.path.getsize(path)
+    self.assertEqual(len(parser._read(0, size)), size)
+    with self.assertRaisesRegex(
+        vectors.VectorsFileError,
+        r"v.txt: holds 10 bytes fewer than when its reading began",
+    ):
+      parser((((0, size + 10)), 1))
+
   def test_parsing_processes_name_the_bad_line_of_a_late_chunk(self):
     lines = ["w%d %d %d" % (i, i, -i) for i in range(300)]
     cases = [

@@ -471,6 +471,16 @@ def _read_vectors(
       stack.callback(lower.close)
     chunks = stack.enter_context(contextlib.closing(reader.chunks(workers)))
     for chunk in chunks:
+      if not lower and read.rows + len(chunk.tokens) < limit:
+        new = dict(zip(chunk.tokens, chunk.locations))
+        if len(new) == len(chunk.tokens) and first_seen.keys().isdisjoint(new):
+          # The common case, all kept: the same as the loop below, in C.
+          first_seen.update(new)
+          vocab.write("\n".join(chunk.tokens) + "\n")
+          checkpoint.write(np.ascontiguousarray(chunk.vectors, "<f4"))
+          read.rows += len(chunk.tokens)
+          bar.update(reader.position() - bar.n)
+          continue
       keys = lower(chunk.tokens) if lower else chunk.tokens
       rows, lines = [], []
       for i, (token, key) in enumerate(zip(chunk.tokens, keys)):

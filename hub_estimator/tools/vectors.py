@@ -94,6 +94,9 @@ class VectorsReader:
       )
     self.path = path
     self.total_bytes = size(path)
+    # Bytes handed out as ranges (`_range_pieces`), which this reader's file
+    # object does not see; None while it reads them itself.
+    self._consumed = None
     self._raw = open_file(path)
     self.compressed = self._raw.read(2) == _GZIP_MAGIC
     self._raw.seek(0)
@@ -133,6 +136,8 @@ class VectorsReader:
 
   def position(self):
     """Bytes of the file on disk consumed so far (compressed bytes for gzip)."""
+    if self._consumed is not None:
+      return self._consumed
     return self._raw.tell()
 
   def where(self, location):
@@ -248,10 +253,46 @@ class VectorsReader:
       yield piece, self._line + 1
       self._line += piece.count(b"\n") + 1
 
+  def _range_pieces(self):
+    """Yields ((start, end), first line number): byte ranges of whole lines.
+
+    For a local uncompressed file, whose pieces the parsing processes read
+    themselves (os.pread), so this process only finds where pieces end and
+    counts their lines (numpy, on 1 MiB at a time) instead of passing the
+    text to them.
+    """
+    start = self._raw.tell() - len(self._buffer)
+    self._buffer = b""
+    fd = self._raw.fileno()
+    size = self.total_bytes
+    window = CHUNK_BYTES
+    self._consumed = start
+    while start < size:
+      data = os.pread(fd, window, start)
+      if not data:
+        break  # The file shrank: the parser reports a short read.
+      end = start + len(data)
+      if end < size:
+        cut = data.rfind(b"\n")
+        if cut < 0:
+          window *= 2  # A line longer than the window.
+          continue
+        end = start + cut
+        data = data[:cut]
+      window = CHUNK_BYTES
+      yield (start, end), self._line + 1
+      self._line += (
+          np.count_nonzero(np.frombuffer(data, np.uint8) == _NEWLINE) + 1
+      )
+      start = end + 1
+      self._consumed = min(start, size)
+
   def _text_chunks(self, workers):
     parse = _TextParser(self.path, self.dim, self.count is not None)
+    local = not (self.compressed or self._remote)
+    pieces = self._range_pieces() if local else self._text_pieces()
     read = 0
-    for chunk in _ordered_map(parse, self._text_pieces(), workers, self.path):
+    for chunk in _ordered_map(parse, pieces, workers, self.path):
       read += len(chunk.tokens)
       if self.count is not None and read > self.count:
         raise VectorsFileError(
@@ -403,7 +444,10 @@ class _TextParser:
   has_header: bool
 
   def __call__(self, piece):
+    """Parses (text, first line) or ((start, end) of `path`, first line)."""
     data, first_line = piece
+    if isinstance(data, tuple):
+      data = self._read(*data)
     regular = self._regular(data, first_line)
     if regular is not None:
       return regular
@@ -443,6 +487,16 @@ class _TextParser:
       locations.append(location)
       rows.append(line)
     return Chunk(tokens, self._values(rows, tokens, locations), locations)
+
+  def _read(self, start, end):
+    with open(self.path, "rb") as f:
+      data = os.pread(f.fileno(), end - start, start)
+    if len(data) != end - start:
+      raise VectorsFileError(
+          "%s: holds %d bytes fewer than when its reading began (changed"
+          " while being read?)." % (self.path, end - start - len(data))
+      )
+    return data
 
   def _regular(self, data, first_line):
     """The Chunk of `data` when every line is `token v1 ... vdim`, else None.
