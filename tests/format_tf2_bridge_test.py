@@ -662,6 +662,60 @@ def scenario_default_updates(root):
   }
 
 
+def scenario_train_losses(root):
+  """Regularization losses come from the {"train"} variant, which trains."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow_hub as tfhub  # pylint: disable=g-import-not-at-top
+  import hub_estimator as hub  # pylint: disable=g-import-not-at-top
+  from hub_estimator.format import tf2_bridge  # pylint: disable=g-import-not-at-top
+
+  v1 = tf.compat.v1
+
+  def module_fn(is_training=False):
+    x = v1.placeholder(tf.float32, [None, 3], name="x")
+    # A weight penalty of another scale in training, and one only there.
+    scale = 0.1 if is_training else 0.5
+    y = v1.layers.dense(
+        x, 2, kernel_regularizer=tf.keras.regularizers.l2(scale)
+    )
+    if is_training:
+      y = v1.layers.dense(
+          y, 2, kernel_regularizer=tf.keras.regularizers.l1(0.01)
+      )
+    else:
+      y = v1.layers.dense(y, 2)
+    hub.add_signature(inputs=x, outputs=y)
+
+  module = os.path.join(root, "losses")
+  spec = hub.create_module_spec(
+      module_fn,
+      tags_and_args=[({"train"}, {"is_training": True}), (set(), {})],
+  )
+  with tf.Graph().as_default():
+    instance = hub.Module(spec)
+    with v1.Session() as session:
+      session.run(v1.global_variables_initializer())
+      instance.export(module, session)
+  tf1 = {}
+  for name, tags in (("default", None), ("train", {"train"})):
+    with tf.Graph().as_default():
+      instance = hub.Module(module, trainable=True, tags=tags)
+      instance(np.zeros([1, 3], np.float32))
+      losses = v1.get_collection(v1.GraphKeys.REGULARIZATION_LOSSES)
+      with v1.Session() as session:
+        session.run(v1.global_variables_initializer())
+        tf1[name] = sorted(float(v) for v in session.run(losses))
+  export = tf2_bridge.export_tf2_saved_model(module, module + "_tf2")
+  obj = tf.saved_model.load(export)
+  layer = tfhub.KerasLayer(export, trainable=True)
+  model = tf.keras.Sequential([tf.keras.Input([3]), layer])
+  return {
+      "tf1": tf1,
+      "tf2": sorted(float(l()) for l in obj.regularization_losses),
+      "keras": sorted(float(l) for l in model.losses),
+  }
+
+
 def scenario_errors(root):
   """Modules the converter refuses: each error, and nothing written."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -1227,6 +1281,16 @@ def test_default_variant_update_ops_run_in_training_without_train_variant():
   assert report["inference_keeps_mean"] == 0.0, report
   assert report["mean_moved"] > 1e-3, report
   assert report["mean_diff"] <= 1e-6, report
+
+
+def test_regularization_losses_are_the_train_variants():
+  report = _run("train_losses")["train_losses"]
+  # The variants differ (an l2 of other scale, an l1 only in training) ...
+  assert len(report["tf1"]["train"]) == 2, report
+  assert len(report["tf1"]["default"]) == 1, report
+  # ... and Keras trains with those of the {"train"} variant.
+  assert np.allclose(report["tf2"], report["tf1"]["train"], atol=1e-7), report
+  assert np.allclose(report["keras"], report["tf1"]["train"], atol=1e-7)
 
 
 if __name__ == "__main__":

@@ -840,7 +840,10 @@ def export_tf2_saved_model(
     both variants, with the checkpoint's values; a partitioned variable is
     one variable per partition (named like the partitions, e.g.
     "emb/part_0"), which the module's graph uses as it did in TF1.
-  - `obj.regularization_losses`: the REGULARIZATION_LOSSES of the module, each
+  - `obj.regularization_losses`: the REGULARIZATION_LOSSES of the module's
+    `{"train"}` graph variant when it has one (the variant that trains, whose
+    losses TF1's `hub.Module(tags={"train"}, trainable=True)` adds; e.g. a
+    regularizer only built for training), else of the default variant; each
     a function of no arguments returning a float32 scalar.
   - `obj.signatures[name]` for every signature of the default variant
     (inference; all inputs required as keyword tensors, outputs as a dict).
@@ -936,7 +939,12 @@ def _export(module_path, export_path, allowed_ops):
         " the default signature in the {'train'} graph variant: %s."
         % (source, default.no_train_reason)
     )
-  losses = _regularization_losses(spec, default_variant, signatures)
+  # Keras adds them when it trains (hub.KerasLayer(trainable=True) calls
+  # training=True): the losses of the variant that trains, as TF1's
+  # hub.Module(tags={"train"}, trainable=True) adds that variant's.
+  losses = _regularization_losses(
+      spec, train_variant or default_variant, signatures
+  )
 
   root = tf.__internal__.tracking.AutoTrackable()
   root.variables = list(variables.values())
