@@ -807,13 +807,34 @@ def scenario_errors(root):
       inputs["rate"] = v1.placeholder(tf.float32, [], name="rate")
     hub.add_signature(inputs=inputs, outputs=dense(x))
 
+  def v1_while_loop():
+    x = v1.placeholder(tf.float32, [None, 2], name="x")
+    _, y = tf.while_loop(
+        lambda i, t: i < 3, lambda i, t: (i + 1, tf.tanh(t)), [0, dense(x)]
+    )
+    hub.add_signature(inputs=x, outputs=y)
+
+  def v1_cond_reads_variable():
+    x = v1.placeholder(tf.float32, [None, 2], name="x")
+    training = v1.placeholder_with_default(False, [], name="training")
+    # Reads the moving statistics inside v1 tf.cond branches.
+    y = v1.layers.batch_normalization(dense(x), training=training)
+    hub.add_signature(inputs={"x": x, "training": training}, outputs=y)
+
   def export(name, module_fn, tags_and_args=None):
     path = os.path.join(root, name)
-    spec = hub.create_module_spec(
-        module_fn,
-        tags_and_args=tags_and_args,
-        drop_collections=["saveable_objects"],  # of the MutableHashTable
-    )
+    control_flow_v1 = name.startswith("v1_")
+    if control_flow_v1:  # as TF1 code (disable_v2_behavior) builds
+      v1.disable_control_flow_v2()
+    try:
+      spec = hub.create_module_spec(
+          module_fn,
+          tags_and_args=tags_and_args,
+          drop_collections=["saveable_objects"],  # of the MutableHashTable
+      )
+    finally:
+      if control_flow_v1:
+        v1.enable_control_flow_v2()
     with tf.Graph().as_default():
       instance = hub.Module(spec)
       with v1.Session() as session:
@@ -852,6 +873,8 @@ def scenario_errors(root):
           ("gradient_override", gradient_override, None),
           ("unfed_placeholder", unfed_placeholder, None),
           ("other_signature_only", other_signature_only, None),
+          ("v1_while_loop", v1_while_loop, None),
+          ("v1_cond_reads_variable", v1_cond_reads_variable, None),
           (
               "train_takes_other_inputs",
               train_takes_other_inputs,
@@ -1192,6 +1215,19 @@ def test_modules_that_cannot_convert_get_one_clear_error_each():
           "needs placeholders ['scale'] that are not among its inputs",
       ],
       "other_signature_only": ["has no 'default' signature", "['other']"],
+      "v1_while_loop": [
+          (
+              "signature 'default' in its graph variant default (no tags)"
+              " runs a v1 tf.while_loop (node 'while/Enter', op Enter)"
+          ),
+          "could not be fine-tuned",
+          "control flow v2",
+      ],
+      "v1_cond_reads_variable": [
+          "runs a v1 tf.cond that reads a variable in a branch (node",
+          "op Switch)",
+          "control flow v2",
+      ],
       "train_takes_other_inputs": [
           "needs the default signature in the {'train'} graph variant",
           "'rate'",

@@ -467,6 +467,45 @@ class _Variant:
     )
     return [n for n in op_names if _op_name(n) not in blocked]
 
+  def _check_differentiable(self, what, names) -> None:
+    """Raises ConversionError for v1 control flow TF2 cannot differentiate.
+
+    TensorFlow 2.15 builds gradients of neither a v1 tf.while_loop (Enter /
+    Exit frames) nor a v1 tf.cond that switches a resource (a variable read
+    in a branch, as tf.compat.v1.layers.batch_normalization with a tensor
+    `training` makes) inside a function graph: the forward pass runs, but
+    every gradient through the converted function (Keras fine-tuning) fails
+    with an internal error. (A v1 tf.cond of plain tensors differentiates.)
+    """
+    for name in sorted(names):
+      node = self.index.nodes[name]
+      if node.op in ("Enter", "RefEnter"):
+        construct = "a v1 tf.while_loop"
+      elif (
+          node.op in ("Switch", "RefSwitch")
+          and node.attr["T"].type == tf.resource.as_datatype_enum
+      ):
+        construct = "a v1 tf.cond that reads a variable in a branch"
+      else:
+        continue
+      raise ConversionError(
+          "Cannot convert module %s to TF2: %s in its %s runs %s (node %r, op"
+          " %s); TensorFlow cannot build gradients of v1 control flow like"
+          " that inside a TF2 function, so the converted model could not be"
+          " fine-tuned (every gradient through it would fail). Re-export the"
+          " module with control flow v2 (the TF2 default; do not call"
+          " tf.compat.v1.disable_control_flow_v2() or"
+          " tf.compat.v1.disable_v2_behavior() while building it)."
+          % (
+              self.source,
+              what,
+              _variant_name(self.tags),
+              construct,
+              node.name,
+              node.op,
+          )
+      )
+
   def function(
       self, what, feeds, fetches, controls=(), result=None, keywords=None
   ):
@@ -505,6 +544,7 @@ class _Variant:
           " that are not among its inputs."
           % (self.source, what, _variant_name(self.tags), unfed)
       )
+    self._check_differentiable(what, keep - stand_ins)
     placeholders = {}
     for name in stand_ins:
       value = self._state.get(name + ":0")
@@ -885,7 +925,10 @@ def export_tf2_saved_model(
       depend on signature inputs (activity losses: a Reusable SavedModel
       hands Keras zero-argument losses only, so they would be silently lost;
       the error names every such loss and the inputs it reads), a signature
-      needing a placeholder it does not take; or if it has no default graph
+      needing a placeholder it does not take, v1 control flow that TF2
+      cannot differentiate inside a function (a v1 tf.while_loop, a v1
+      tf.cond reading a variable in a branch: fine-tuning would fail); or if
+      it has no default graph
       variant, no `default` signature, or a `{"train"}` variant whose
       `default` signature differs from the default variant's.
     FileExistsError: if `export_path` already exists.
