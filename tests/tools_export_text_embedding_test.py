@@ -3,13 +3,16 @@
 import errno
 import gzip
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from unittest import mock
 
 from absl.testing import parameterized
 import numpy as np
+import psutil
 import tensorflow as tf
 import tensorflow_hub as tfhub
 
@@ -606,6 +609,79 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
         r"v.txt: a process parsing it died \(killed, or out of memory\?\)",
     )
     self.assertFalse(os.path.exists(target))
+
+  @parameterized.named_parameters(
+      ("ctrl_c_to_the_process_group", "SIGINT", 130),
+      ("sigterm_to_the_process_group", "SIGTERM", 143),
+      ("sigkill_to_the_exporter", "SIGKILL", -9),
+  )
+  def test_a_stopped_export_leaves_no_work_folder_or_parsing_process(
+      self, signal_name, returncode
+  ):
+    path = self._write(
+        "v.txt", _text_lines(["w%d" % i for i in range(400)], np.ones([400, 2]))
+    )
+    target = os.path.join(self.root, "never")
+    started = os.path.join(self.root, "started")
+    # The command line, its parsing processes slowed down (0.1 s a chunk of
+    # 200 bytes: about 20 s for the file), each noting its pid when at work.
+    script = (
+        "import os, runpy, time\n"
+        "from hub_estimator.tools import vectors\n"
+        "vectors.CHUNK_BYTES = 200\n"
+        "parse = vectors._TextParser.__call__\n"
+        "def slow(self, piece):\n"
+        "  with open(%r, 'a') as f:\n"
+        "    f.write('%%d\\n' %% os.getpid())\n"
+        "  time.sleep(0.1)\n"
+        "  return parse(self, piece)\n"
+        "vectors._TextParser.__call__ = slow\n"
+        "runpy.run_module('hub_estimator.tools.export_text_embedding',"
+        " run_name='__main__')\n" % started
+    )
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            script,
+            "--embedding_file=" + path,
+            "--export_path=" + target,
+            "--workers=2",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while not os.path.exists(started) and time.monotonic() < deadline:
+      self.assertIsNone(process.poll())
+      time.sleep(0.05)
+    signum = getattr(signal, signal_name)
+    if signum == signal.SIGKILL:
+      process.kill()
+    else:  # As a terminal's Ctrl-C, or `timeout`: the whole group.
+      os.killpg(process.pid, signum)
+    _, stderr = process.communicate(timeout=120)
+    self.assertEqual(process.returncode, returncode, stderr)
+    if signum != signal.SIGKILL:
+      self.assertIn(
+          "export_text_embedding: stopped by %s; nothing was written at %s."
+          % (signal_name, target),
+          stderr,
+      )
+      self.assertNotIn("Traceback", stderr)
+      self.assertEqual(
+          [n for n in os.listdir(self.root) if n.startswith(".export")], []
+      )
+    self.assertFalse(os.path.exists(target))
+    with open(started) as f:
+      workers = {int(pid) for pid in f.read().split()} - {process.pid}
+    self.assertTrue(workers)
+    while time.monotonic() < deadline and any(
+        psutil.pid_exists(pid) for pid in workers
+    ):
+      time.sleep(0.1)
+    self.assertFalse([pid for pid in workers if psutil.pid_exists(pid)])
 
   def test_the_export_does_not_import_tensorflow(self):
     path = self._write("v.txt", _CONTENTS["word2vec_text"])

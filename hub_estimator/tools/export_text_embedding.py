@@ -40,6 +40,7 @@ import math
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -556,9 +557,18 @@ class _Lowercaser:
 FLAGS = flags.FLAGS
 
 
+class _Terminated(BaseException):
+  """SIGTERM arrived: unwinds like Ctrl-C, removing the work folder."""
+
+
+def _raise_terminated(unused_signum, unused_frame):
+  raise _Terminated()
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError("Unexpected arguments: %s" % argv[1:])
+  signal.signal(signal.SIGTERM, _raise_terminated)
   try:
     summary = export_text_embedding(
         FLAGS.embedding_file,
@@ -576,6 +586,22 @@ def main(argv):
     )
   except (ValueError, ExportTargetError) as e:
     sys.exit("export_text_embedding: %s" % e)
+  except (KeyboardInterrupt, _Terminated) as e:
+    # Exit codes as a shell reports a process killed by the signal.
+    signum = (
+        signal.SIGINT if isinstance(e, KeyboardInterrupt) else signal.SIGTERM
+    )
+    print(
+        "export_text_embedding: stopped by %s; %s."
+        % (
+            signal.Signals(signum).name,
+            "the module at %s is complete" % FLAGS.export_path
+            if os.path.exists(FLAGS.export_path)
+            else "nothing was written at %s" % FLAGS.export_path,
+        ),
+        file=sys.stderr,
+    )
+    sys.exit(128 + signum)
   print(summary)
 
 

@@ -27,7 +27,10 @@ import io
 import multiprocessing
 import os
 import re
+import signal
 import sys
+import threading
+import time
 import zlib
 from typing import Iterator, List, Optional
 
@@ -588,6 +591,9 @@ def _ordered_map(function, items, workers, path):
   `function` is raised here (re-raised from its worker) for its item, and
   the items after it are dropped, as when the caller stops early. A worker
   that dies (killed, out of memory) is a VectorsFileError naming `path`.
+  Workers ignore SIGINT (Ctrl-C reaches the whole foreground process group;
+  this process gets KeyboardInterrupt and shuts them down) and exit on their
+  own when this process dies (see `_start_worker`).
   """
   if workers <= 1:
     yield from map(function, items)
@@ -598,7 +604,9 @@ def _ordered_map(function, items, workers, path):
   context = multiprocessing.get_context(
       "forkserver" if "tensorflow" in sys.modules else "fork"
   )
-  with futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+  with futures.ProcessPoolExecutor(
+      workers, mp_context=context, initializer=_start_worker
+  ) as pool:
     pending = collections.deque()
     try:
       for item in items:
@@ -615,6 +623,33 @@ def _ordered_map(function, items, workers, path):
     finally:
       for future in pending:
         future.cancel()
+
+
+# Seconds between a worker's checks that the process it works for is alive.
+_ORPHAN_CHECK_SECONDS = 1.0
+
+
+def _start_worker():
+  """Prepares a parsing process (runs in it, before its first item).
+
+  A Ctrl-C at a terminal sends SIGINT to every process of the foreground
+  group: a worker interrupted inside the pool's queues can leave them locked,
+  and the exporting process then waits for it forever, so workers ignore it.
+  A worker whose parent dies (SIGKILL, SIGTERM: no shutdown) would wait for
+  work forever, holding its memory; a daemon thread ends it once its parent
+  is gone (the exporting process, or the fork server that exits with it).
+  """
+  signal.signal(signal.SIGINT, signal.SIG_IGN)
+  # Not the exporting process's handler (fork copies it): die as told.
+  signal.signal(signal.SIGTERM, signal.SIG_DFL)
+  parent = os.getppid()
+
+  def exit_when_orphaned():
+    while os.getppid() == parent:
+      time.sleep(_ORPHAN_CHECK_SECONDS)
+    os._exit(1)  # pylint: disable=protected-access
+
+  threading.Thread(target=exit_when_orphaned, daemon=True).start()
 
 
 def default_workers() -> int:
