@@ -205,6 +205,47 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
           )
     self.assertFalse(os.path.exists(os.path.join(self.root, "never")))
 
+  def test_a_first_line_longer_than_the_first_read_is_read_whole(self):
+    # Vectors of many dimensions: the first line does not fit the bytes read
+    # first (CHUNK_BYTES, made small here), so the format and GloVe's dim
+    # come from the line read on to its end (it was read as word2vec_binary,
+    # or as GloVe vectors of the dimension cut at the chunk's end).
+    values = np.arange(2 * 40, dtype=np.float32).reshape(2, 40) / 8
+    lines = _text_lines(["wide", "wider"], values)
+    files = {
+        "wide.txt": ("word2vec_text", "2 40\n" + lines),
+        "wide.vec": (
+            "word2vec_text",
+            "2 40\n" + _text_lines(["wide", "wider"], values, trailing=" "),
+        ),
+        "wide_glove.txt": ("glove", lines),
+        # A binary vector of zeros holds no line break to end a "line".
+        "zeros.bin": (
+            "word2vec_binary",
+            _binary(["wide", "wider"], np.zeros([2, 40], np.float32), False),
+        ),
+    }
+    with mock.patch.object(vectors, "CHUNK_BYTES", 64):
+      for name, (file_format, content) in files.items():
+        with self.subTest(name):
+          with vectors.open_vectors(self._write(name, content)) as reader:
+            self.assertEqual((reader.format, reader.dim), (file_format, 40))
+            chunks = list(reader.chunks())
+          self.assertEqual(
+              [t for c in chunks for t in c.tokens], ["wide", "wider"]
+          )
+          self.assertAllEqual(
+              np.concatenate([c.vectors for c in chunks]),
+              values if file_format != "word2vec_binary" else 0 * values,
+          )
+      with mock.patch.object(vectors, "_MAX_FIRST_LINE_BYTES", 100):
+        with self.assertRaisesRegex(
+            vectors.VectorsFileError,
+            r"wide_glove.txt:1: the first line is longer than 0 MiB; not a"
+            r" word-vector file\?",
+        ):
+          vectors.open_vectors(os.path.join(self.root, "wide_glove.txt"))
+
   def test_tokens_with_spaces_take_the_last_dim_fields_as_vector(self):
     # GloVe 840B has lines such as ". . . -0.1 0.2 ..." and
     # "at name@domain.com 0.3 ...".

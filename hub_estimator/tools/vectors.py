@@ -48,6 +48,12 @@ _GZIP_MAGIC = b"\x1f\x8b"
 # it is not part of the first token (or header).
 _UTF8_BOM = b"\xef\xbb\xbf"
 _HEADER = re.compile(rb"^\s*(\d+)[ \t]+(\d+)\s*$")
+# The first line is read whole to detect the format (and GloVe's dim); one
+# longer than this (millions of values) is refused rather than held.
+_MAX_FIRST_LINE_BYTES = 1 << 28
+# Bytes of text a value takes at most in a text line, to bound the search for
+# the end of the line after a header: further on, the file is binary.
+_MAX_TEXT_VALUE_BYTES = 64
 _TRAILING = b" \t\r"
 _SPACE = ord(" ")
 _NEWLINE = ord("\n")
@@ -113,7 +119,7 @@ class VectorsReader:
     # Closes the file if reading its header fails; kept open on success.
     with contextlib.ExitStack() as close_on_error:
       close_on_error.callback(self.close)
-      self._fill(1 << 20)
+      self._fill(CHUNK_BYTES)
       if self._buffer.startswith(_UTF8_BOM):
         self._buffer = self._buffer[len(_UTF8_BOM) :]
       if not self._buffer.strip():
@@ -196,12 +202,26 @@ class VectorsReader:
       have += len(data)
     self._buffer = b"".join(parts)
 
-  def _first_line(self, start=0):
-    end = self._buffer.find(b"\n", start)
-    return self._buffer[start : end if end >= 0 else len(self._buffer)], end
+  def _first_line(self, limit):
+    """(first line of the buffer, index of its "\\n" or -1).
+
+    Reads on until the line ends, the input ends or the buffer holds `limit`
+    bytes (the line is then cut there, and the index -1).
+    """
+    while True:
+      end = self._buffer.find(b"\n")
+      if end >= 0 or self._eof or len(self._buffer) >= limit:
+        break
+      self._fill(min(max(2 * len(self._buffer), CHUNK_BYTES), limit))
+    return self._buffer[: end if end >= 0 else len(self._buffer)], end
 
   def _detect(self, file_format):
-    first, end = self._first_line()
+    first, end = self._first_line(_MAX_FIRST_LINE_BYTES)
+    if end < 0 and not self._eof:
+      raise VectorsFileError(
+          "%s:1: the first line is longer than %d MiB; not a word-vector file?"
+          % (self.path, _MAX_FIRST_LINE_BYTES >> 20)
+      )
     header = _HEADER.match(first)
     if file_format == "glove" or (file_format is None and not header):
       if header:
@@ -233,7 +253,7 @@ class VectorsReader:
 
   def _looks_like_text(self, dim):
     """Whether a text line of numbers follows the header (of any count)."""
-    line, end = self._first_line()
+    line, end = self._first_line(dim * _MAX_TEXT_VALUE_BYTES + CHUNK_BYTES)
     fields = line.rstrip(_TRAILING).split(b" ")
     if (end < 0 and not self._eof) or len(fields) < 2:
       return False
