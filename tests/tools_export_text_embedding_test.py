@@ -425,6 +425,17 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
             "a 1 2\nb 1 inf\n",
             r"inf.txt:2: the vector of token 'b' is not all finite numbers",
         ),
+        # Two spaces in a row: not a token with spaces ("cat " would never
+        # be looked up; "b 3  4" would take a shifted vector).
+        "two_spaces.txt": (
+            "a 1 2\ncat  3 4\n",
+            r"two_spaces.txt:2: token 'cat ' starts or ends with a space \(two"
+            r" spaces in a row\?\)",
+        ),
+        "two_spaces_inside.txt": (
+            "a 1 2\nb 3  4 5 6\n",
+            r"two_spaces_inside.txt:2: token 'b' has 5 values, expected 2",
+        ),
         "empty.txt": ("\n", "holds no vectors"),
         "short.txt": (
             "3 2\na 1 2\nb 3 4\n",

@@ -486,9 +486,19 @@ class _TextParser:
         token = line[: line.index(b" ")]
       else:
         token = line.rsplit(b" ", dim)[0] if spaces > dim else b""
-        if spaces < dim or _all_numbers(token.split(b" ")[1:]):
-          # Too few fields, or extra ones that are numbers: not a token with
-          # spaces but a vector of the wrong size.
+        if token.startswith(b" ") or token.endswith(b" "):
+          # "cat  0.1 0.2" (two spaces) would make the token "cat ", which no
+          # sentence holds: "cat" would silently have no vector.
+          raise VectorsFileError(
+              "%s:%d: token %r starts or ends with a space (two spaces in a"
+              " row?); the fields of a line are separated by one space."
+              % (self.path, location, _show(token))
+          )
+        extra = [field for field in token.split(b" ")[1:] if field]
+        if spaces < dim or _all_numbers(extra):
+          # Too few fields, or extra ones that are numbers (between spaces,
+          # maybe two in a row): not a token with spaces but a vector of the
+          # wrong size.
           raise VectorsFileError(
               "%s:%d: token %r has %d values, expected %d%s."
               % (
