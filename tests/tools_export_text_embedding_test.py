@@ -663,12 +663,19 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
     self.assertFalse(os.path.exists(target))
 
   @parameterized.named_parameters(
-      ("ctrl_c_to_the_process_group", "SIGINT", 130),
-      ("sigterm_to_the_process_group", "SIGTERM", 143),
-      ("sigkill_to_the_exporter", "SIGKILL", -9),
+      ("ctrl_c_to_the_process_group", "SIGINT", 130, ()),
+      ("sigterm_to_the_process_group", "SIGTERM", 143, ()),
+      ("sigkill_to_the_exporter", "SIGKILL", -9, ()),
+      # With TensorFlow imported, workers come from a fork server.
+      (
+          "sigkill_to_the_exporter_with_lowercase",
+          "SIGKILL",
+          -9,
+          ("--lowercase",),
+      ),
   )
   def test_a_stopped_export_leaves_no_work_folder_or_parsing_process(
-      self, signal_name, returncode
+      self, signal_name, returncode, flags
   ):
     path = self._write(
         "v.txt", _text_lines(["w%d" % i for i in range(400)], np.ones([400, 2]))
@@ -677,7 +684,10 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
     started = os.path.join(self.root, "started")
     # The command line, its parsing processes slowed down (0.1 s a chunk of
     # 200 bytes: about 20 s for the file), each noting its pid when at work.
-    script = (
+    # A script file: a fork server runs it too (as __mp_main__), so that its
+    # workers are patched as well.
+    script = self._write(
+        "slow_export.py",
         "import os, runpy, time\n"
         "from hub_estimator.tools import vectors\n"
         "vectors.CHUNK_BYTES = 200\n"
@@ -688,18 +698,19 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
         "  time.sleep(0.1)\n"
         "  return parse(self, piece)\n"
         "vectors._TextParser.__call__ = slow\n"
-        "runpy.run_module('hub_estimator.tools.export_text_embedding',"
-        " run_name='__main__')\n" % started
+        "if __name__ == '__main__':\n"
+        "  runpy.run_module('hub_estimator.tools.export_text_embedding',"
+        " run_name='__main__')\n" % started,
     )
     process = subprocess.Popen(
         [
             sys.executable,
-            "-c",
             script,
             "--embedding_file=" + path,
             "--export_path=" + target,
             "--workers=2",
-        ],
+        ]
+        + list(flags),
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,

@@ -35,6 +35,7 @@ import zlib
 from typing import Iterator, List, Optional
 
 import numpy as np
+import psutil
 
 FORMATS = ("word2vec_text", "fasttext", "word2vec_binary", "glove")
 
@@ -635,7 +636,10 @@ def _ordered_map(function, items, workers, path):
       "forkserver" if "tensorflow" in sys.modules else "fork"
   )
   with futures.ProcessPoolExecutor(
-      workers, mp_context=context, initializer=_start_worker
+      workers,
+      mp_context=context,
+      initializer=_start_worker,
+      initargs=(os.getpid(),),
   ) as pool:
     pending = collections.deque()
     try:
@@ -659,23 +663,38 @@ def _ordered_map(function, items, workers, path):
 _ORPHAN_CHECK_SECONDS = 1.0
 
 
-def _start_worker():
+def _start_worker(owner):
   """Prepares a parsing process (runs in it, before its first item).
 
   A Ctrl-C at a terminal sends SIGINT to every process of the foreground
   group: a worker interrupted inside the pool's queues can leave them locked,
   and the exporting process then waits for it forever, so workers ignore it.
-  A worker whose parent dies (SIGKILL, SIGTERM: no shutdown) would wait for
-  work forever, holding its memory; a daemon thread ends it once its parent
-  is gone (the exporting process, or the fork server that exits with it).
+  A worker whose exporting process dies (SIGKILL: no shutdown) would wait
+  for work forever, holding its memory (and, under the fork server, keeping
+  that alive too); a daemon thread ends it once its parent has changed or
+  `owner` (the exporting process's pid) is gone.
+
+  Args:
+    owner: pid of the exporting process.
   """
   signal.signal(signal.SIGINT, signal.SIG_IGN)
   # Not the exporting process's handler (fork copies it): die as told.
   signal.signal(signal.SIGTERM, signal.SIG_DFL)
   parent = os.getppid()
+  try:
+    exporter = psutil.Process(owner)
+  except psutil.NoSuchProcess:
+    os._exit(1)  # pylint: disable=protected-access
+
+  def running():
+    try:
+      # is_running also checks the start time: a reused pid is not it.
+      return exporter.is_running() and exporter.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+      return False
 
   def exit_when_orphaned():
-    while os.getppid() == parent:
+    while os.getppid() == parent and running():
       time.sleep(_ORPHAN_CHECK_SECONDS)
     os._exit(1)  # pylint: disable=protected-access
 
