@@ -555,11 +555,15 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
         ({"max_vocab_size": 0}, "max_vocab_size must be >= 1; got 0"),
         ({"duplicates": "last"}, "duplicates must be one of"),
         ({"workers": 0}, "workers must be >= 1 or None; got 0"),
+        ({"export_path": ""}, "export_path must name the module directory"),
     ]
     for kwargs, message in cases:
       with self.subTest(str(kwargs)):
         with self.assertRaisesRegex(ValueError, message):
-          self._export(path, **kwargs)
+          export_text_embedding.export_text_embedding(
+              path,
+              **{"export_path": os.path.join(self.root, "module"), **kwargs},
+          )
 
   def test_whole_chunk_parsing_agrees_with_line_by_line_parsing(self):
     lines = _text_lines(_TOKENS, _VECTORS).splitlines()

@@ -206,6 +206,8 @@ def export_text_embedding(
       max_partition_bytes,
       workers,
   )
+  if not export_path:
+    raise ValueError("export_path must name the module directory to create.")
   target = _Target(export_path)
   if target.exists(export_path):
     raise ValueError("Export path %r already exists." % export_path)
