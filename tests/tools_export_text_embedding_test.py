@@ -454,6 +454,14 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
             _CONTENTS["word2vec_binary"][:-7],
             r"truncated.bin: ends after 5 of the 6 vectors",
         ),
+        # The header says 4 values, the vectors hold 3.
+        "header_dim.bin": (
+            b"10 4"
+            + _binary(list("abcdefghij"), np.ones([10, 3], np.float32))[4:],
+            r"header_dim.bin: vector 2: token .* If the header's dim \(4\) is"
+            r" not that of the vectors, every vector after the first is read"
+            r" shifted\.",
+        ),
         "dup.bin": (
             _binary(["a", "b", "a"], np.ones([3, 2], np.float32)),
             r"dup.bin: vector 3: token 'a' already appeared as vector 1",

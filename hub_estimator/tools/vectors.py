@@ -335,7 +335,17 @@ class VectorsReader:
 
   def _token(self, raw, location):
     token = raw.lstrip(b"\n") if self.format == "word2vec_binary" else raw
-    return _decode_token(token, raw, self.where(location))
+    try:
+      return _decode_token(token, raw, self.where(location))
+    except VectorsFileError as e:
+      if self.format != "word2vec_binary" or location < 2:
+        raise
+      # A header whose dim is not the vectors' makes every token after the
+      # first start inside a vector: binary bytes, not a word.
+      raise VectorsFileError(
+          "%s If the header's dim (%d) is not that of the vectors, every"
+          " vector after the first is read shifted." % (e, self.dim)
+      ) from None
 
   def _binary_chunks(self):
     width = 4 * self.dim
