@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from unittest import mock
 
@@ -61,6 +62,11 @@ _CONTENTS = {
     "word2vec_binary": _binary(_TOKENS, _VECTORS),
     "word2vec_binary_gensim": _binary(_TOKENS, _VECTORS, newline=False),
 }
+
+
+def _write_and_close(fd, data):
+  with os.fdopen(fd, "wb") as f:
+    f.write(data)
 
 
 def _run_ours(path, sentences):
@@ -168,6 +174,39 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
           self.assertAllEqual(
               np.concatenate([c.vectors for c in chunks]), _VECTORS
           )
+
+  def test_a_pipe_is_read_as_a_stream(self):
+    # `--embedding_file=<(zcat vectors.gz)` or /dev/stdin from a pipe: no
+    # seeking (it failed as "cannot write the module: File or stream is not
+    # seekable"), no size.
+    for name, compress, workers in [
+        ("glove", False, 2),
+        ("fasttext", True, 1),
+        ("word2vec_binary", True, 1),
+    ]:
+      with self.subTest(name=name, compress=compress):
+        content = _CONTENTS[name]
+        read_end, write_end = os.pipe()
+        writer = threading.Thread(
+            target=_write_and_close,
+            args=(write_end, gzip.compress(content) if compress else content),
+        )
+        writer.start()
+        try:
+          summary = export_text_embedding.export_text_embedding(
+              "/dev/fd/%d" % read_end,
+              os.path.join(self.root, name),
+              workers=workers,
+          )
+        finally:
+          writer.join()
+          os.close(read_end)
+        self.assertEqual((summary.tokens, summary.compressed), (6, compress))
+        self.assertEqual(self._vocabulary(summary), _TOKENS)
+        checkpoint = tf.train.load_checkpoint(
+            os.path.join(summary.export_path, "variables", "variables")
+        )
+        self.assertAllEqual(checkpoint.get_tensor("embeddings")[:6], _VECTORS)
 
   @parameterized.parameters("word2vec_text", "fasttext", "glove")
   def test_a_utf8_byte_order_mark_is_not_part_of_the_first_token(self, name):

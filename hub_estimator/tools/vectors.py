@@ -89,7 +89,8 @@ class VectorsReader:
     compressed: whether the file is gzip-compressed.
     dim: number of values per vector.
     count: the vector count of the header; None for GloVe.
-    total_bytes: size of the file on disk, in bytes.
+    total_bytes: size of the file on disk, in bytes; None for a pipe
+      (`<(zcat ...)`, /dev/stdin from a pipe), which is read as a stream.
   """
 
   def __init__(self, path, file_format=None):
@@ -108,8 +109,15 @@ class VectorsReader:
     # object does not see; None while it reads them itself.
     self._consumed = None
     self._raw = open_file(path)
-    self.compressed = self._raw.read(2) == _GZIP_MAGIC
-    self._raw.seek(0)
+    # Bytes read from the (decompressed) stream: the position in a pipe.
+    self._streamed = 0
+    self._seekable = self._raw.seekable()
+    if self._seekable:
+      self.compressed = self._raw.read(2) == _GZIP_MAGIC
+      self._raw.seek(0)
+    else:
+      self.total_bytes = None
+      self.compressed = self._raw.peek(2)[:2] == _GZIP_MAGIC
     self._stream = (
         gzip.GzipFile(fileobj=self._raw, mode="rb")
         if self.compressed
@@ -145,9 +153,12 @@ class VectorsReader:
     self.close()
 
   def position(self):
-    """Bytes of the file on disk consumed so far (compressed bytes for gzip)."""
+    """Bytes of the file consumed so far (compressed bytes for gzip, except
+    from a pipe: the bytes read from it, decompressed)."""
     if self._consumed is not None:
       return self._consumed
+    if not self._seekable:
+      return self._streamed
     return self._raw.tell()
 
   def where(self, location):
@@ -201,6 +212,7 @@ class VectorsReader:
         break
       parts.append(data)
       have += len(data)
+      self._streamed += len(data)
     self._buffer = b"".join(parts)
 
   def _first_line(self, limit):
@@ -313,7 +325,7 @@ class VectorsReader:
 
   def _text_chunks(self, workers):
     parse = _TextParser(self.path, self.dim, self.count is not None)
-    local = not (self.compressed or self._remote)
+    local = not (self.compressed or self._remote) and self._seekable
     pieces = self._range_pieces() if local else self._text_pieces()
     read = 0
     for chunk in _ordered_map(parse, pieces, workers, self.path):
