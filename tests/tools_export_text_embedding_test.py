@@ -64,6 +64,14 @@ _CONTENTS = {
 }
 
 
+def _running(pid):
+  """Whether process `pid` runs (an exited one not yet reaped does not)."""
+  try:
+    return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+  except psutil.NoSuchProcess:
+    return False
+
+
 def _write_and_close(fd, data):
   with os.fdopen(fd, "wb") as f:
     f.write(data)
@@ -791,11 +799,9 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
     with open(started) as f:
       workers = {int(pid) for pid in f.read().split()} - {process.pid}
     self.assertTrue(workers)
-    while time.monotonic() < deadline and any(
-        psutil.pid_exists(pid) for pid in workers
-    ):
+    while time.monotonic() < deadline and any(map(_running, workers)):
       time.sleep(0.1)
-    self.assertFalse([pid for pid in workers if psutil.pid_exists(pid)])
+    self.assertFalse([pid for pid in workers if _running(pid)])
 
   def test_the_export_does_not_import_tensorflow(self):
     path = self._write("v.txt", _CONTENTS["word2vec_text"])
