@@ -821,6 +821,12 @@ def scenario_errors(root):
     y = v1.layers.batch_normalization(dense(x), training=training)
     hub.add_signature(inputs={"x": x, "training": training}, outputs=y)
 
+  def component_names_taken():
+    x = v1.sparse_placeholder(tf.float32, [None, 2], name="x")
+    x_1 = v1.placeholder(tf.float32, [None, 2], name="x_1")
+    y = tf.sparse.sparse_dense_matmul(x, v1.ones([2, 2])) + dense(x_1)
+    hub.add_signature(inputs={"x": x, "x_1": x_1}, outputs=y)
+
   def export(name, module_fn, tags_and_args=None):
     path = os.path.join(root, name)
     control_flow_v1 = name.startswith("v1_")
@@ -873,6 +879,7 @@ def scenario_errors(root):
           ("gradient_override", gradient_override, None),
           ("unfed_placeholder", unfed_placeholder, None),
           ("other_signature_only", other_signature_only, None),
+          ("component_names_taken", component_names_taken, None),
           ("v1_while_loop", v1_while_loop, None),
           ("v1_cond_reads_variable", v1_cond_reads_variable, None),
           (
@@ -1215,6 +1222,13 @@ def test_modules_that_cannot_convert_get_one_clear_error_each():
           "needs placeholders ['scale'] that are not among its inputs",
       ],
       "other_signature_only": ["has no 'default' signature", "['other']"],
+      "component_names_taken": [
+          (
+              "the inputs ['x', 'x_1'] of signature 'default' need the argument"
+              " names ['x_1'] twice"
+          ),
+          "Rename the inputs",
+      ],
       "v1_while_loop": [
           (
               "signature 'default' in its graph variant default (no tags)"

@@ -699,6 +699,16 @@ class _Signature:
       # Named as TF names the components of a composite signature input.
       keywords += [key] + ["%s_%d" % (key, i) for i in range(1, len(specs))]
       feeds += list(zip(info.component_names(), specs))
+    taken = sorted({k for k in keywords if keywords.count(k) > 1})
+    if taken:
+      raise ConversionError(
+          "Cannot convert module %s to TF2: the inputs %s of signature %r"
+          " need the argument names %s twice in obj.signatures: a composite"
+          " input `x` takes `x`, `x_1`, ... for its components (as TF names"
+          " them). Rename the inputs of the module so that no input is named"
+          " like a component of another."
+          % (self.source, self.keys, self.name, taken)
+      )
     fetches = [
         n for key in self.output_keys for n in outputs[key].component_names()
     ]
@@ -925,12 +935,13 @@ def export_tf2_saved_model(
       depend on signature inputs (activity losses: a Reusable SavedModel
       hands Keras zero-argument losses only, so they would be silently lost;
       the error names every such loss and the inputs it reads), a signature
-      needing a placeholder it does not take, v1 control flow that TF2
-      cannot differentiate inside a function (a v1 tf.while_loop, a v1
-      tf.cond reading a variable in a branch: fine-tuning would fail); or if
-      it has no default graph
-      variant, no `default` signature, or a `{"train"}` variant whose
-      `default` signature differs from the default variant's.
+      needing a placeholder it does not take, a signature input named like
+      a component of a composite input (`x_1` beside a sparse `x`), v1
+      control flow that TF2 cannot differentiate inside a function (a v1
+      tf.while_loop, a v1 tf.cond reading a variable in a branch:
+      fine-tuning would fail); or if it has no default graph variant, no
+      `default` signature, or a `{"train"}` variant whose `default`
+      signature differs from the default variant's.
     FileExistsError: if `export_path` already exists.
   """
   # A throwaway default graph: TF's table code adds its initializers to the
