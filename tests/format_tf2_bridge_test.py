@@ -716,6 +716,65 @@ def scenario_train_losses(root):
   }
 
 
+def scenario_train_defaults(root):
+  """Left-out inputs take the defaults of the variant that runs."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import hub_estimator as hub  # pylint: disable=g-import-not-at-top
+  from hub_estimator.format import tf2_bridge  # pylint: disable=g-import-not-at-top
+
+  v1 = tf.compat.v1
+
+  def module_fn(is_training=False):
+    x = v1.placeholder(tf.float32, [None, 3], name="x")
+    # Another default in training; `shift` has a default only there.
+    scale = v1.placeholder_with_default(
+        2.0 if is_training else 1.0, [], name="scale"
+    )
+    if is_training:
+      shift = v1.placeholder_with_default(0.5, [], name="shift")
+    else:
+      shift = v1.placeholder(tf.float32, [], name="shift")
+    w = v1.get_variable("w", [3, 2], use_resource=True)
+    hub.add_signature(
+        inputs={"x": x, "scale": scale, "shift": shift},
+        outputs=tf.matmul(x, w) * scale + shift,
+    )
+
+  module = os.path.join(root, "defaults")
+  spec = hub.create_module_spec(
+      module_fn,
+      tags_and_args=[({"train"}, {"is_training": True}), (set(), {})],
+  )
+  with tf.Graph().as_default():
+    instance = hub.Module(spec)
+    with v1.Session() as session:
+      session.run(v1.global_variables_initializer())
+      instance.export(module, session)
+  x = np.random.RandomState(7).rand(4, 3).astype(np.float32)
+  inputs = {"x": x, "shift": np.float32(0.25)}
+  tf1 = {}
+  for training, tags in ((False, None), (True, {"train"})):
+    with tf.Graph().as_default():
+      out = hub.Module(module, tags=tags)(inputs)
+      with v1.Session() as session:
+        session.run(v1.global_variables_initializer())
+        tf1[training] = session.run(out)
+  obj = tf.saved_model.load(
+      tf2_bridge.export_tf2_saved_model(module, module + "_tf2")
+  )
+  report = {
+      "diff_%s"
+      % training: float(
+          np.abs(obj(inputs, training=training).numpy() - tf1[training]).max()
+      )
+      for training in (False, True)
+  }
+  report["variants_differ"] = float(np.abs(tf1[True] - tf1[False]).max())
+  # A default in one variant only: the input is required.
+  report["without_shift"] = _error(lambda: obj({"x": x}, training=True))
+  return report
+
+
 def scenario_errors(root):
   """Modules the converter refuses: each error, and nothing written."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -1333,8 +1392,17 @@ def test_default_variant_update_ops_run_in_training_without_train_variant():
   assert report["mean_diff"] <= 1e-6, report
 
 
-def test_regularization_losses_are_the_train_variants():
-  report = _run("train_losses")["train_losses"]
+def test_train_variant_regularization_losses_and_input_defaults():
+  reports = _run("train_losses", "train_defaults")
+  report = reports["train_defaults"]
+  assert report["variants_differ"] > 0.1, report
+  assert report["diff_False"] <= 1e-6, report
+  # training=True fills in the {"train"} variant's default (2.0, not 1.0).
+  assert report["diff_True"] <= 1e-6, report
+  assert "Could not find matching concrete function" in (
+      report["without_shift"] or ""
+  ), report
+  report = reports["train_losses"]
   # The variants differ (an l2 of other scale, an l1 only in training) ...
   assert len(report["tf1"]["train"]) == 2, report
   assert len(report["tf1"]["default"]) == 1, report

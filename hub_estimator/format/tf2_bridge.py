@@ -636,6 +636,8 @@ class _Signature:
     self.source = spec.source
     self.inputs = spec.get_input_info_dict(name)
     self.outputs = spec.get_output_info_dict(name)
+    # The input infos of the training version (the defaults it fills in).
+    self.train_inputs = self.inputs
     self.keys = sorted(self.inputs)
     self.output_keys = sorted(self.outputs)
     for key, info in list(self.inputs.items()) + list(self.outputs.items()):
@@ -686,6 +688,7 @@ class _Signature:
           )
       )
       return
+    self.train_inputs = train_inputs
     self.train = self._function(
         train_variant, train_inputs, train_outputs, with_updates=True
     )
@@ -738,14 +741,22 @@ class _Signature:
     return result
 
   def optional(self, key) -> bool:
-    info = self.inputs[key]
-    return info.has_default and info.default_value is not None
+    """Whether `key` has a constant default in both versions' variants."""
+    return all(
+        infos[key].has_default and infos[key].default_value is not None
+        for infos in (self.inputs, self.train_inputs)
+    )
 
   def required(self) -> List[str]:
     return [k for k in self.keys if not self.optional(k)]
 
-  def flat_inputs(self, inputs) -> List[tf.Tensor]:
+  def flat_inputs(self, inputs, training: bool) -> List[tf.Tensor]:
     """The flat components of a dict of inputs, defaults filled in.
+
+    The defaults are those of the graph variant that runs: a module_fn may
+    give an input another default in its `{"train"}` variant (e.g. a dropout
+    rate of 0.0 for inference and 0.5 for training), which TF1 uses when the
+    input is not fed.
 
     Raises:
       ValueError: for unknown or missing keys or a value of the wrong kind.
@@ -763,7 +774,8 @@ class _Signature:
     for key in self.keys:
       info = self.inputs[key]
       if key not in inputs:
-        flat.append(tf.constant(info.default_value, info.dtype))
+        default = (self.train_inputs if training else self.inputs)[key]
+        flat.append(tf.constant(default.default_value, info.dtype))
         continue
       value = inputs[key]
       if info.is_composite:
@@ -871,11 +883,13 @@ def export_tf2_saved_model(
   - `obj(inputs, training=False)` runs the module's `default` signature:
     `inputs` is a dict keyed like its inputs or, for one required input, that
     value (a Tensor, or a tf.SparseTensor / tf.RaggedTensor where the module
-    takes one); inputs with a constant default (optional inputs) may be left
-    out: any of them when there are at most four, else all, none, or all but
-    one (a warning at conversion names them; TF's "Could not find matching
-    concrete function" error lists the accepted structures). The result is the `default` output when that is the only
-    output, else the dict of outputs. `training=True` runs the `{"train"}`
+    takes one); inputs with a constant default in both graph variants
+    (optional inputs) may be left out: any of them when there are at most
+    four, else all, none, or one alone (a warning at conversion names them;
+    TF's "Could not find matching concrete function" error lists the accepted
+    structures); a left-out input takes the default of the variant that runs
+    (`training=True`: the `{"train"}` variant's). The result is the `default`
+    output when that is the only output, else the dict of outputs. `training=True` runs the `{"train"}`
     graph variant when the module has one (batch statistics, dropout on) and
     its UPDATE_OPS (e.g. batch-norm moving statistics), else the default
     variant with its UPDATE_OPS (as `hub.Module(trainable=True)` of it has
@@ -1069,7 +1083,7 @@ def _call_function(default: _Signature):
             % (default.name, default.keys)
         )
       inputs = {(required or default.keys)[0]: inputs}
-    outputs = default.run(default.flat_inputs(inputs), training)
+    outputs = default.run(default.flat_inputs(inputs, training), training)
     if list(outputs) == ["default"]:
       return outputs["default"]
     return outputs
