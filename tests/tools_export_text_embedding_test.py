@@ -546,6 +546,31 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
         [n for n in os.listdir(self.root) if n.startswith(".export")], []
     )
 
+  def test_a_file_that_cannot_be_read_is_named_as_such(self):
+    # Not "<export_path>: cannot write the module: ...".
+    target = os.path.join(self.root, "never")
+    folder = os.path.join(self.root, "folder")
+    os.makedirs(folder)
+    with self.assertRaisesRegex(
+        vectors.VectorsFileError, r"folder: cannot read: \[Errno 21\]"
+    ):
+      export_text_embedding.export_text_embedding(folder, target)
+    path = self._write("v.txt", _CONTENTS["glove"])
+    with mock.patch.object(
+        vectors.os,
+        "pread",
+        side_effect=OSError(errno.EIO, "Input/output error"),
+    ):
+      with self.assertRaisesRegex(
+          vectors.VectorsFileError,
+          r"v.txt: cannot read: \[Errno 5\] Input/output error",
+      ):
+        export_text_embedding.export_text_embedding(path, target, workers=1)
+    self.assertFalse(os.path.exists(target))
+    self.assertEqual(
+        [n for n in os.listdir(self.root) if n.startswith(".export")], []
+    )
+
   def test_truncated_or_corrupt_gzip_is_one_error_naming_the_file(self):
     whole = gzip.compress(_CONTENTS["glove"] * 2000)
     corrupt = bytearray(whole)

@@ -104,20 +104,27 @@ class VectorsReader:
           % (file_format, path, ", ".join(FORMATS))
       )
     self.path = path
-    self.total_bytes = size(path)
     # Bytes handed out as ranges (`_range_pieces`), which this reader's file
     # object does not see; None while it reads them itself.
     self._consumed = None
-    self._raw = open_file(path)
     # Bytes read from the (decompressed) stream: the position in a pipe.
     self._streamed = 0
-    self._seekable = self._raw.seekable()
-    if self._seekable:
-      self.compressed = self._raw.read(2) == _GZIP_MAGIC
-      self._raw.seek(0)
-    else:
-      self.total_bytes = None
-      self.compressed = self._raw.peek(2)[:2] == _GZIP_MAGIC
+    # A folder, a file without read permission, an I/O error: one error
+    # naming the file (not taken for a failure to write the module).
+    with _naming_read_errors(path, self._read_errors):
+      self.total_bytes = size(path)
+      self._raw = open_file(path)
+    with contextlib.ExitStack() as close_on_error:
+      close_on_error.callback(self._raw.close)
+      with _naming_read_errors(path, self._read_errors):
+        self._seekable = self._raw.seekable()
+        if self._seekable:
+          self.compressed = self._raw.read(2) == _GZIP_MAGIC
+          self._raw.seek(0)
+        else:
+          self.total_bytes = None
+          self.compressed = self._raw.peek(2)[:2] == _GZIP_MAGIC
+      close_on_error.pop_all()
     self._stream = (
         gzip.GzipFile(fileobj=self._raw, mode="rb")
         if self.compressed
@@ -204,9 +211,7 @@ class VectorsReader:
             % (self.path, e or type(e).__name__)
         ) from e
       except self._read_errors as e:
-        raise VectorsFileError(
-            "%s: cannot read: %s" % (self.path, getattr(e, "message", e))
-        ) from e
+        raise _read_error(self.path, e) from e
       if not data:
         self._eof = True
         break
@@ -304,7 +309,8 @@ class VectorsReader:
     window = CHUNK_BYTES
     self._consumed = start
     while start < size:
-      data = os.pread(fd, window, start)
+      with _naming_read_errors(self.path, (OSError,)):
+        data = os.pread(fd, window, start)
       if not data:
         break  # The file shrank: the parser reports a short read.
       end = start + len(data)
@@ -545,8 +551,9 @@ class _TextParser:
     return Chunk(tokens, self._values(rows, tokens, locations), locations)
 
   def _read(self, start, end):
-    with open(self.path, "rb") as f:
-      data = os.pread(f.fileno(), end - start, start)
+    with _naming_read_errors(self.path, (OSError,)):
+      with open(self.path, "rb") as f:
+        data = os.pread(f.fileno(), end - start, start)
     if len(data) != end - start:
       raise VectorsFileError(
           "%s: holds %d bytes fewer than when its reading began (changed"
@@ -615,6 +622,22 @@ class _TextParser:
         "%s:%d: the vector of token %r is not all finite numbers."
         % (self.path, locations[first_bad], tokens[first_bad])
     )
+
+
+def _read_error(path, error):
+  """The VectorsFileError for an error reading `path` (OSError, OpError)."""
+  return VectorsFileError(
+      "%s: cannot read: %s" % (path, getattr(error, "message", None) or error)
+  )
+
+
+@contextlib.contextmanager
+def _naming_read_errors(path, errors):
+  """Raises errors of type `errors` inside as a VectorsFileError naming path."""
+  try:
+    yield
+  except errors as e:
+    raise _read_error(path, e) from e
 
 
 def _decode_token(token, raw, place):
