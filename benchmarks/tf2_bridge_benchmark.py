@@ -8,9 +8,15 @@ disturbed by other load) over `--repeats` rounds of:
 
 * convert: `export_tf2_saved_model(module, path)` (wall seconds) and the size
   of what it writes (bytes), against
-* plain: `tf.saved_model.save` of a `tf.Module` holding the same variables
-  (the least any TF2 SavedModel of these weights costs); the ratio
-  convert / plain (target: <= 1.5x, issue 14);
+* plain: the module's checkpoint read into `tf.Variable`s (one RestoreV2)
+  and `tf.saved_model.save` of a `tf.Module` holding them (the least
+  TensorFlow's own saving of these weights costs); the ratio convert / plain
+  (target: <= 1.5x, issue 14). Both write the same variables (same keys,
+  dtypes, values and checkpoint size). The conversion does all of its graph
+  work (imports, traces, serving signatures) but copies the checkpoint's
+  bytes instead of reading and re-encoding them (`format/tf2_checkpoint`);
+* convert (no copy): the conversion with that copy switched off (values
+  read with RestoreV2, written by `tf.saved_model.save`), for comparison;
 * tf2: one call of the converted model (`obj(x)`, eager) on a batch of
   `--batch` rows, against
 * tf1: the same batch through `hub_estimator.Module` in graph mode
@@ -37,6 +43,7 @@ import tensorflow as tf
 
 import hub_estimator
 from hub_estimator.format import tf2_bridge
+from hub_estimator.format import tf2_checkpoint
 from hub_estimator.models import module_fns
 
 try:
@@ -111,11 +118,21 @@ def _timed(fn):
   return time.perf_counter() - start
 
 
+def _convert_without_copy(module_path, path):
+  """The conversion reading the values and saving with tf.saved_model.save."""
+  copy_plan = tf2_checkpoint.CopyPlan.for_module
+  tf2_checkpoint.CopyPlan.for_module = lambda prefix, sources: None
+  try:
+    tf2_bridge.export_tf2_saved_model(module_path, path)
+  finally:
+    tf2_checkpoint.CopyPlan.for_module = copy_plan
+
+
 def _plain_save(module_path, path):
   """Reads the module's checkpoint into tf.Variables and saves them.
 
-  Reads as the converter does (one RestoreV2, no numpy copies), so the ratio
-  measures the conversion, not two ways of reading.
+  Reads as the converter without its checkpoint copy does (one RestoreV2, no
+  numpy copies).
   """
   prefix = os.path.join(module_path, "variables", "variables")
   reader = tf.train.load_checkpoint(prefix)
@@ -172,7 +189,7 @@ def main():
     _export_functions_module(functions_module, sizes)
     converted = os.path.join(root, "tf2")
     saved = os.path.join(root, "plain")
-    convert, plain, sizes_written = {}, {}, {}
+    convert, no_copy, plain, sizes_written = {}, {}, {}, {}
     # Round 0 warms both up (first traces, imports) and is not counted.
     for i in range(args.repeats + 1):
       for source in (module, functions_module):
@@ -187,6 +204,10 @@ def main():
         if i:
           plain.setdefault(source, []).append(took)
         sizes_written[source] = (_size(converted), _size(saved))
+        shutil.rmtree(converted)
+        took = _timed(lambda: _convert_without_copy(source, converted))
+        if i:
+          no_copy.setdefault(source, []).append(took)
     shutil.rmtree(converted)
     tf2_bridge.export_tf2_saved_model(module, converted)
     x = np.random.RandomState(0).rand(args.batch, sizes[0]).astype(np.float32)
@@ -210,9 +231,10 @@ def main():
         (module, "plain graph"),
         (functions_module, "graph functions"),
     ):
-      (c_med, c_min), (p_med, p_min) = (
+      (c_med, c_min), (p_med, p_min), (n_med, n_min) = (
           _summary(convert[source]),
           _summary(plain[source]),
+          _summary(no_copy[source]),
       )
       convert_size, plain_size = sizes_written[source]
       print(
@@ -231,6 +253,11 @@ def main():
               c_min / p_min,
               convert_size / plain_size,
           )
+      )
+      print(
+          "%s: convert without the checkpoint copy %.2f s (%.2f s), ratio to"
+          " plain %.2fx (%.2fx)"
+          % (label, n_med, n_min, n_med / p_med, n_min / p_min)
       )
     (t_med, t_min), (o_med, o_min), (e_med, e_min) = (
         _summary(latency[k]) for k in ("tf2", "ours", "peer")

@@ -457,6 +457,61 @@ class HelpersTest(tf.test.TestCase):
     )
 
 
+class ReadIndexAndStringTest(tf.test.TestCase):
+  """read_index, write_index and string_scalar against SaveV2's files."""
+
+  def test_read_index_gives_saveV2_entries_and_write_index_rewrites_them(self):
+    prefix = os.path.join(self.get_temp_dir(), "tf", "ckpt")
+    full = np.arange(52, dtype=np.float32).reshape(13, 4)
+    # Long names: the index needs several blocks.
+    names = ["emb", "emb", "step"] + [
+        "t%03d" % i + "x" * 1000 for i in range(300)
+    ]
+    _save_v2(
+        prefix,
+        names,
+        ["13 4 0,7:0,4", "13 4 7,6:0,4", ""] + [""] * 300,
+        [full[:7], full[7:], np.int64(12)]
+        + [np.full([3], i, np.int32) for i in range(300)],
+    )
+    header, entries = bundle_writer.read_index(prefix)
+    self.assertEqual(header.num_shards, 1)
+    # The full tensor, its two slices, the scalar and 300 tensors.
+    self.assertLen(entries, 304)
+    self.assertLen(entries[b"emb"].slices, 2)
+    part = entries[bundle_writer.slice_key("emb", [(7, 6), (0, 4)])]
+    self.assertEqual((part.offset, part.size), (112, 96))
+    self.assertEqual(entries[b"step"].dtype, protos.DATA_TYPES["DT_INT64"])
+    self.assertEqual(
+        [d.size for d in entries[names[-1].encode()].shape.dim], [3]
+    )
+    # Written back from what was read: the same index file.
+    copy = os.path.join(self.get_temp_dir(), "copy", "ckpt")
+    os.makedirs(os.path.dirname(copy))
+    bundle_writer.write_index(copy, entries)
+    with open(prefix + _INDEX, "rb") as f, open(copy + _INDEX, "rb") as g:
+      self.assertEqual(f.read(), g.read())
+
+  def test_read_index_of_a_file_that_is_not_an_index(self):
+    prefix = os.path.join(self.get_temp_dir(), "ckpt")
+    with open(prefix + _INDEX, "wb") as f:
+      f.write(b"not a table" * 10)
+    with self.assertRaisesRegex(
+        ValueError, "ckpt.index is not a tensor bundle index: no table footer"
+    ):
+      bundle_writer.read_index(prefix)
+
+  def test_string_scalar_is_what_saveV2_writes(self):
+    for value in (b"", b"x", bytes(range(256)) * 3):
+      prefix = os.path.join(self.get_temp_dir(), "s%d" % len(value), "ckpt")
+      _save_v2(prefix, ["s"], [""], [value])
+      data, crc = bundle_writer.string_scalar(value)
+      with open(prefix + _DATA, "rb") as f:
+        self.assertEqual(f.read(), data)
+      entry = bundle_writer.read_index(prefix)[1][b"s"]
+      self.assertEqual((entry.size, entry.crc32c), (len(data), crc))
+
+
 class NoTensorFlowTest(tf.test.TestCase):
 
   def test_import_does_not_import_tensorflow(self):

@@ -283,6 +283,95 @@ def scenario_partitioned(root):
   }
 
 
+def _checkpoint_contents(path):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+  prefix = os.path.join(path, "variables", "variables")
+  reader = tf.train.load_checkpoint(prefix)
+  dtypes = reader.get_variable_to_dtype_map()
+  return {
+      key: (dtypes[key].name, reader.get_tensor(key))
+      for key in reader.get_variable_to_shape_map()
+  }, os.path.getsize(prefix + ".data-00000-of-00001")
+
+
+def scenario_checkpoint_copy(root):
+  """The copied checkpoint equals tf.saved_model.save's; fallbacks work."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from hub_estimator.format import tf2_bridge  # pylint: disable=g-import-not-at-top
+  from hub_estimator.format import tf2_checkpoint  # pylint: disable=g-import-not-at-top
+
+  copy_plan = tf2_checkpoint.CopyPlan.for_module
+  copy_keys = tf2_checkpoint._copy_keys  # pylint: disable=protected-access
+  planned = []
+
+  def recording(prefix, sources):
+    planned.append(copy_plan(prefix, sources) is not None)
+    return copy_plan(prefix, sources)
+
+  def convert(module, name, plan=recording, keys=copy_keys):
+    tf2_checkpoint.CopyPlan.for_module = plan
+    tf2_checkpoint._copy_keys = keys  # pylint: disable=protected-access
+    try:
+      return tf2_bridge.export_tf2_saved_model(module, os.path.join(root, name))
+    finally:
+      tf2_checkpoint.CopyPlan.for_module = copy_plan
+      tf2_checkpoint._copy_keys = copy_keys  # pylint: disable=protected-access
+
+  def compare(reference, other):
+    (expected, expected_size), (actual, actual_size) = (
+        _checkpoint_contents(reference),
+        _checkpoint_contents(other),
+    )
+    assert sorted(expected) == sorted(actual), (expected, actual)
+    return expected_size == actual_size and all(
+        expected[k][0] == actual[k][0]
+        and np.array_equal(expected[k][1], actual[k][1])
+        for k in expected
+    )
+
+  def outputs(path, x):
+    obj = tf.saved_model.load(path)
+    return np.concatenate(
+        [obj(x).numpy().ravel(), obj(x, training=True).numpy().ravel()]
+    )
+
+  module = _mlp_module(os.path.join(root, "mlp"))
+  x = np.random.RandomState(0).rand(3, 4).astype(np.float32)
+  saved = convert(module, "saved", plan=lambda prefix, sources: None)
+  copied = convert(module, "copied")
+  # The copy's object graph turns out not to be the variables' alone: the
+  # values are read and TF's checkpoint is written.
+  restored = convert(module, "restored", keys=lambda *args: None)
+  # A tensor no variable reads: the data file is not copied (it would carry
+  # it along), TF's checkpoint is written.
+  prefix = os.path.join(module, "variables", "variables")
+  reader = tf.train.load_checkpoint(prefix)
+  names = sorted(reader.get_variable_to_shape_map())
+  tf.raw_ops.SaveV2(
+      prefix=prefix,
+      tensor_names=names + ["zz_unused"],
+      shape_and_slices=[""] * (len(names) + 1),
+      tensors=[reader.get_tensor(n) for n in names] + [tf.zeros([3])],
+  )
+  extra = convert(module, "extra")
+  reference = outputs(saved, x)
+  return {
+      "planned": planned,
+      "copied_same": compare(saved, copied),
+      "restored_same": compare(saved, restored),
+      "extra_same": compare(saved, extra),
+      "diffs": [
+          float(np.abs(outputs(p, x) - reference).max())
+          for p in (copied, restored, extra)
+      ],
+      "variable_names_same": (
+          sorted(v.name for v in tf.saved_model.load(copied).variables)
+          == sorted(v.name for v in tf.saved_model.load(saved).variables)
+      ),
+  }
+
+
 def scenario_sparse(root):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import hub_estimator as hub  # pylint: disable=g-import-not-at-top
@@ -1363,6 +1452,17 @@ def test_tables_sparse_inputs_and_partitioned_variables():
   _check_vocabulary(reports["vocabulary"])
   _check_sparse(reports["sparse"])
   _check_partitioned(reports["partitioned"])
+
+
+def test_checkpoint_copied_from_the_module_equals_tf_saved_model_save():
+  report = _run("checkpoint_copy")["checkpoint_copy"]
+  # Copied for the plain module; not with a tensor no variable reads.
+  assert report["planned"] == [True, True, False], report
+  assert report["copied_same"], report
+  assert report["restored_same"], report
+  assert report["extra_same"], report
+  assert report["diffs"] == [0.0, 0.0, 0.0], report
+  assert report["variable_names_same"], report
 
 
 def test_graph_functions_convert_in_the_building_process_without_clashes():

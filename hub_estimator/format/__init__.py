@@ -1,6 +1,7 @@
 """The TF1 Hub module format: specs, instantiation and on-disk io."""
 
-# The public modules; graph_index is internal to module.py and spec.py.
+# The public modules; graph_index is internal to module.py and spec.py,
+# tf2_checkpoint to tf2_bridge.
 __all__ = [
     'bundle_writer',
     'module',

@@ -234,6 +234,154 @@ class _TableBuilder:
     return bytes(self._out)
 
 
+def _read_varint(data, pos: int):
+  """Decodes a varint at data[pos:]; returns (value, position after it)."""
+  value = shift = 0
+  while True:
+    if pos >= len(data):
+      raise ValueError("truncated varint")
+    byte = data[pos]
+    pos += 1
+    value |= (byte & 0x7F) << shift
+    if byte < 0x80:
+      return value, pos
+    shift += 7
+
+
+def _block_entries(block: bytes):
+  """Yields (key, value) of a block as `_BlockBuilder` lays it out."""
+  (num_restarts,) = struct.unpack_from("<I", block, len(block) - 4)
+  end = len(block) - 4 - 4 * num_restarts
+  pos, key = 0, b""
+  while pos < end:
+    shared, pos = _read_varint(block, pos)
+    unshared, pos = _read_varint(block, pos)
+    value_size, pos = _read_varint(block, pos)
+    key = key[:shared] + block[pos : pos + unshared]
+    pos += unshared
+    yield key, block[pos : pos + value_size]
+    pos += value_size
+
+
+def _table_block(table: bytes, handle: bytes) -> bytes:
+  offset, pos = _read_varint(handle, 0)
+  size, _ = _read_varint(handle, pos)
+  if offset + size + 5 > len(table) or table[offset + size] != 0:
+    raise ValueError("a block lies past the end or is compressed")
+  return table[offset : offset + size]
+
+
+def read_index(prefix: str):
+  """Reads the index of a V2 checkpoint (the reverse of `BundleWriter`).
+
+  Args:
+    prefix: the checkpoint prefix, e.g. `<module>/variables/variables`.
+
+  Returns:
+    (header, entries): the `BundleHeaderProto` and a dict from index key
+    (bytes: a tensor name, or a slice key as `slice_key` makes it) to its
+    `BundleEntryProto`.
+
+  Raises:
+    OSError: the index file cannot be read.
+    ValueError: naming the file, if it is not an uncompressed table of
+      bundle entries (what TensorFlow writes).
+  """
+  path = index_filename(os.fspath(prefix))
+  with open(path, "rb") as f:
+    table = f.read()
+  footer = len(table) - 8
+  try:
+    if footer < _TableBuilder._FOOTER_HANDLES_BYTES or struct.unpack_from(
+        "<Q", table, footer
+    ) != (_TableBuilder._MAGIC,):
+      raise ValueError("no table footer")
+    handles = table[footer - _TableBuilder._FOOTER_HANDLES_BYTES : footer]
+    _, pos = _read_varint(handles, 0)  # The metaindex block's handle.
+    _, pos = _read_varint(handles, pos)
+    index_block = _table_block(table, handles[pos:])
+    header, entries = None, {}
+    for _, handle in _block_entries(index_block):
+      for key, value in _block_entries(_table_block(table, handle)):
+        if key:
+          entries[key] = protos.BundleEntryProto.FromString(value)
+        else:
+          header = protos.BundleHeaderProto.FromString(value)
+  except (ValueError, struct.error, IndexError) as e:
+    raise ValueError(
+        f"Checkpoint index {path} is not a tensor bundle index: {e}."
+    ) from None
+  if header is None:
+    raise ValueError(
+        f"Checkpoint index {path} is not a tensor bundle index: no header."
+    )
+  return header, entries
+
+
+def write_index(prefix: str, entries) -> None:
+  """Writes `<prefix>.index` for one data shard, via a temporary file.
+
+  Args:
+    prefix: the checkpoint prefix.
+    entries: dict from index key (bytes) to `BundleEntryProto`, each naming
+      its bytes (offset, size, masked CRC32C) in `data_filename(prefix)`.
+
+  Raises:
+    OSError: writing the file failed.
+  """
+  index_path = index_filename(os.fspath(prefix))
+  header = protos.BundleHeaderProto(
+      num_shards=1,
+      endianness=protos.BundleHeaderProto.LITTLE,
+      version=protos.VersionDef(
+          producer=_BUNDLE_VERSION, min_consumer=_BUNDLE_MIN_CONSUMER
+      ),
+  )
+  table = _TableBuilder()
+  table.add(b"", header.SerializeToString())
+  for key in sorted(entries):
+    table.add(key, entries[key].SerializeToString())
+  temp_path = f"{index_path}.tmp{uuid.uuid4().hex}"
+  try:
+    with open(temp_path, "wb") as index:
+      index.write(table.finish())
+    os.replace(temp_path, index_path)
+  finally:
+    if os.path.exists(temp_path):
+      os.remove(temp_path)
+
+
+def string_scalar(value: bytes):
+  """The data-file bytes and masked CRC32C of a DT_STRING scalar.
+
+  As tensor_bundle.cc WriteStringTensor lays out a string tensor: the varint
+  length, the masked CRC32C of the length (as a fixed32), then the bytes; the
+  entry's CRC covers the length as a fixed32, that checksum and the bytes
+  (checked byte for byte against `tf.raw_ops.SaveV2` in the tests).
+
+  Args:
+    value: the string's bytes, fewer than 2**32.
+
+  Returns:
+    (data, crc32c): the bytes to append to the data file and the masked CRC32C
+    for the entry (`BundleEntryProto.crc32c`).
+
+  Raises:
+    ValueError: the string has 2**32 bytes or more (TensorFlow then stores
+      lengths differently).
+  """
+  if len(value) >= 1 << 32:
+    raise ValueError(
+        f"string_scalar: {len(value)} bytes; only strings under 4 GiB."
+    )
+  length = struct.pack("<I", len(value))
+  crc = google_crc32c.value(length)
+  length_checksum = struct.pack("<I", masked_crc32c(crc))
+  crc = google_crc32c.extend(crc, length_checksum)
+  crc = google_crc32c.extend(crc, value)
+  return _varint(len(value)) + length_checksum + value, masked_crc32c(crc)
+
+
 # --- Slice keys (saved_tensor_slice_util.cc, strings/ordered_code.cc) ------
 
 
@@ -699,22 +847,4 @@ class BundleWriter:
         self._entries[held.key].crc32c = masked_crc32c(crc)
 
   def _write_index(self):
-    header = protos.BundleHeaderProto(
-        num_shards=1,
-        endianness=protos.BundleHeaderProto.LITTLE,
-        version=protos.VersionDef(
-            producer=_BUNDLE_VERSION, min_consumer=_BUNDLE_MIN_CONSUMER
-        ),
-    )
-    table = _TableBuilder()
-    table.add(b"", header.SerializeToString())
-    for key in sorted(self._entries):
-      table.add(key, self._entries[key].SerializeToString())
-    temp_path = f"{self._index_path}.tmp{uuid.uuid4().hex}"
-    try:
-      with open(temp_path, "wb") as index:
-        index.write(table.finish())
-      os.replace(temp_path, self._index_path)
-    finally:
-      if os.path.exists(temp_path):
-        os.remove(temp_path)
+    write_index(self._prefix, self._entries)

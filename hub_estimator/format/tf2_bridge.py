@@ -9,8 +9,12 @@ and `obj.regularization_losses` (zero-argument functions returning scalars).
 How the conversion works, in an eager TF2 context:
 
 1. One `tf.Variable` per module variable (one per partition of a partitioned
-   variable), read from the module's checkpoint with one `RestoreV2`, shared
-   by every graph variant.
+   variable), shared by every graph variant. When the module's checkpoint
+   holds exactly the variables' bytes (one data shard, a partition stored as
+   its slice), the variables are created uninitialized and the TF2
+   checkpoint is a copy of the module's data file under TF2 keys
+   (`tf2_checkpoint`): no value is read or re-encoded. Otherwise they are
+   read from the checkpoint with one `RestoreV2`.
 2. Every function of the result (a signature in a graph variant, a
    regularization loss) is one `tf.compat.v1.wrap_function` that imports only
    the nodes it needs (the module's `GraphIndex` prunes the GraphDef first),
@@ -31,7 +35,8 @@ How the conversion works, in an eager TF2 context:
    along with the nodes that call them, renamed apart (see `_Functions`).
 5. `obj.__call__` is a `tf.function` over the `default` signature's two
    versions, traced for a dict and for a single input, each with
-   `training=False` and `True`; `tf.saved_model.save` writes the object.
+   `training=False` and `True`; `tf.saved_model.save` writes the object
+   (`tf2_checkpoint.save`, the same but for the checkpoint, when copying).
 """
 
 import itertools
@@ -51,6 +56,7 @@ from hub_estimator.format import graph_index as graph_index_lib
 from hub_estimator.format import saved_model_io
 from hub_estimator.format import spec as spec_lib
 from hub_estimator.format import tags as tags_lib
+from hub_estimator.format import tf2_checkpoint
 
 _V1 = tf.compat.v1
 _GraphKeys = _V1.GraphKeys
@@ -334,76 +340,123 @@ def _table_map(index, tables: _Tables, source: str, tags):
   return result
 
 
-def _read_variables(spec, variant_tags) -> Dict[str, tf.Variable]:
-  """One TF2 variable per variable node (partition) of the variants.
-
-  Values come straight from the module's checkpoint in one `RestoreV2`; a
-  partition reads its slice of the partitioned variable's full tensor.
+def _variable_sources(spec, variant_tags):
+  """Where each variable node (partition) of the variants is in the checkpoint.
 
   Returns:
-    A dict from variable node name (e.g. "dense_0/kernel", "emb/part_1") to
-    its tf.Variable, in sorted-name order.
+    (sources, trainable): a dict from variable node name (e.g.
+    "dense_0/kernel", "emb/part_1") to its `tf2_checkpoint.VariableSource`,
+    in sorted-name order, and the set of the trainable ones' names.
+
+  Raises:
+    ConversionError: naming a variable missing from the checkpoint.
   """
   source = spec.source
-  entries = {}  # node name -> (checkpoint key, slice spec, dtype, tags)
+  sources, tags_of = {}, {}
   trainable = set()
   for tags in variant_tags:
     index = spec.graph_index(tags)
     for variable_def in index.variable_defs():
       name = _op_name(variable_def.variable_name)
-      if name in entries:
+      if name in sources:
         continue
       node = index.nodes[name]
       slice_info = variable_def.save_slice_info_def
       key, slice_spec = name, ""
+      offsets, shape = (), ()
       if slice_info.full_name:
         key = slice_info.full_name
+        offsets = tuple(slice_info.var_offset)
+        shape = tuple(slice_info.var_shape)
         slice_spec = "%s %s" % (
             " ".join("%d" % d for d in slice_info.full_shape),
             ":".join(
-                "%d,%d" % (offset, size)
-                for offset, size in zip(
-                    slice_info.var_offset, slice_info.var_shape
-                )
+                "%d,%d" % (offset, size) for offset, size in zip(offsets, shape)
             ),
         )
       dtype = tf.as_dtype(node.attr["dtype"].type).base_dtype
-      entries[name] = (key, slice_spec, dtype, tags)
+      sources[name] = tf2_checkpoint.VariableSource(
+          key, slice_spec, offsets, shape, dtype
+      )
+      tags_of[name] = tags
     collection = index.meta_graph.collection_def.get(
         _GraphKeys.TRAINABLE_VARIABLES
     )
     for value in collection.bytes_list.value if collection else ():
       variable_def = variable_pb2.VariableDef.FromString(value)
       trainable.add(_op_name(variable_def.variable_name))
-  if not entries:  # a module without variables has no checkpoint
-    return {}
+  if not sources:  # a module without variables has no checkpoint
+    return {}, trainable
   stored = tf.train.load_checkpoint(
       spec.checkpoint_prefix
   ).get_variable_to_shape_map()
-  for name, (key, _, _, tags) in sorted(entries.items()):
-    if key not in stored:
+  for name in sorted(sources):
+    if sources[name].key not in stored:
       raise ConversionError(
           "Cannot convert module %s to TF2: variable %r of its %s is not in"
           " its checkpoint %s."
-          % (source, key, _variant_name(tags), spec.checkpoint_prefix)
+          % (
+              source,
+              sources[name].key,
+              _variant_name(tags_of[name]),
+              spec.checkpoint_prefix,
+          )
       )
-  names = sorted(entries)
+  return {name: sources[name] for name in sorted(sources)}, trainable
+
+
+def _read_values(spec, sources) -> List[tf.Tensor]:
+  """The values of `sources` (in their order), read with one RestoreV2."""
   try:
-    values = tf.raw_ops.RestoreV2(
+    return tf.raw_ops.RestoreV2(
         prefix=spec.checkpoint_prefix,
-        tensor_names=[entries[n][0] for n in names],
-        shape_and_slices=[entries[n][1] for n in names],
-        dtypes=[entries[n][2] for n in names],
+        tensor_names=[s.key for s in sources.values()],
+        shape_and_slices=[s.slice_spec for s in sources.values()],
+        dtypes=[s.dtype for s in sources.values()],
     )
   except tf.errors.OpError as e:
     raise ConversionError(
         "Cannot convert module %s to TF2: reading its checkpoint %s failed: %s"
-        % (source, spec.checkpoint_prefix, e.message)
+        % (spec.source, spec.checkpoint_prefix, e.message)
     ) from None
+
+
+def _create_variables(spec, variant_tags, staging):
+  """One TF2 variable per variable node (partition) of the variants.
+
+  When the module's checkpoint can be copied byte for byte into the TF2 one
+  (`tf2_checkpoint.CopyPlan`), the variables are created uninitialized (only
+  their handles are captured; `tf2_checkpoint.save` copies the values);
+  else their values come from the checkpoint in one `RestoreV2` (a partition
+  reads its slice of the partitioned variable's full tensor).
+
+  Returns:
+    (variables, plan): a dict from variable node name (e.g. "dense_0/kernel",
+    "emb/part_1") to its tf.Variable, in sorted-name order, and the
+    `CopyPlan` or None.
+  """
+  sources, trainable = _variable_sources(spec, variant_tags)
+  if not sources:
+    return {}, None
+  plan = None
+  if "://" not in staging:
+    plan = tf2_checkpoint.CopyPlan.for_module(spec.checkpoint_prefix, sources)
+  if plan is not None:
+    return {
+        name: plan.variable(name, name in trainable) for name in sources
+    }, plan
+  values = _read_values(spec, sources)
   return {
       name: tf.Variable(value, trainable=name in trainable, name=name)
-      for name, value in zip(names, values)
-  }
+      for name, value in zip(sources, values)
+  }, None
+
+
+def _restore_values(spec, variant_tags, variables) -> None:
+  """Assigns the checkpoint's values to (uninitialized) `variables`."""
+  sources, _ = _variable_sources(spec, variant_tags)
+  for name, value in zip(sources, _read_values(spec, sources)):
+    variables[name].assign(value)
 
 
 def _component_specs(info) -> List[tf.TensorSpec]:
@@ -990,7 +1043,13 @@ def _export(module_path, export_path, allowed_ops):
   for tags in variant_tags:
     _check_convertible(spec.graph_index(tags), source, tags)
 
-  variables = _read_variables(spec, variant_tags)
+  # Written beside the target and renamed, so export_path is whole or absent.
+  staging = "%s.temp-%d-%s" % (
+      export_path.rstrip("/"),
+      os.getpid(),
+      uuid.uuid4().hex[:8],
+  )
+  variables, plan = _create_variables(spec, variant_tags, staging)
   tables = _Tables(source)
   default_variant = _Variant(spec, tags_lib.DEFAULT, variables, tables)
   train_variant = (
@@ -1026,14 +1085,18 @@ def _export(module_path, export_path, allowed_ops):
       if has_train and signature.train is not None
   }
   serving = {name: signature.infer for name, signature in signatures.items()}
-  # Written beside the target and renamed, so export_path is whole or absent.
-  staging = "%s.temp-%d-%s" % (
-      export_path.rstrip("/"),
-      os.getpid(),
-      uuid.uuid4().hex[:8],
-  )
   try:
-    tf.saved_model.save(root, staging, signatures=serving)
+    if plan is None:
+      tf.saved_model.save(root, staging, signatures=serving)
+    else:
+      tf2_checkpoint.save(
+          root,
+          staging,
+          serving,
+          plan,
+          variables,
+          restore=lambda: _restore_values(spec, variant_tags, variables),
+      )
     tf.io.gfile.rename(staging, export_path)
   finally:
     if tf.io.gfile.exists(staging):
