@@ -204,6 +204,10 @@ def save(root, export_dir: str, signatures, plan: CopyPlan, variables, restore):
     restore: function of no arguments that assigns the variables their
       values: called (and TensorFlow's checkpoint written instead) if the
       checkpoint would hold more than the variables.
+
+  Raises:
+    OSError: copying the data file or writing a file failed.
+    The errors of `tf.saved_model.save` for what it cannot save.
   """
   options = tf.saved_model.SaveOptions()
   saved_model = saved_model_pb2.SavedModel()
