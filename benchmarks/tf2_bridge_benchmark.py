@@ -23,7 +23,8 @@ disturbed by other load) over `--repeats` rounds of:
   (`session.run`), and through tensorflow_hub 0.15's `hub.Module`;
 
 with the ratios tf2 / tf1. All measured in this process, interleaved round by
-round, after one uncounted warm-up round of the conversions.
+round, after one uncounted warm-up round of the conversions; each timed call
+starts after a (not timed) `gc.collect()`.
 
 The same conversion figures follow for a module of the same weights whose
 layers run inside graph functions (a tf.function of the dense layers, a v2
@@ -32,6 +33,7 @@ library the converter renames apart.
 """
 
 import argparse
+import gc
 import os
 import shutil
 import statistics
@@ -113,6 +115,13 @@ def _size(path):
 
 
 def _timed(fn):
+  """Wall seconds of fn(), started on a collected heap.
+
+  The collection (not timed) keeps one side from paying for the garbage the
+  other left: a conversion leaves graphs whose cycles a later full collection
+  frees, in whichever call it happens to start.
+  """
+  gc.collect()
   start = time.perf_counter()
   fn()
   return time.perf_counter() - start
