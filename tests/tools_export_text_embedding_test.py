@@ -484,6 +484,15 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
             r"two_spaces_inside.txt:2: token 'b' has 5 values, expected 2",
         ),
         "empty.txt": ("\n", "holds no vectors"),
+        "tabs.txt": (
+            "a\t1\t2\nb\t3\t4\n",
+            r"tabs.txt:1: 'a\\t1\\t2' is neither 'token v1 \.\.\. vdim' \(one"
+            r" space between fields\) nor a word2vec 'count dim' header",
+        ),
+        "blank_first.txt": (
+            "\na 1 2\n",
+            r"blank_first.txt:1: '' is neither 'token v1 \.\.\. vdim'",
+        ),
         "short.txt": (
             "3 2\na 1 2\nb 3 4\n",
             r"short.txt: the header says 3 vectors but the file holds 2",

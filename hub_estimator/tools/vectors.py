@@ -249,6 +249,13 @@ class VectorsReader:
             " word2vec_binary)." % (self.path, first.decode("latin-1"))
         )
       fields = first.rstrip(_TRAILING).split(b" ")
+      if len(fields) < 2:
+        # An empty first line, a token alone, values separated by tabs.
+        raise VectorsFileError(
+            "%s:1: %r is neither 'token v1 ... vdim' (one space between"
+            " fields) nor a word2vec 'count dim' header."
+            % (self.path, _show(first))
+        )
       self._line = 0
       return "glove", len(fields) - 1, None
     if not header:
