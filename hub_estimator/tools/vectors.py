@@ -328,6 +328,11 @@ class VectorsReader:
           continue
         end = start + cut
         data = data[:cut]
+      elif data.endswith(b"\n"):
+        # The file's last line break ends the last line; kept in the piece
+        # it would make an empty line, which sends it the line-by-line way.
+        end -= 1
+        data = data[:-1]
       window = CHUNK_BYTES
       yield (start, end), self._line + 1
       self._line += (
