@@ -183,7 +183,7 @@ def export_text_embedding(
     show_progress: show a progress bar (bytes, rate, ETA) on stderr while
       reading.
     workers: processes parsing text at once (>= 1); None: one per CPU this
-      process may use.
+      process may use, at most vectors.MAX_DEFAULT_WORKERS (8).
 
   Returns:
     An ExportSummary.
@@ -664,7 +664,8 @@ if __name__ == "__main__":
   flags.DEFINE_integer(
       "workers",
       None,
-      "Processes parsing text vectors at once; default: one per CPU.",
+      "Processes parsing text vectors at once; default: one per CPU, at"
+      " most 8.",
       lower_bound=1,
   )
   flags.mark_flags_as_required(["embedding_file", "export_path"])

@@ -758,9 +758,16 @@ def _start_worker(owner):
   threading.Thread(target=exit_when_orphaned, daemon=True).start()
 
 
+# Default parsing processes at most: each holds its own numpy (tens of MB),
+# and the CPUs this process may run on can be far more than a container's
+# CPU quota lets it use.
+MAX_DEFAULT_WORKERS = 8
+
+
 def default_workers() -> int:
-  """Parsing processes for this machine: the CPUs this process may run on."""
-  return len(os.sched_getaffinity(0))
+  """Parsing processes for this machine: the CPUs this process may run on,
+  at most MAX_DEFAULT_WORKERS (pass `workers` for more)."""
+  return min(len(os.sched_getaffinity(0)), MAX_DEFAULT_WORKERS)
 
 
 def _filesystem(remote):
