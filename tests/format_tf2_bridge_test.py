@@ -773,7 +773,14 @@ def scenario_train_losses(root):
       )
     else:
       y = v1.layers.dense(y, 2)
-    hub.add_signature(inputs=x, outputs=y)
+    # Frozen for fine-tuning (trainable only in inference), and the reverse.
+    frozen = v1.get_variable(
+        "frozen", [2], use_resource=True, trainable=not is_training
+    )
+    tuned = v1.get_variable(
+        "tuned", [2], use_resource=True, trainable=is_training
+    )
+    hub.add_signature(inputs=x, outputs=y * frozen + tuned)
 
   module = os.path.join(root, "losses")
   spec = hub.create_module_spec(
@@ -791,6 +798,9 @@ def scenario_train_losses(root):
       instance = hub.Module(module, trainable=True, tags=tags)
       instance(np.zeros([1, 3], np.float32))
       losses = v1.get_collection(v1.GraphKeys.REGULARIZATION_LOSSES)
+      tf1[name + "_trainable"] = sorted(
+          v.op.name[len("module/") :] for v in v1.trainable_variables()
+      )
       with v1.Session() as session:
         session.run(v1.global_variables_initializer())
         tf1[name] = sorted(float(v) for v in session.run(losses))
@@ -802,6 +812,8 @@ def scenario_train_losses(root):
       "tf1": tf1,
       "tf2": sorted(float(l()) for l in obj.regularization_losses),
       "keras": sorted(float(l) for l in model.losses),
+      "trainable": sorted(v.name[:-2] for v in obj.trainable_variables),
+      "keras_trainable": sorted(w.name[:-2] for w in layer.trainable_weights),
   }
 
 
@@ -1509,6 +1521,11 @@ def test_train_variant_regularization_losses_and_input_defaults():
   # ... and Keras trains with those of the {"train"} variant.
   assert np.allclose(report["tf2"], report["tf1"]["train"], atol=1e-7), report
   assert np.allclose(report["keras"], report["tf1"]["train"], atol=1e-7)
+  # Trainable as in the {"train"} variant (what TF1 fine-tuning trains).
+  assert "frozen" not in report["tf1"]["train_trainable"], report
+  assert "tuned" in report["tf1"]["train_trainable"], report
+  assert report["trainable"] == report["tf1"]["train_trainable"], report
+  assert report["keras_trainable"] == report["trainable"], report
 
 
 if __name__ == "__main__":

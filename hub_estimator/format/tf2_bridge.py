@@ -343,6 +343,10 @@ def _table_map(index, tables: _Tables, source: str, tags):
 def _variable_sources(spec, variant_tags):
   """Where each variable node (partition) of the variants is in the checkpoint.
 
+  A variable is trainable as the last of `variant_tags` that has it says (its
+  TRAINABLE_VARIABLES): the `{"train"}` variant, which Keras trains, as TF1's
+  `hub.Module(tags={"train"}, trainable=True)` trains that variant's.
+
   Returns:
     (sources, trainable): a dict from variable node name (e.g.
     "dense_0/kernel", "emb/part_1") to its `tf2_checkpoint.VariableSource`,
@@ -353,11 +357,19 @@ def _variable_sources(spec, variant_tags):
   """
   source = spec.source
   sources, tags_of = {}, {}
-  trainable = set()
+  trainable_in = {}  # node name -> trainable in the last variant that has it
   for tags in variant_tags:
     index = spec.graph_index(tags)
+    collection = index.meta_graph.collection_def.get(
+        _GraphKeys.TRAINABLE_VARIABLES
+    )
+    trainable_here = {
+        _op_name(variable_pb2.VariableDef.FromString(value).variable_name)
+        for value in (collection.bytes_list.value if collection else ())
+    }
     for variable_def in index.variable_defs():
       name = _op_name(variable_def.variable_name)
+      trainable_in[name] = name in trainable_here
       if name in sources:
         continue
       node = index.nodes[name]
@@ -379,12 +391,7 @@ def _variable_sources(spec, variant_tags):
           key, slice_spec, offsets, shape, dtype
       )
       tags_of[name] = tags
-    collection = index.meta_graph.collection_def.get(
-        _GraphKeys.TRAINABLE_VARIABLES
-    )
-    for value in collection.bytes_list.value if collection else ():
-      variable_def = variable_pb2.VariableDef.FromString(value)
-      trainable.add(_op_name(variable_def.variable_name))
+  trainable = {name for name, value in trainable_in.items() if value}
   if not sources:  # a module without variables has no checkpoint
     return {}, trainable
   stored = tf.train.load_checkpoint(
@@ -954,7 +961,8 @@ def export_tf2_saved_model(
     `{"train"}` variant with its UPDATE_OPS. (Without a `{"train"}` variant,
     training and inference are the same: use `obj.signatures`.)
   - `obj.variables`, `obj.trainable_variables`: one set of variables shared by
-    both variants, with the checkpoint's values; a partitioned variable is
+    both variants, with the checkpoint's values, trainable as the `{"train"}`
+    variant has them (when it has the variable); a partitioned variable is
     one variable per partition (named like the partitions, e.g.
     "emb/part_0"), which the module's graph uses as it did in TF1.
   - `obj.regularization_losses`: the REGULARIZATION_LOSSES of the module's
