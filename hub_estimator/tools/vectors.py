@@ -576,9 +576,9 @@ class _TextParser:
   def _regular(self, data, first_line):
     """The Chunk of `data` when every line is `token v1 ... vdim`, else None.
 
-    The common case, done with whole-chunk operations: the spaces counted by
-    numpy, one UTF-8 decode for all tokens, one parser call over the whole
-    text. Every line may instead end with one space (fastText's `.vec`). The
+    The common case, done with whole-chunk operations: the spaces and line
+    breaks found by numpy, one UTF-8 decode for all tokens, one parser call
+    over the whole text. Every line may instead end with one space (fastText's `.vec`). The
     parser fails on a line with fewer than dim values (or an empty one
     between two spaces), so with dim spaces per line (dim + 1 with the
     trailing one) no line can have more either; it skips empty lines, which
@@ -597,14 +597,27 @@ class _TextParser:
       if (newlines == 0).any() or (text[newlines - 1] != _SPACE).any():
         return None
       spaces += 1
-    if np.count_nonzero(text == _SPACE) != spaces * count:
+    space_at = np.flatnonzero(text == _SPACE)
+    if len(space_at) != spaces * count:
       return None
-    lines = data.split(b"\n")
+    # Each token runs from its line's start to the line's first space, which
+    # must come before the line's end.
+    starts = np.concatenate([[0], newlines + 1])
+    ends = np.concatenate([newlines, [len(data)]])
+    first_space = np.searchsorted(space_at, starts)
+    if (first_space >= len(space_at)).any():
+      return None
+    token_ends = space_at[first_space]
+    if (token_ends >= ends).any():
+      return None
     try:
-      raw = b"\n".join([line[: line.index(b" ")] for line in lines])
+      raw = b"\n".join([
+          data[start:end]
+          for start, end in zip(starts.tolist(), token_ends.tolist())
+      ])
       tokens = raw.decode("utf-8").split("\n")
       vectors = _loadtxt(io.BytesIO(data), self.dim)
-    except ValueError:  # Also a line without a space, or not UTF-8.
+    except ValueError:  # Also not UTF-8.
       return None
     if "" in tokens or vectors.shape != (count, self.dim):
       return None
