@@ -775,8 +775,10 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
     )
     target = os.path.join(self.root, "never")
     started = os.path.join(self.root, "started")
-    # The command line, its parsing processes slowed down (0.1 s a chunk of
-    # 200 bytes: about 20 s for the file), each noting its pid when at work.
+    release = os.path.join(self.root, "release")
+    # The command line, its parsing processes held at their first chunk
+    # until the test has sent its signal (so the export cannot finish
+    # before it, however busy the machine), each noting its pid when at work.
     # A script file: a fork server runs it too (as __mp_main__), so that its
     # workers are patched as well.
     script = self._write(
@@ -788,12 +790,14 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
         "def slow(self, piece):\n"
         "  with open(%r, 'a') as f:\n"
         "    f.write('%%d\\n' %% os.getpid())\n"
-        "  time.sleep(0.1)\n"
+        "  deadline = time.monotonic() + 300\n"
+        "  while not os.path.exists(%r) and time.monotonic() < deadline:\n"
+        "    time.sleep(0.05)\n"
         "  return parse(self, piece)\n"
         "vectors._TextParser.__call__ = slow\n"
         "if __name__ == '__main__':\n"
         "  runpy.run_module('hub_estimator.tools.export_text_embedding',"
-        " run_name='__main__')\n" % started,
+        " run_name='__main__')\n" % (started, release),
     )
     process = subprocess.Popen(
         [
@@ -817,6 +821,9 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
       process.kill()
     else:  # As a terminal's Ctrl-C, or `timeout`: the whole group.
       os.killpg(process.pid, signum)
+    # The workers finish the chunk they hold; the stopped export must still
+    # stop (not go on to the end).
+    open(release, "w").close()  # pylint: disable=consider-using-with
     _, stderr = process.communicate(timeout=120)
     self.assertEqual(process.returncode, returncode, stderr)
     if signum != signal.SIGKILL:
