@@ -783,7 +783,10 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
     # workers are patched as well.
     script = self._write(
         "slow_export.py",
-        "import os, runpy, time\n"
+        "import os, runpy, signal, time\n"
+        # As a shell's foreground job: a job started with `&` (or under
+        # nohup) inherits SIGINT ignored, which Python then leaves so.
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "from hub_estimator.tools import vectors\n"
         "vectors.CHUNK_BYTES = 200\n"
         "parse = vectors._TextParser.__call__\n"
