@@ -444,8 +444,7 @@ class HelpersTest(tf.test.TestCase):
 
   def test_header_entry(self):
     prefix = os.path.join(self.get_temp_dir(), "ckpt")
-    with bundle_writer.BundleWriter(prefix):
-      pass
+    bundle_writer.BundleWriter(prefix).close()
     header = protos.BundleHeaderProto(
         num_shards=1, version=protos.VersionDef(producer=1)
     ).SerializeToString()
@@ -526,7 +525,6 @@ class NoTensorFlowTest(tf.test.TestCase):
         capture_output=True,
         text=True,
         check=False,
-        timeout=600,
     )
     self.assertEqual(result.returncode, 0, result.stderr)
 

@@ -18,6 +18,7 @@ A V2 checkpoint with prefix `P` is two files (TensorFlow's
 `tf.raw_ops.SaveV2` writes for the same tensors added in the same order.
 """
 
+import contextlib
 import dataclasses
 import math
 import operator
@@ -706,14 +707,15 @@ class BundleWriter:
     """
     if self._closed:
       return
-    try:
+    # On any error (also KeyboardInterrupt) abort() removes both files; the
+    # error itself goes on to the caller.
+    with contextlib.ExitStack() as on_error:
+      on_error.callback(self.abort)
       self._file.close()
       self._check_ranges()
       self._write_crcs()
       self._write_index()
-    except BaseException:
-      self.abort()
-      raise
+      on_error.pop_all()
     self._closed = True
 
   def abort(self) -> None:
@@ -721,10 +723,8 @@ class BundleWriter:
     self._closed = True
     self._file.close()
     for path in (self._data_path, self._index_path):
-      try:
+      with contextlib.suppress(FileNotFoundError):
         os.remove(path)
-      except FileNotFoundError:
-        pass
 
   def __enter__(self):
     return self

@@ -58,11 +58,11 @@ from hub_estimator.format import protos
 from hub_estimator.tools import text_embedding_graph as graph_lib
 from hub_estimator.tools import vectors as vectors_lib
 
-COMBINERS = ("mean", "sqrtn", "sum")
+COMBINERS = graph_lib.COMBINERS
 # "strip_punctuation" is the preprocessing of tensorflow/hub's example
 # exporter (examples/text_embeddings/export.py): remove Unicode punctuation
 # (\pP), then split on spaces.
-PREPROCESSORS = ("whitespace", "strip_punctuation")
+PREPROCESSORS = graph_lib.PREPROCESSORS
 # What to do when a token appears twice in the file. GloVe 840B has such
 # tokens (see maciejkula/glove-python#48), so "keep_first" exists; "error" is
 # the default because a duplicate usually means a damaged or concatenated file.
@@ -408,17 +408,7 @@ def _check_arguments(
     max_partition_bytes,
     workers,
 ):
-  if num_oov_buckets < 1:
-    raise ValueError("num_oov_buckets must be >= 1; got %d." % num_oov_buckets)
-  if combiner not in COMBINERS:
-    raise ValueError(
-        "combiner must be one of %s; got %r." % (list(COMBINERS), combiner)
-    )
-  if preprocess not in PREPROCESSORS:
-    raise ValueError(
-        "preprocess must be one of %s; got %r."
-        % (list(PREPROCESSORS), preprocess)
-    )
+  graph_lib.check_options(num_oov_buckets, combiner, preprocess)
   if max_vocab_size is not None and max_vocab_size < 1:
     raise ValueError("max_vocab_size must be >= 1; got %d." % max_vocab_size)
   if duplicates not in DUPLICATES:

@@ -169,18 +169,15 @@ def saved_model_bytes(
   return saved_model.SerializeToString()
 
 
-def _check_arguments(
-    rows, dim, num_oov_buckets, combiner, preprocess, table_shared_name
-):
+def check_options(num_oov_buckets: int, combiner: str, preprocess: str):
+  """Checks the module options a user chooses (before any work is done).
+
+  Raises:
+    ValueError: naming the option, if num_oov_buckets < 1 or combiner or
+      preprocess is not one of COMBINERS / PREPROCESSORS.
+  """
   if num_oov_buckets < 1:
     raise ValueError("num_oov_buckets must be >= 1; got %d." % num_oov_buckets)
-  if rows <= num_oov_buckets:
-    raise ValueError(
-        "rows must exceed num_oov_buckets (%d), leaving a vocabulary of at"
-        " least one token; got %d." % (num_oov_buckets, rows)
-    )
-  if dim < 1:
-    raise ValueError("dim must be >= 1; got %d." % dim)
   if combiner not in COMBINERS:
     raise ValueError(
         "combiner must be one of %s; got %r." % (list(COMBINERS), combiner)
@@ -190,6 +187,19 @@ def _check_arguments(
         "preprocess must be one of %s; got %r."
         % (list(PREPROCESSORS), preprocess)
     )
+
+
+def _check_arguments(
+    rows, dim, num_oov_buckets, combiner, preprocess, table_shared_name
+):
+  check_options(num_oov_buckets, combiner, preprocess)
+  if rows <= num_oov_buckets:
+    raise ValueError(
+        "rows must exceed num_oov_buckets (%d), leaving a vocabulary of at"
+        " least one token; got %d." % (num_oov_buckets, rows)
+    )
+  if dim < 1:
+    raise ValueError("dim must be >= 1; got %d." % dim)
   if not table_shared_name:
     raise ValueError("table_shared_name must not be empty.")
 
