@@ -6,17 +6,22 @@ each exporter as a separate process on the same file, --repeats times
 interleaved (the order alternating), and prints per run and as medians: wall
 time, CPU time (user + system, of the process and its children) and peak
 RSS, the ratios ours / theirs, and ours' peak above a baseline process (see
-below) as a multiple of the float32 matrix:
+below) as a multiple of the float32 matrix. Each repeat runs each exporter
+twice: a timed run, which nothing else on the machine watches, and a memory
+run, whose RSS is sampled (reading a process's memory map every 10 ms takes
+CPU from the processes measured: on 2 CPUs it slowed ours' timed figure by
+up to half):
 
   python benchmarks/text_embedding_benchmark.py \
       --tfhub_export_script=/tmp/export.py            # 100,000 x 300, text
   python benchmarks/text_embedding_benchmark.py \
       --rows=2200000 --formats=binary --repeats=1     # ours alone, binary
 
-Peak RSS is the larger of the process's own peak (ru_maxrss, exact) and the
-peak of its RSS plus the private memory (USS) of all its descendants (sampled
-every 10 ms), so helper processes cannot hide memory: ours parses text in one
-process per CPU.
+Peak RSS (of the memory runs) is the larger of the process's own peak
+(ru_maxrss, exact) and the peak of its RSS plus the private memory (USS) of
+all its descendants (sampled every 10 ms), so helper processes cannot hide
+memory: ours parses text in one process per CPU. Wall and CPU time are those
+of the timed runs.
 
 ours' peak is also shown above a baseline process (the tool's imports, which
 do not include TensorFlow, and nothing read), as a multiple of the float32
@@ -151,16 +156,27 @@ def _generate(path, rows, dim, binary):
         )
 
 
-def _run(argv, env=None):
+def _run(argv, env=None, sample_memory=True):
   """Runs argv; returns (wall s, CPU s, peak RSS bytes). Exits on failure.
 
-  The peak RSS is the larger of the process's ru_maxrss and the sampled peak
-  of its RSS plus the memory private to each of its descendants (USS: a
-  child forked from it shares its pages until it execs, as when a library
-  runs a command). CPU seconds (user
+  The peak RSS is the larger of the process's ru_maxrss and, with
+  `sample_memory`, the sampled peak of its RSS plus the memory private to
+  each of its descendants (USS: a child forked from it shares its pages
+  until it execs, as when a library runs a command). The sampling takes CPU
+  from the process measured, so time the run without it. CPU seconds (user
   + system, of the process and the children it waited for) are the steadier
   figure on a busy machine.
   """
+  if not sample_memory:
+    started = time.monotonic()
+    process = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
+    )
+    output = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.monotonic() - started
+    _check_exit(argv, status, output)
+    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024
   started = time.monotonic()
   process = subprocess.Popen(
       argv,
@@ -190,14 +206,22 @@ def _run(argv, env=None):
   sampler.join()
   _, status, usage = os.wait4(process.pid, 0)
   seconds = time.monotonic() - started
-  process.returncode = os.waitstatus_to_exitcode(status)
-  if process.returncode:
-    sys.exit(
-        "%s failed (%d):\n%s"
-        % (argv[:3], process.returncode, output.decode()[-3000:])
-    )
+  _check_exit(argv, status, output)
   rss = max(usage.ru_maxrss * 1024, tree_peak[0])
   return seconds, usage.ru_utime + usage.ru_stime, rss
+
+
+def _check_exit(argv, status, output):
+  """Exits with argv's output if its process (wait status) failed."""
+  code = os.waitstatus_to_exitcode(status)
+  if code:
+    sys.exit("%s failed (%d):\n%s" % (argv[:3], code, output.decode()[-3000:]))
+
+
+def _timed_and_sampled(argv, env):
+  """(wall s, CPU s) of a timed run of argv, peak RSS bytes of a sampled one."""
+  seconds, cpu, _ = _run(argv, env, sample_memory=False)
+  return seconds, cpu, _run(argv, env)[2]
 
 
 def _median(runs):
@@ -318,8 +342,12 @@ def main(argv):
         for who in order:
           # A killed earlier benchmark with the same --work_dir may have left
           # them.
-          shutil.rmtree(ours_dir if who == "ours" else theirs_dir, True)
-          runs[who].append(_run(exporters[who], env))
+          export_dir = ours_dir if who == "ours" else theirs_dir
+          shutil.rmtree(export_dir, True)
+          seconds, cpu, _ = _run(exporters[who], env, sample_memory=False)
+          shutil.rmtree(export_dir)
+          rss = _run(exporters[who], env)[2]
+          runs[who].append((seconds, cpu, rss))
           _report(
               "%s run %d" % (who, repeat + 1), runs[who][-1], baseline, matrix
           )
@@ -345,7 +373,9 @@ def main(argv):
             " sentences (tensorflow_hub 0.15 loading both): %s"
             % compared.stdout.strip().splitlines()[-1]
         )
-        parse = _run([sys.executable, "-c", _PARSE, path, str(FLAGS.dim)], env)
+        parse = _timed_and_sampled(
+            [sys.executable, "-c", _PARSE, path, str(FLAGS.dim)], env
+        )
         print("  for reference, as multiples of theirs' medians:")
         _report("numpy parse alone, one process", parse)
         _ratios("parse / theirs", parse, theirs)

@@ -576,9 +576,9 @@ class _TextParser:
   def _regular(self, data, first_line):
     """The Chunk of `data` when every line is `token v1 ... vdim`, else None.
 
-    The common case, done with whole-chunk operations: the spaces and line
-    breaks found by numpy, one UTF-8 decode for all tokens, one parser call
-    over the whole text. Every line may instead end with one space (fastText's `.vec`). The
+    The common case, done with whole-chunk operations: the spaces counted by
+    numpy, one UTF-8 decode for all tokens, one parser call over the whole
+    text. Every line may instead end with one space (fastText's `.vec`). The
     parser fails on a line with fewer than dim values (or an empty one
     between two spaces), so with dim spaces per line (dim + 1 with the
     trailing one) no line can have more either; it skips empty lines, which
@@ -589,37 +589,35 @@ class _TextParser:
     if b"\r" in data or b"\t" in data:
       return None
     text = np.frombuffer(data, np.uint8)
-    newlines = np.flatnonzero(text == _NEWLINE)
-    count = len(newlines) + 1
+    starts = [0]
+    starts += (np.flatnonzero(text == _NEWLINE) + 1).tolist()
+    count = len(starts)
     spaces = self.dim
     if data.endswith(b" "):
-      # Each line must end with the space: the byte before each line break.
-      if (newlines == 0).any() or (text[newlines - 1] != _SPACE).any():
+      # Each line must end with the space: one before each line break (" \n"
+      # cannot overlap itself, so the count is that of such line breaks).
+      if data.count(b" \n") != count - 1:
         return None
       spaces += 1
-    space_at = np.flatnonzero(text == _SPACE)
-    if len(space_at) != spaces * count:
+    if np.count_nonzero(text == _SPACE) != spaces * count:
       return None
-    # Each token runs from its line's start to the line's first space, which
-    # must come before the line's end.
-    starts = np.concatenate([[0], newlines + 1])
-    ends = np.concatenate([newlines, [len(data)]])
-    first_space = np.searchsorted(space_at, starts)
-    if (first_space >= len(space_at)).any():
-      return None
-    token_ends = space_at[first_space]
-    if (token_ends >= ends).any():
+    # Each token runs from its line's start to the line's first space; a line
+    # without one, or starting with one, is not `token v1 ... vdim`.
+    ends = starts[1:] + [len(data) + 1]
+    token_ends = [
+        data.find(b" ", start, end - 1) for start, end in zip(starts, ends)
+    ]
+    if (np.asarray(token_ends) <= np.asarray(starts)).any():
       return None
     try:
-      raw = b"\n".join([
-          data[start:end]
-          for start, end in zip(starts.tolist(), token_ends.tolist())
-      ])
+      raw = b"\n".join(
+          [data[start:end] for start, end in zip(starts, token_ends)]
+      )
       tokens = raw.decode("utf-8").split("\n")
       vectors = _loadtxt(io.BytesIO(data), self.dim)
     except ValueError:  # Also not UTF-8.
       return None
-    if "" in tokens or vectors.shape != (count, self.dim):
+    if vectors.shape != (count, self.dim):
       return None
     if not np.isfinite(vectors).all():
       return None
