@@ -56,12 +56,18 @@ _MAX_FIRST_LINE_BYTES = 1 << 28
 # the end of the line after a header: further on, the file is binary.
 _MAX_TEXT_VALUE_BYTES = 64
 _TRAILING = b" \t\r"
+# Bytes read at a time around a piece's end to find the line break there.
+_LINE_BREAK_WINDOW = 1 << 16
 _SPACE = ord(" ")
 _NEWLINE = ord("\n")
 
 
 class VectorsFileError(ValueError):
   """A word-vector file that cannot be read; the message names file and line."""
+
+
+class _PieceError(VectorsFileError):
+  """A piece of a text file that does not parse; lines numbered from 1."""
 
 
 @dataclasses.dataclass
@@ -73,11 +79,14 @@ class Chunk:
     vectors: float32 [len(tokens), dim], finite values.
     locations: per token, its 1-based line (text formats) or vector number
       (word2vec_binary), for `VectorsReader.where`.
+    lines: text formats: the lines of the file the chunk spans, including
+      empty ones; 0 for word2vec_binary.
   """
 
   tokens: List[str]
   vectors: np.ndarray
   locations: List[int]
+  lines: int = 0
 
 
 class VectorsReader:
@@ -285,7 +294,7 @@ class VectorsReader:
     return _all_numbers(fields[-min(dim, len(fields) - 1) :])
 
   def _text_pieces(self):
-    """Yields (whole lines of about CHUNK_BYTES, 1-based number of the first)."""
+    """Yields text: whole lines, about CHUNK_BYTES of them at a time."""
     while True:
       self._fill(CHUNK_BYTES)
       if not self._buffer:
@@ -298,55 +307,90 @@ class VectorsReader:
         cut = len(self._buffer)
       piece = self._buffer[:cut]
       self._buffer = self._buffer[cut + 1 :]
-      yield piece, self._line + 1
-      self._line += piece.count(b"\n") + 1
+      yield piece
 
   def _range_pieces(self):
-    """Yields ((start, end), first line number): byte ranges of whole lines.
+    """Yields (start, end): byte ranges of whole lines, about CHUNK_BYTES each.
 
     For a local uncompressed file, whose pieces the parsing processes read
-    themselves (os.pread), so this process only finds where pieces end and
-    counts their lines (numpy, on 1 MiB at a time) instead of passing the
-    text to them.
+    themselves (os.pread), so this process reads only near each piece's end,
+    to find the line break there, instead of passing the text to them.
     """
     start = self._raw.tell() - len(self._buffer)
     self._buffer = b""
-    fd = self._raw.fileno()
-    size = self.total_bytes
-    window = CHUNK_BYTES
     self._consumed = start
+    size = self.total_bytes
+    if start < size and self._pread(size - 1, 1) == b"\n":
+      # The file's last line break ends the last line; kept in the last
+      # piece it would make an empty line, which sends it the line-by-line
+      # way.
+      size -= 1
     while start < size:
-      with _naming_read_errors(self.path, (OSError,)):
-        data = os.pread(fd, window, start)
+      end = start + CHUNK_BYTES
+      if end < size:
+        end = self._line_break(start, end, size)
+      yield start, min(end, size)
+      start = end + 1
+      self._consumed = min(start, self.total_bytes)
+
+  def _line_break(self, start, end, size):
+    """Offset of the last "\n" in [start, end), else of the first after it.
+
+    Reads back from `end` in windows of _LINE_BREAK_WINDOW bytes, then (a
+    line longer than the piece) forward; `size` if the file has none.
+    """
+    high = end
+    while high > start:
+      low = max(start, high - _LINE_BREAK_WINDOW)
+      cut = self._pread(low, high - low).rfind(b"\n")
+      if cut >= 0:
+        return low + cut
+      high = low
+    high = end
+    while high < size:
+      data = self._pread(high, _LINE_BREAK_WINDOW)
       if not data:
         break  # The file shrank: the parser reports a short read.
-      end = start + len(data)
-      if end < size:
-        cut = data.rfind(b"\n")
-        if cut < 0:
-          window *= 2  # A line longer than the window.
-          continue
-        end = start + cut
-        data = data[:cut]
-      elif data.endswith(b"\n"):
-        # The file's last line break ends the last line; kept in the piece
-        # it would make an empty line, which sends it the line-by-line way.
-        end -= 1
-        data = data[:-1]
-      window = CHUNK_BYTES
-      yield (start, end), self._line + 1
-      self._line += (
-          np.count_nonzero(np.frombuffer(data, np.uint8) == _NEWLINE) + 1
-      )
-      start = end + 1
-      self._consumed = min(start, size)
+      cut = data.find(b"\n")
+      if cut >= 0:
+        return high + cut
+      high += len(data)
+    return size
+
+  def _pread(self, offset, size):
+    with _naming_read_errors(self.path, (OSError,)):
+      return os.pread(self._raw.fileno(), size, offset)
 
   def _text_chunks(self, workers):
     parse = _TextParser(self.path, self.dim, self.count is not None)
     local = not (self.compressed or self._remote) and self._seekable
     pieces = self._range_pieces() if local else self._text_pieces()
+    # Parsing processes number each piece's lines from 1 (no process reads
+    # the lines before it); renumbered here, where the pieces come in order.
+    handed_out = collections.deque()
+
+    def handing_out():
+      for piece in pieces:
+        handed_out.append(piece)
+        yield piece
+
+    line = self._line  # Lines before the piece: the header, if any.
     read = 0
-    for chunk in _ordered_map(parse, pieces, workers, self.path):
+    chunks = _ordered_map(parse.from_line_1, handing_out(), workers, self.path)
+    while True:
+      try:
+        chunk = next(chunks)
+      except StopIteration:
+        break
+      except _PieceError:
+        # The error's line is the piece's own: parsed again here with the
+        # file's line numbers, the piece raises it naming the file's line.
+        parse((handed_out[0], line + 1))
+        raise  # The piece parses now: it changed while being read.
+      handed_out.popleft()
+      if line:
+        chunk.locations = [line + location for location in chunk.locations]
+      line += chunk.lines
       read += len(chunk.tokens)
       if self.count is not None and read > self.count:
         raise VectorsFileError(
@@ -507,6 +551,18 @@ class _TextParser:
   dim: int
   has_header: bool
 
+  def from_line_1(self, data):
+    """The Chunk of text or (start, end) of `path`, lines numbered from 1.
+
+    Raises:
+      _PieceError: the piece does not parse; its message numbers its lines
+        from 1.
+    """
+    try:
+      return self((data, 1))
+    except VectorsFileError as e:
+      raise _PieceError(str(e)) from None
+
   def __call__(self, piece):
     """Parses (text, first line) or ((start, end) of `path`, first line)."""
     data, first_line = piece
@@ -517,7 +573,8 @@ class _TextParser:
       return regular
     dim = self.dim
     tokens, locations, rows = [], [], []
-    for offset, line in enumerate(data.split(b"\n")):
+    lines = data.split(b"\n")
+    for offset, line in enumerate(lines):
       line = line.rstrip(_TRAILING)
       if not line:
         continue
@@ -560,7 +617,8 @@ class _TextParser:
       )
       locations.append(location)
       rows.append(line)
-    return Chunk(tokens, self._values(rows, tokens, locations), locations)
+    values = self._values(rows, tokens, locations)
+    return Chunk(tokens, values, locations, len(lines))
 
   def _read(self, start, end):
     with _naming_read_errors(self.path, (OSError,)):
@@ -622,7 +680,7 @@ class _TextParser:
     if not np.isfinite(vectors).all():
       return None
     locations = list(range(first_line, first_line + count))
-    return Chunk(tokens, vectors, locations)
+    return Chunk(tokens, vectors, locations, count)
 
   def _values(self, rows, tokens, locations):
     """float32 [len(rows), dim] from rows of `token v1 ... vdim`."""
