@@ -687,6 +687,44 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
         self.assertEqual(chunk.locations, expected.locations)
         self.assertAllEqual(chunk.vectors, expected.vectors)
 
+  def test_pieces_end_at_line_breaks_found_near_their_end(self):
+    # Lines shorter and longer than a piece (and than the window the exporter
+    # searches for a piece's last line break), empty lines, and with or
+    # without a final line break: every vector once, on its own line number,
+    # however the file is cut and whoever parses it.
+    rng = np.random.default_rng(3)
+    lengths = [1, 40, 2, 3, 90, 1, 1, 25, 200, 2]
+    lines, expected = [], []
+    for i, width in enumerate(lengths):
+      token = "w%d" % i + "x" * width
+      lines.append("%s %d %d" % (token, i, -i))
+      expected.append((token, len(lines)))
+      if rng.random() < 0.3:
+        lines.append("")
+    for final in ("", "\n"):
+      path = self._write("pieces.txt", "\n".join(lines) + final)
+      for chunk_bytes, window, workers in [
+          (16, 4, 1),
+          (16, 4, 2),
+          (64, 8, 2),
+          (1 << 20, 1 << 16, 1),
+      ]:
+        with self.subTest(
+            final=final, chunk_bytes=chunk_bytes, window=window, workers=workers
+        ):
+          with mock.patch.object(vectors, "CHUNK_BYTES", chunk_bytes):
+            with mock.patch.object(vectors, "_LINE_BREAK_WINDOW", window):
+              with vectors.open_vectors(path) as reader:
+                chunks = list(reader.chunks(workers))
+          got = [
+              (token, location)
+              for chunk in chunks
+              for token, location in zip(chunk.tokens, chunk.locations)
+          ]
+          self.assertEqual(got, expected)
+          values = np.concatenate([chunk.vectors for chunk in chunks])
+          self.assertAllEqual(values, [[i, -i] for i in range(len(lengths))])
+
   def test_a_file_that_shrinks_while_read_is_one_error(self):
     path = self._write("v.txt", _CONTENTS["glove"])
     parser = vectors._TextParser(path, 3, False)
