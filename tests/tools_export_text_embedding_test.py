@@ -332,6 +332,23 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
     self.assertAllClose(embedded[0], _VECTORS[3])
     self.assertAllClose(embedded[1], np.zeros(3))
 
+  def test_max_vocab_size_reports_a_stop_only_with_vectors_left(self):
+    # Stopping at the last vector of a chunk, the exporter must look further
+    # to tell whether the file holds more (one line per chunk here).
+    path = self._write("glove.txt", _CONTENTS["glove"])
+    for limit, stopped in [(len(_TOKENS), False), (len(_TOKENS) - 1, True)]:
+      for chunk_bytes in (8, 1 << 20):
+        with self.subTest(limit=limit, chunk_bytes=chunk_bytes):
+          with mock.patch.object(vectors, "CHUNK_BYTES", chunk_bytes):
+            summary = export_text_embedding.export_text_embedding(
+                path,
+                os.path.join(self.root, "m%d_%d" % (limit, chunk_bytes)),
+                max_vocab_size=limit,
+            )
+          self.assertEqual(summary.tokens, limit)
+          self.assertEqual(summary.stopped_at_max_vocab_size, stopped)
+          self.assertEqual("stopped at max_vocab_size" in str(summary), stopped)
+
   def test_lowercase_keeps_the_first_of_colliding_tokens(self):
     path = self._write(
         "glove.txt",

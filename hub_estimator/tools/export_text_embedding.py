@@ -93,7 +93,9 @@ class ExportSummary:
       earlier in the file (with `lowercase`).
     duplicates: vectors dropped because their token came earlier in the file
       (with duplicates="keep_first").
-    stopped_at_max_vocab_size: whether reading stopped at `max_vocab_size`.
+    stopped_at_max_vocab_size: whether reading stopped at `max_vocab_size`
+      with vectors left in the file (not when the file holds exactly that
+      many).
     seconds: wall time of the export.
   """
 
@@ -513,9 +515,24 @@ def _read_vectors(
       read.rows += len(rows)
       bar.update(reader.position() - bar.n)
       if read.rows >= limit:
-        read.stopped = True
+        read.stopped = rows[-1] < len(chunk.tokens) - 1 or _more(chunks)
         break
   return read
+
+
+def _more(chunks):
+  """Whether `chunks` holds another chunk (reads it to tell).
+
+  The rest of a file read only up to max_vocab_size is not checked: one
+  that fails to read further holds more too.
+  """
+  try:
+    next(chunks)
+  except StopIteration:
+    return False
+  except vectors_lib.VectorsFileError:
+    return True
+  return True
 
 
 class _Lowercaser:
