@@ -332,6 +332,39 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
     self.assertAllClose(embedded[0], _VECTORS[3])
     self.assertAllClose(embedded[1], np.zeros(3))
 
+  def test_a_first_line_taken_for_a_header_by_mistake_names_the_flags(self):
+    # A GloVe file of 1-dim vectors whose first token is a number, and a
+    # binary file whose first vector's bytes read "5\n": both start like a
+    # word2vec text file, and the error says which --format reads them.
+    glove = self._write("one_dim.txt", "7 3\n8 4\ncat 5\n")
+    binary = self._write(
+        "w2v.bin",
+        b"2 3\nthe 5\n"
+        + np.float32(1).tobytes()
+        + b"\ndog "
+        + np.ones(3, "<f4").tobytes(),
+    )
+    for path in (glove, binary):
+      with self.subTest(path=os.path.basename(path)):
+        with self.assertRaisesRegex(
+            vectors.VectorsFileError,
+            r":2: token '\w+' has 1 values, expected 3 \(the header's dim\)\."
+            r" If line 1 is not a 'count dim' header, pass --format=glove",
+        ):
+          self._export(path)
+    summary = self._export(glove, file_format="glove")
+    self.assertEqual((summary.tokens, summary.dim), (3, 1))
+    self.assertEqual(self._vocabulary(summary), ["7", "8", "cat"])
+    # "2 1" followed by 1-dim vectors may be a header as well: still refused.
+    ambiguous = self._write("ambiguous.txt", "2 1\n8 4\ncat 5\n")
+    with self.assertRaisesRegex(
+        vectors.VectorsFileError,
+        r"ambiguous.txt:1: '2 1' looks like a word2vec 'count dim' header",
+    ):
+      export_text_embedding.export_text_embedding(
+          ambiguous, os.path.join(self.root, "never"), file_format="glove"
+      )
+
   def test_max_vocab_size_reports_a_stop_only_with_vectors_left(self):
     # Stopping at the last vector of a chunk, the exporter must look further
     # to tell whether the file holds more (one line per chunk here).

@@ -251,7 +251,9 @@ class VectorsReader:
       )
     header = _HEADER.match(first)
     if file_format == "glove" or (file_format is None and not header):
-      if header:
+      if header and not (
+          int(header.group(2)) != 1 and self._one_dim_follows(end)
+      ):
         raise VectorsFileError(
             "%s:1: %r looks like a word2vec 'count dim' header, which GloVe"
             " files do not have; pass --format=word2vec_text (or"
@@ -284,6 +286,15 @@ class VectorsReader:
           " vectors; pass --format=word2vec_text." % (self.path, dim)
       )
     return file_format, dim, count
+
+  def _one_dim_follows(self, end):
+    """Whether the line after the first (ending at `end`) is `token value`,
+    or there is none: a first line `count dim` of two integers, dim > 1, is
+    then the first vector of a GloVe file of 1-dim vectors, not a word2vec
+    header (with dim 1 it could be either, and is refused)."""
+    rest = self._buffer[end + 1 :] if end >= 0 else b""
+    second = rest.split(b"\n", 1)[0].rstrip(_TRAILING)
+    return not rest.strip() or len(second.split(b" ")) == 2
 
   def _looks_like_text(self, dim):
     """Whether a text line of numbers follows the header (of any count)."""
@@ -537,6 +548,15 @@ def _show(raw):
   return raw[:80].decode("utf-8", errors="replace")
 
 
+# Two integers on line 1 read as a word2vec header, and line 2 read as
+# text, may be neither: the first vector of a GloVe file of 1-dim vectors
+# ("7 3": token "7"), or a binary file whose first bytes happen to look so.
+_NOT_A_HEADER = (
+    " If line 1 is not a 'count dim' header, pass --format=glove (a GloVe"
+    " file of 1-dim vectors) or --format=word2vec_binary."
+)
+
+
 @dataclasses.dataclass(frozen=True)
 class _TextParser:
   """Parses whole lines of a text vectors file into a Chunk (picklable).
@@ -609,6 +629,7 @@ class _TextParser:
                   if self.has_header
                   else " like the first line",
               )
+              + (_NOT_A_HEADER if self.has_header and location == 2 else "")
           )
         # The parser reads fields 1..dim of each row: keep one field before.
         line = b"_" + line[len(token) :]
