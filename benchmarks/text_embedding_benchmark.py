@@ -9,8 +9,8 @@ RSS, the ratios ours / theirs, and ours' peak above a baseline process (see
 below) as a multiple of the float32 matrix. Each repeat runs each exporter
 twice: a timed run, which nothing else on the machine watches, and a memory
 run, whose RSS is sampled (reading a process's memory map every 10 ms takes
-CPU from the processes measured: on 2 CPUs it slowed ours' timed figure by
-up to half):
+CPU from the processes measured: on 2 CPUs it added about 15% to ours' wall
+time):
 
   python benchmarks/text_embedding_benchmark.py \
       --tfhub_export_script=/tmp/export.py            # 100,000 x 300, text
