@@ -365,6 +365,33 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
           ambiguous, os.path.join(self.root, "never"), file_format="glove"
       )
 
+  def test_empty_lines_after_the_header_of_a_text_file_are_skipped(self):
+    # Detection looked only at the line right after the header: an empty one
+    # made the text read as word2vec_binary, and text whose values take 3
+    # bytes each fits 3 float32 a line: garbage vectors, no error.
+    lines = "the 0.1 0.2 0.3\nof 0.4 0.5 0.6\n"
+    for empty in ("\n", "\n \r\n\n"):
+      for compress in (False, True):
+        with self.subTest(empty=empty, compress=compress):
+          path = self._write("w2v.txt", "2 3\n" + empty + lines, compress)
+          summary = export_text_embedding.export_text_embedding(
+              path, os.path.join(self.root, "m%d%d" % (len(empty), compress))
+          )
+          self.assertEqual(summary.file_format, "word2vec_text")
+          self.assertEqual(self._vocabulary(summary), ["the", "of"])
+          checkpoint = tf.train.load_checkpoint(
+              os.path.join(summary.export_path, "variables", "variables")
+          )
+          self.assertAllEqual(
+              checkpoint.get_tensor("embeddings")[:2],
+              np.float32([[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]]),
+          )
+    bad = self._write("bad.txt", "2 3\n\nthe 0.1 0.2 0.3\nof 0.4 0.5\n")
+    with self.assertRaisesRegex(
+        vectors.VectorsFileError, r"bad.txt:4: token 'of' has 2 values"
+    ):
+      self._export(bad)
+
   def test_max_vocab_size_reports_a_stop_only_with_vectors_left(self):
     # Stopping at the last vector of a chunk, the exporter must look further
     # to tell whether the file holds more (one line per chunk here).

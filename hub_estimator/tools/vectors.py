@@ -229,18 +229,18 @@ class VectorsReader:
       self._streamed += len(data)
     self._buffer = b"".join(parts)
 
-  def _first_line(self, limit):
-    """(first line of the buffer, index of its "\\n" or -1).
+  def _first_line(self, limit, start=0):
+    """(line of the buffer at `start`, index of its "\\n" or -1).
 
     Reads on until the line ends, the input ends or the buffer holds `limit`
     bytes (the line is then cut there, and the index -1).
     """
     while True:
-      end = self._buffer.find(b"\n")
+      end = self._buffer.find(b"\n", start)
       if end >= 0 or self._eof or len(self._buffer) >= limit:
         break
       self._fill(min(max(2 * len(self._buffer), CHUNK_BYTES), limit))
-    return self._buffer[: end if end >= 0 else len(self._buffer)], end
+    return self._buffer[start : end if end >= 0 else len(self._buffer)], end
 
   def _detect(self, file_format):
     first, end = self._first_line(_MAX_FIRST_LINE_BYTES)
@@ -297,8 +297,21 @@ class VectorsReader:
     return not rest.strip() or len(second.split(b" ")) == 2
 
   def _looks_like_text(self, dim):
-    """Whether a text line of numbers follows the header (of any count)."""
-    line, end = self._first_line(dim * _MAX_TEXT_VALUE_BYTES + CHUNK_BYTES)
+    """Whether a text line of numbers follows the header (of any count).
+
+    Empty lines before it are skipped, as the text parser skips them: binary
+    vectors start right after the header (word2vec's C tool and gensim write
+    no empty line there), and text read as binary is garbage that can fit
+    the header ("2 3", an empty line, then lines of three 3-byte values: 12
+    bytes, as 3 float32).
+    """
+    limit = dim * _MAX_TEXT_VALUE_BYTES + CHUNK_BYTES
+    start = 0
+    while True:
+      line, end = self._first_line(start + limit, start)
+      if end < 0 or line.rstrip(_TRAILING):
+        break
+      start = end + 1
     fields = line.rstrip(_TRAILING).split(b" ")
     if (end < 0 and not self._eof) or len(fields) < 2:
       return False
