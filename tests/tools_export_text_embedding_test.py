@@ -813,6 +813,51 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
     ):
       parser((((0, size + 10)), 1))
 
+  def test_a_file_replaced_while_read_is_one_error(self):
+    # Byte ranges are read by opening the file's path again: a file renamed
+    # over it gave that file's vectors from the second piece on.
+    def lines(last):
+      return "".join("w%d 0.%d %s\n" % (i, i, last) for i in range(10))
+
+    path = self._write("v.txt", lines("0.1"))
+    replacement = self._write("new.txt", lines("0.9"))
+    with mock.patch.object(vectors, "CHUNK_BYTES", 24):
+      with vectors.open_vectors(path) as reader:
+        chunks = reader.chunks(workers=1)
+        self.assertEqual(next(chunks).tokens, ["w0", "w1"])
+        os.replace(replacement, path)
+        with self.assertRaisesRegex(
+            vectors.VectorsFileError,
+            r"v.txt: was replaced by another file while being read\.$",
+        ):
+          next(chunks)
+
+  def test_a_file_named_by_a_descriptor_is_read_by_parsing_processes(self):
+    # /dev/fd/N (bash: `3< file`) names another file, or none, in a parsing
+    # process started by the fork server (used here, as TensorFlow is
+    # imported): it failed ("cannot read: Illegal seek", or "holds ... bytes
+    # fewer than when its reading began"). A file deleted since it was opened
+    # has no path: read as a stream.
+    for deleted in (False, True):
+      with self.subTest(deleted=deleted):
+        path = self._write("v%d.txt" % deleted, _CONTENTS["glove"])
+        fd = os.open(path, os.O_RDONLY)
+        try:
+          if deleted:
+            os.remove(path)
+          summary = export_text_embedding.export_text_embedding(
+              "/dev/fd/%d" % fd,
+              os.path.join(self.root, "m%d" % deleted),
+              workers=2,
+          )
+        finally:
+          os.close(fd)
+        self.assertEqual(self._vocabulary(summary), _TOKENS)
+        checkpoint = tf.train.load_checkpoint(
+            os.path.join(summary.export_path, "variables", "variables")
+        )
+        self.assertAllEqual(checkpoint.get_tensor("embeddings")[:6], _VECTORS)
+
   def test_parsing_processes_name_the_bad_line_of_a_late_chunk(self):
     lines = ["w%d %d %d" % (i, i, -i) for i in range(300)]
     cases = [

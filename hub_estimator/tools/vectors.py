@@ -32,7 +32,7 @@ import sys
 import threading
 import time
 import zlib
-from typing import Iterator, List, Optional
+from typing import Iterator, List, Optional, Tuple
 
 import numpy as np
 import psutil
@@ -381,14 +381,40 @@ class VectorsReader:
       high += len(data)
     return size
 
+  def _reopenable(self):
+    """(path, (st_dev, st_ino)) by which a parsing process opens the file
+    this reader has open, or None if no path names it now.
+
+    `path` itself may not: /dev/stdin or /dev/fd/N name another file (or
+    none) in a parsing process, which does not share this process's file
+    descriptors; the file may have been deleted, or replaced by another
+    (renamed over it). Its resolved path is checked here to name the open
+    file, and the identity again by each parsing process (a file replaced
+    later is an error, not another file's vectors).
+    """
+    real = os.path.realpath(self.path)
+    with _naming_read_errors(self.path, (OSError,)):
+      opened = os.fstat(self._raw.fileno())
+    try:
+      found = os.stat(real)
+    except OSError:
+      return None
+    identity = (opened.st_dev, opened.st_ino)
+    if (found.st_dev, found.st_ino) != identity:
+      return None
+    return real, identity
+
   def _pread(self, offset, size):
     with _naming_read_errors(self.path, (OSError,)):
       return os.pread(self._raw.fileno(), size, offset)
 
   def _text_chunks(self, workers):
-    parse = _TextParser(self.path, self.dim, self.count is not None)
     local = not (self.compressed or self._remote) and self._seekable
-    pieces = self._range_pieces() if local else self._text_pieces()
+    source = self._reopenable() if local else None
+    parse = _TextParser(
+        self.path, self.dim, self.count is not None, *(source or (None, None))
+    )
+    pieces = self._range_pieces() if source else self._text_pieces()
     # Parsing processes number each piece's lines from 1 (no process reads
     # the lines before it); renumbered here, where the pieces come in order.
     handed_out = collections.deque()
@@ -578,11 +604,17 @@ class _TextParser:
     path: the file, for messages.
     dim: values per vector.
     has_header: whether the file has a `count dim` header (for messages).
+    source: the path that byte ranges are read from (`path` resolved);
+      None: `path`.
+    identity: (st_dev, st_ino) the file opened at `source` must have (it
+      was replaced while being read otherwise); None: not checked.
   """
 
   path: str
   dim: int
   has_header: bool
+  source: Optional[str] = None
+  identity: Optional[Tuple[int, int]] = None
 
   def from_line_1(self, data):
     """The Chunk of text or (start, end) of `path`, lines numbered from 1.
@@ -656,7 +688,12 @@ class _TextParser:
 
   def _read(self, start, end):
     with _naming_read_errors(self.path, (OSError,)):
-      with open(self.path, "rb") as f:
+      with open(self.source or self.path, "rb") as f:
+        opened = os.fstat(f.fileno())
+        if self.identity and (opened.st_dev, opened.st_ino) != self.identity:
+          raise VectorsFileError(
+              "%s: was replaced by another file while being read." % self.path
+          )
         data = os.pread(f.fileno(), end - start, start)
     if len(data) != end - start:
       raise VectorsFileError(
