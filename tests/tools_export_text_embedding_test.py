@@ -339,10 +339,7 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
     glove = self._write("one_dim.txt", "7 3\n8 4\ncat 5\n")
     binary = self._write(
         "w2v.bin",
-        b"2 3\nthe 5\n"
-        + np.float32(1).tobytes()
-        + b"\ndog "
-        + np.ones(3, "<f4").tobytes(),
+        b"2 3\nthe 5\n" + bytes(10) + b"\ndog " + np.ones(3, "<f4").tobytes(),
     )
     for path in (glove, binary):
       with self.subTest(path=os.path.basename(path)):
@@ -355,6 +352,21 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
     summary = self._export(glove, file_format="glove")
     self.assertEqual((summary.tokens, summary.dim), (3, 1))
     self.assertEqual(self._vocabulary(summary), ["7", "8", "cat"])
+    # The flag the message names reads the binary file (it was refused as
+    # "a text line of 3 numbers follows the header": the line has one).
+    summary = export_text_embedding.export_text_embedding(
+        binary, os.path.join(self.root, "binary"), file_format="word2vec_binary"
+    )
+    self.assertEqual(self._vocabulary(summary), ["the", "dog"])
+    checkpoint = tf.train.load_checkpoint(
+        os.path.join(summary.export_path, "variables", "variables")
+    )
+    self.assertAllEqual(
+        checkpoint.get_tensor("embeddings")[:2],
+        np.frombuffer(
+            b"5\n" + bytes(10) + np.ones(3, "<f4").tobytes(), "<f4"
+        ).reshape(2, 3),
+    )
     # "2 1" followed by 1-dim vectors may be a header as well: still refused.
     ambiguous = self._write("ambiguous.txt", "2 1\n8 4\ncat 5\n")
     with self.assertRaisesRegex(
@@ -577,6 +589,13 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
         "long.txt": (
             "1 2\na 1 2\nb 3 4\n",
             r"long.txt: holds more vectors than the 1 of its header",
+        ),
+        # A bad value on the line after the header: still text (it was read
+        # as binary vectors, the error naming a vector).
+        "bad_after_header.txt": (
+            "2 3\na 1 x 3\nb 3 4 5\n",
+            r"bad_after_header.txt:2: the vector of token 'a' is not all"
+            r" finite numbers",
         ),
         "header_dim.txt": (
             "2 3\na 1 2\nb 3 4\n",

@@ -277,13 +277,26 @@ class VectorsReader:
     count, dim = int(header.group(1)), int(header.group(2))
     self._buffer = self._buffer[end + 1 :] if end >= 0 else b""
     self._line = 1
-    text = self._looks_like_text(dim)
+    fields, line = self._line_after_header(dim)
+    # Of the last `dim` fields (fewer on a short line), any a number: text
+    # (a file of binary vectors, whose first bytes rarely read so, that does
+    # then fails on the line with a hint to pass --format=word2vec_binary);
+    # not all of them, so that a text file with a bad value there is read as
+    # text, the error naming its line.
+    values = fields[-min(dim, len(fields) - 1) :] if len(fields) > 1 else []
     if file_format is None:
+      text = any(_all_numbers([value]) for value in values)
       file_format = "word2vec_text" if text else "word2vec_binary"
-    elif file_format == "word2vec_binary" and text:
+    elif (
+        file_format == "word2vec_binary"
+        and len(values) == dim
+        and _all_numbers(values)
+    ):
+      # A whole text vector: only this is refused, so that binary vectors
+      # whose first bytes look like text read with --format=word2vec_binary.
       raise VectorsFileError(
-          "%s:2: a text line of %d numbers follows the header, not binary"
-          " vectors; pass --format=word2vec_text." % (self.path, dim)
+          "%s:%d: a text line of %d numbers follows the header, not binary"
+          " vectors; pass --format=word2vec_text." % (self.path, line, dim)
       )
     return file_format, dim, count
 
@@ -296,8 +309,10 @@ class VectorsReader:
     second = rest.split(b"\n", 1)[0].rstrip(_TRAILING)
     return not rest.strip() or len(second.split(b" ")) == 2
 
-  def _looks_like_text(self, dim):
-    """Whether a text line of numbers follows the header (of any count).
+  def _line_after_header(self, dim):
+    """(fields split at spaces, 1-based line number) of the line after the
+    header; no fields if it does not end within the bytes a text line of
+    `dim` values may take (binary vectors).
 
     Empty lines before it are skipped, as the text parser skips them: binary
     vectors start right after the header (word2vec's C tool and gensim write
@@ -307,15 +322,16 @@ class VectorsReader:
     """
     limit = dim * _MAX_TEXT_VALUE_BYTES + CHUNK_BYTES
     start = 0
+    number = 2
     while True:
       line, end = self._first_line(start + limit, start)
       if end < 0 or line.rstrip(_TRAILING):
         break
       start = end + 1
-    fields = line.rstrip(_TRAILING).split(b" ")
-    if (end < 0 and not self._eof) or len(fields) < 2:
-      return False
-    return _all_numbers(fields[-min(dim, len(fields) - 1) :])
+      number += 1
+    if end < 0 and not self._eof:
+      return [], number
+    return line.rstrip(_TRAILING).split(b" "), number
 
   def _text_pieces(self):
     """Yields text: whole lines, about CHUNK_BYTES of them at a time."""
