@@ -1,7 +1,10 @@
 """`python -m hub_estimator.tools.export_text_embedding`: word vectors to a text-embedding module."""
 
+import bz2
 import errno
 import gzip
+import io
+import lzma
 import os
 import signal
 import subprocess
@@ -10,6 +13,7 @@ import tempfile
 import threading
 import time
 from unittest import mock
+import zipfile
 
 from absl.testing import parameterized
 import numpy as np
@@ -62,6 +66,13 @@ _CONTENTS = {
     "word2vec_binary": _binary(_TOKENS, _VECTORS),
     "word2vec_binary_gensim": _binary(_TOKENS, _VECTORS, newline=False),
 }
+
+
+def _zip(name, data):
+  archive = io.BytesIO()
+  with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as f:
+    f.writestr(name, data)
+  return archive.getvalue()
 
 
 def _running(pid):
@@ -634,6 +645,22 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
         "extra.bin": (
             _CONTENTS["word2vec_binary"] + b"more",
             r"extra.bin: holds more data after the 6 vectors",
+        ),
+        # GloVe's files come zipped: named, with the command that reads one
+        # (it was "'PK\x03\x04...' is neither 'token v1 ... vdim' ...").
+        "glove.zip": (
+            _zip("glove.txt", _CONTENTS["glove"]),
+            r"glove.zip: is a zip archive; only gzip is read\. Pass the"
+            r" vectors file inside, e\.g\. --embedding_file=<\(unzip -p"
+            r" \S+glove.zip\)\.",
+        ),
+        "glove.txt.bz2": (
+            bz2.compress(_CONTENTS["glove"]),
+            r"glove.txt.bz2: is bzip2-compressed; .*=<\(bzcat \S+\)\.",
+        ),
+        "glove.txt.xz": (
+            lzma.compress(_CONTENTS["glove"]),
+            r"glove.txt.xz: is xz-compressed; .*=<\(xzcat \S+\)\.",
         ),
     }
     for name, (content, message) in cases.items():

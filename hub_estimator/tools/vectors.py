@@ -48,6 +48,20 @@ _GZIP_MAGIC = b"\x1f\x8b"
 # A UTF-8 byte order mark, which some editors put at the start of a text file;
 # it is not part of the first token (or header).
 _UTF8_BOM = b"\xef\xbb\xbf"
+# Containers and compressions of other tools, by their magic bytes (the
+# formats' specifications): not read, but named, with a command that unpacks
+# them to a pipe (GloVe's files come as zip archives).
+_OTHER_COMPRESSION = [
+    (re.compile(rb"PK\x03\x04"), "a zip archive", "unzip -p"),
+    # "BZh", the block size, then the first block's magic (or the end's).
+    (
+        re.compile(rb"BZh[1-9](1AY&SY|\x17\x72\x45\x38\x50\x90)"),
+        "bzip2-compressed",
+        "bzcat",
+    ),
+    (re.compile(rb"\xfd7zXZ\x00"), "xz-compressed", "xzcat"),
+    (re.compile(rb"\x28\xb5\x2f\xfd"), "zstd-compressed", "zstdcat"),
+]
 _HEADER = re.compile(rb"^\s*(\d+)[ \t]+(\d+)\s*$")
 # The first line is read whole to detect the format (and GloVe's dim); one
 # longer than this (millions of values) is refused rather than held.
@@ -145,6 +159,12 @@ class VectorsReader:
     with contextlib.ExitStack() as close_on_error:
       close_on_error.callback(self.close)
       self._fill(CHUNK_BYTES)
+      for magic, kind, command in _OTHER_COMPRESSION:
+        if magic.match(self._buffer):
+          raise VectorsFileError(
+              "%s: is %s; only gzip is read. Pass the vectors file inside,"
+              " e.g. --embedding_file=<(%s %s)." % (path, kind, command, path)
+          )
       if self._buffer.startswith(_UTF8_BOM):
         self._buffer = self._buffer[len(_UTF8_BOM) :]
       if not self._buffer.strip():
