@@ -859,6 +859,25 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
     ):
       parser((((0, size + 10)), 1))
 
+  def test_a_file_still_being_written_is_one_error(self):
+    # Read up to its size when opened, it gave the vectors written by then,
+    # the last one cut inside its last value ("0.25" read as "0.2").
+    for workers in (1, 2):
+      with self.subTest(workers=workers):
+        path = self._write("v%d.txt" % workers, "a 0.5 0.5\nb 0.5 0.2")
+        with mock.patch.object(vectors, "CHUNK_BYTES", 10):
+          with vectors.open_vectors(path) as reader:
+            chunks = reader.chunks(workers=workers)
+            self.assertEqual(next(chunks).tokens, ["a"])
+            with open(path, "a") as f:
+              f.write("5\nc 1 2\n")
+            with self.assertRaisesRegex(
+                vectors.VectorsFileError,
+                r"v\d.txt: holds 27 bytes now, 19 when its reading began"
+                r" \(still being written\?\)\.$",
+            ):
+              list(chunks)
+
   def test_a_file_replaced_while_read_is_one_error(self):
     # Byte ranges are read by opening the file's path again: a file renamed
     # over it gave that file's vectors from the second piece on.

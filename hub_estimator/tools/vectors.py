@@ -485,6 +485,17 @@ class VectorsReader:
         )
       if chunk.tokens:
         yield chunk
+    if source:
+      # Byte ranges end at the size the file had when opened: one still
+      # being written (a download, a decompression) would give the vectors
+      # written by then, its last line maybe cut inside a number.
+      with _naming_read_errors(self.path, (OSError,)):
+        size = os.fstat(self._raw.fileno()).st_size
+      if size != self.total_bytes:
+        raise VectorsFileError(
+            "%s: holds %d bytes now, %d when its reading began (still being"
+            " written?)." % (self.path, size, self.total_bytes)
+        )
     if read == 0:
       raise VectorsFileError("Embedding file %r holds no vectors." % self.path)
     if self.count is not None and read != self.count:
