@@ -459,6 +459,72 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
         _run_ours(summary.export_path, ["a", "b", "c"]), [[1], [2], [4]]
     )
 
+  def test_tokens_not_utf8_are_an_error_or_left_out(self):
+    # fastText's Common Crawl vectors hold a few such tokens
+    # (facebookresearch/fastText#715): without a way to leave them out,
+    # those files could not be exported at all.
+    tokens = [b"a", b"b\xba\xff", b"c", b"\xff", b"d"]
+    values = np.arange(10, dtype=np.float32).reshape(5, 2)
+    kept = [0, 2, 4]
+    text = b"".join(
+        t + b" %r %r\n" % tuple(float(x) for x in v)
+        for t, v in zip(tokens, values)
+    )
+    binary = b"5 2\n" + b"".join(
+        t + b" " + v.astype("<f4").tobytes() for t, v in zip(tokens, values)
+    )
+    cases = [
+        ("glove.txt", text, False, r"glove.txt:2: token b'b\\xba\\xff'"),
+        ("glove.txt.gz", text, True, r"glove.txt.gz:2: token b'b\\xba\\xff'"),
+        ("w2v.bin", binary, False, r"w2v.bin: vector 2: token b'b\\xba\\xff'"),
+    ]
+    for name, content, compress, where in cases:
+      for workers in (1, 2):
+        with self.subTest(name=name, workers=workers):
+          path = self._write(name, content, compress)
+          target = os.path.join(self.root, "m%s%d" % (name, workers))
+          # One line a piece: some pieces hold only left-out vectors.
+          with mock.patch.object(vectors, "CHUNK_BYTES", 8):
+            with self.assertRaisesRegex(
+                vectors.VectorsFileError,
+                where + r" is not UTF-8 text \(pass --non_utf8_tokens=skip"
+                r" to leave out such vectors\)",
+            ):
+              export_text_embedding.export_text_embedding(
+                  path, target, workers=workers
+              )
+            self.assertFalse(os.path.exists(target))
+            summary = export_text_embedding.export_text_embedding(
+                path, target, workers=workers, non_utf8_tokens="skip"
+            )
+          self.assertEqual(self._vocabulary(summary), ["a", "c", "d"])
+          self.assertEqual(summary.non_utf8_tokens, 2)
+          self.assertIn(
+              "3 tokens + 10 OOV buckets, 2 tokens not UTF-8", str(summary)
+          )
+          checkpoint = tf.train.load_checkpoint(
+              os.path.join(target, "variables", "variables")
+          )
+          self.assertAllEqual(
+              checkpoint.get_tensor("embeddings")[:3], values[kept]
+          )
+    for name, content in [
+        ("none.txt", b"\xff 1 2\n\xfe 3 4\n"),
+        ("none.bin", b"1 2\n\xff " + values[0].tobytes()),
+    ]:
+      with self.subTest(name=name):
+        with self.assertRaisesRegex(
+            vectors.VectorsFileError,
+            r"none.(txt|bin)' holds no vectors with a UTF-8 token\.",
+        ):
+          export_text_embedding.export_text_embedding(
+              self._write(name, content),
+              os.path.join(self.root, "never"),
+              non_utf8_tokens="skip",
+          )
+    with self.assertRaisesRegex(ValueError, r"non_utf8_tokens must be one of"):
+      self._export(self._write("v.txt", text), non_utf8_tokens="replace")
+
   def test_preprocess_and_combiner(self):
     path = self._write("glove.txt", "hello 1 0\nworld 0 3\n")
     summary = self._export(

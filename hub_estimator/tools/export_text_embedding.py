@@ -67,6 +67,10 @@ PREPROCESSORS = graph_lib.PREPROCESSORS
 # tokens (see maciejkula/glove-python#48), so "keep_first" exists; "error" is
 # the default because a duplicate usually means a damaged or concatenated file.
 DUPLICATES = ("error", "keep_first")
+# What to do with a token whose bytes are not UTF-8 text. Some published
+# vectors hold such tokens (fastText's Common Crawl vectors: see
+# facebookresearch/fastText#715); no sentence given as text holds them.
+NON_UTF8_TOKENS = ("error", "skip")
 VARIABLE_NAME = graph_lib.VARIABLE_NAME
 VOCABULARY_FILENAME = graph_lib.VOCABULARY_FILENAME
 DEFAULT_MAX_PARTITION_BYTES = 256 << 20
@@ -93,6 +97,8 @@ class ExportSummary:
       earlier in the file (with `lowercase`).
     duplicates: vectors dropped because their token came earlier in the file
       (with duplicates="keep_first").
+    non_utf8_tokens: vectors dropped because their token is not UTF-8 text
+      (with non_utf8_tokens="skip").
     stopped_at_max_vocab_size: whether reading stopped at `max_vocab_size`
       with vectors left in the file (not when the file holds exactly that
       many).
@@ -109,6 +115,7 @@ class ExportSummary:
   matrix_bytes: int
   lowercase_collisions: int
   duplicates: int
+  non_utf8_tokens: int
   stopped_at_max_vocab_size: bool
   seconds: float
 
@@ -123,7 +130,7 @@ class ExportSummary:
             if self.stopped_at_max_vocab_size
             else "",
         ),
-        "  vocabulary:  %d tokens + %d OOV buckets%s%s"
+        "  vocabulary:  %d tokens + %d OOV buckets%s%s%s"
         % (
             self.tokens,
             self.num_oov_buckets,
@@ -132,6 +139,9 @@ class ExportSummary:
             else "",
             ", %d duplicate tokens dropped" % self.duplicates
             if self.duplicates
+            else "",
+            ", %d tokens not UTF-8 dropped" % self.non_utf8_tokens
+            if self.non_utf8_tokens
             else "",
         ),
         "  embeddings:  float32 [%d, %d], %.1f MiB in %d partition(s)"
@@ -158,6 +168,7 @@ def export_text_embedding(
     max_partition_bytes: int = DEFAULT_MAX_PARTITION_BYTES,
     show_progress: bool = False,
     workers: int = None,
+    non_utf8_tokens: str = "error",
 ) -> ExportSummary:
   """Writes a text-embedding module holding the vectors of `embedding_file`.
 
@@ -186,6 +197,8 @@ def export_text_embedding(
       reading.
     workers: processes parsing text at once (>= 1); None: one per CPU this
       process may use, at most vectors.MAX_DEFAULT_WORKERS (8).
+    non_utf8_tokens: a token whose bytes are not UTF-8 text is an error
+      ("error") or its vector is dropped and counted ("skip").
 
   Returns:
     An ExportSummary.
@@ -207,6 +220,7 @@ def export_text_embedding(
       duplicates,
       max_partition_bytes,
       workers,
+      non_utf8_tokens,
   )
   if not export_path:
     raise ValueError("export_path must name the module directory to create.")
@@ -234,6 +248,7 @@ def export_text_embedding(
             duplicates == "keep_first",
             show_progress,
             workers or vectors_lib.default_workers(),
+            non_utf8_tokens == "skip",
         )
         dim = reader.dim
         checkpoint.write(np.zeros([num_oov_buckets, dim], "<f4"))
@@ -271,6 +286,7 @@ def export_text_embedding(
         matrix_bytes=matrix_bytes,
         lowercase_collisions=read.collisions,
         duplicates=read.duplicates,
+        non_utf8_tokens=reader.not_utf8,
         stopped_at_max_vocab_size=read.stopped,
         seconds=time.monotonic() - started,
     )
@@ -409,6 +425,7 @@ def _check_arguments(
     duplicates,
     max_partition_bytes,
     workers,
+    non_utf8_tokens,
 ):
   graph_lib.check_options(num_oov_buckets, combiner, preprocess)
   if max_vocab_size is not None and max_vocab_size < 1:
@@ -423,6 +440,11 @@ def _check_arguments(
     )
   if workers is not None and workers < 1:
     raise ValueError("workers must be >= 1 or None; got %d." % workers)
+  if non_utf8_tokens not in NON_UTF8_TOKENS:
+    raise ValueError(
+        "non_utf8_tokens must be one of %s; got %r."
+        % (list(NON_UTF8_TOKENS), non_utf8_tokens)
+    )
 
 
 @dataclasses.dataclass
@@ -442,6 +464,7 @@ def _read_vectors(
     keep_first,
     show_progress,
     workers,
+    skip_not_utf8,
 ):
   """Writes the vectors' rows to `checkpoint`, their tokens to `vocab_file`."""
   read = _Read()
@@ -464,7 +487,9 @@ def _read_vectors(
     )
     if lower:
       stack.callback(lower.close)
-    chunks = stack.enter_context(contextlib.closing(reader.chunks(workers)))
+    chunks = stack.enter_context(
+        contextlib.closing(reader.chunks(workers, skip_not_utf8))
+    )
     for chunk in chunks:
       if not lower and read.rows + len(chunk.tokens) < limit:
         new = dict(zip(chunk.tokens, chunk.locations))
@@ -592,6 +617,7 @@ def main(argv):
         max_partition_bytes=FLAGS.max_partition_bytes,
         show_progress=True,
         workers=FLAGS.workers,
+        non_utf8_tokens=FLAGS.non_utf8_tokens,
     )
   except (ValueError, ExportTargetError) as e:
     sys.exit("export_text_embedding: %s" % e)
@@ -662,6 +688,13 @@ if __name__ == "__main__":
       list(DUPLICATES),
       "A token that appears again later in the file: stop with an error, or"
       " keep the first and drop the others (GloVe 840B needs this).",
+  )
+  flags.DEFINE_enum(
+      "non_utf8_tokens",
+      "error",
+      list(NON_UTF8_TOKENS),
+      "A token whose bytes are not UTF-8 text: stop with an error, or drop"
+      " its vector (some of fastText's Common Crawl vectors need this).",
   )
   flags.DEFINE_integer(
       "max_partition_bytes",

@@ -80,6 +80,10 @@ class VectorsFileError(ValueError):
   """A word-vector file that cannot be read; the message names file and line."""
 
 
+class _NotUtf8Error(VectorsFileError):
+  """A token whose bytes are not UTF-8 text."""
+
+
 class _PieceError(VectorsFileError):
   """A piece of a text file that does not parse; lines numbered from 1."""
 
@@ -95,12 +99,15 @@ class Chunk:
       (word2vec_binary), for `VectorsReader.where`.
     lines: text formats: the lines of the file the chunk spans, including
       empty ones; 0 for word2vec_binary.
+    not_utf8: vectors left out because their token is not UTF-8 text (with
+      `skip_not_utf8`).
   """
 
   tokens: List[str]
   vectors: np.ndarray
   locations: List[int]
   lines: int = 0
+  not_utf8: int = 0
 
 
 class VectorsReader:
@@ -114,6 +121,8 @@ class VectorsReader:
     count: the vector count of the header; None for GloVe.
     total_bytes: size of the file on disk, in bytes; None for a pipe
       (`<(zcat ...)`, /dev/stdin from a pipe), which is read as a stream.
+    not_utf8: vectors left out so far because their token is not UTF-8 text
+      (`chunks(skip_not_utf8=True)`).
   """
 
   def __init__(self, path, file_format=None):
@@ -132,6 +141,7 @@ class VectorsReader:
     self._consumed = None
     # Bytes read from the (decompressed) stream: the position in a pipe.
     self._streamed = 0
+    self.not_utf8 = 0
     # A folder, a file without read permission, an I/O error: one error
     # naming the file (not taken for a failure to write the module).
     with _naming_read_errors(path, self._read_errors):
@@ -203,7 +213,9 @@ class VectorsReader:
       return "%s: vector %d" % (self.path, location)
     return "%s:%d" % (self.path, location)
 
-  def chunks(self, workers: int = 1) -> Iterator[Chunk]:
+  def chunks(
+      self, workers: int = 1, skip_not_utf8: bool = False
+  ) -> Iterator[Chunk]:
     """Yields the vectors in file order, about CHUNK_BYTES of input at a time.
 
     Stop iterating early to read only the first vectors.
@@ -213,6 +225,10 @@ class VectorsReader:
         holds the GIL, so threads would not overlap); 1 parses in this
         process. At most 2 * workers chunks are read ahead of the caller.
         word2vec_binary is always read here (its values need no parsing).
+      skip_not_utf8: leave out the vectors whose token is not UTF-8 text
+        (counted in `not_utf8`) instead of raising; such bytes are in some
+        published vectors (fastText's Common Crawl ones), and no sentence
+        given as text holds them.
 
     Raises:
       VectorsFileError: naming file and line (or vector number) of a token
@@ -222,8 +238,8 @@ class VectorsReader:
         truncated or corrupt gzip data.
     """
     if self.format == "word2vec_binary":
-      return self._binary_chunks()
-    return self._text_chunks(workers)
+      return self._binary_chunks(skip_not_utf8)
+    return self._text_chunks(workers, skip_not_utf8)
 
   # ------------------------------------------------------------ internals --
 
@@ -444,11 +460,15 @@ class VectorsReader:
     with _naming_read_errors(self.path, (OSError,)):
       return os.pread(self._raw.fileno(), size, offset)
 
-  def _text_chunks(self, workers):
+  def _text_chunks(self, workers, skip_not_utf8):
     local = not (self.compressed or self._remote) and self._seekable
     source = self._reopenable() if local else None
     parse = _TextParser(
-        self.path, self.dim, self.count is not None, *(source or (None, None))
+        self.path,
+        self.dim,
+        self.count is not None,
+        *(source or (None, None)),
+        skip_not_utf8=skip_not_utf8,
     )
     pieces = self._range_pieces() if source else self._text_pieces()
     # Parsing processes number each piece's lines from 1 (no process reads
@@ -477,7 +497,8 @@ class VectorsReader:
       if line:
         chunk.locations = [line + location for location in chunk.locations]
       line += chunk.lines
-      read += len(chunk.tokens)
+      read += len(chunk.tokens) + chunk.not_utf8
+      self.not_utf8 += chunk.not_utf8
       if self.count is not None and read > self.count:
         raise VectorsFileError(
             "%s: holds more vectors than the %d of its header (line %d is"
@@ -496,8 +517,11 @@ class VectorsReader:
             "%s: holds %d bytes now, %d when its reading began (still being"
             " written?)." % (self.path, size, self.total_bytes)
         )
-    if read == 0:
-      raise VectorsFileError("Embedding file %r holds no vectors." % self.path)
+    if read == self.not_utf8:
+      raise VectorsFileError(
+          "Embedding file %r holds no vectors%s."
+          % (self.path, " with a UTF-8 token" if read else "")
+      )
     if self.count is not None and read != self.count:
       raise VectorsFileError(
           "%s: the header says %d vectors but the file holds %d (truncated?)."
@@ -513,12 +537,12 @@ class VectorsReader:
         raise
       # A header whose dim is not the vectors' makes every token after the
       # first start inside a vector: binary bytes, not a word.
-      raise VectorsFileError(
+      raise type(e)(
           "%s If the header's dim (%d) is not that of the vectors, every"
           " vector after the first is read shifted." % (e, self.dim)
       ) from None
 
-  def _binary_chunks(self):
+  def _binary_chunks(self, skip_not_utf8):
     width = 4 * self.dim
     read = 0
     while read < self.count:
@@ -531,10 +555,22 @@ class VectorsReader:
         if space < 0 or space + 1 + width > len(self._buffer):
           break
         read += 1
-        tokens.append(self._token(self._buffer[pos:space], read))
-        locations.append(read)
-        pieces.append(buffer[space + 1 : space + 1 + width])
+        raw, piece = self._buffer[pos:space], (space + 1, space + 1 + width)
         pos = space + 1 + width
+        try:
+          tokens.append(self._token(raw, read))
+        except _NotUtf8Error:
+          if not skip_not_utf8:
+            raise
+          self.not_utf8 += 1
+          continue
+        locations.append(read)
+        pieces.append(buffer[piece[0] : piece[1]])
+      if not tokens and pos:
+        # All left out (not UTF-8): on to the next vectors.
+        del buffer
+        self._buffer = self._buffer[pos:]
+        continue
       if not tokens:
         if self._eof:
           raise VectorsFileError(
@@ -557,6 +593,10 @@ class VectorsReader:
             % (self.where(locations[bad[0]]), tokens[bad[0]])
         )
       yield Chunk(tokens, vectors, locations)
+    if self.not_utf8 == self.count:
+      raise VectorsFileError(
+          "Embedding file %r holds no vectors with a UTF-8 token." % self.path
+      )
     while True:
       if self._buffer.strip():
         raise VectorsFileError(
@@ -655,6 +695,8 @@ class _TextParser:
       None: `path`.
     identity: (st_dev, st_ino) the file opened at `source` must have (it
       was replaced while being read otherwise); None: not checked.
+    skip_not_utf8: leave out (and count) lines whose token is not UTF-8
+      text, instead of raising.
   """
 
   path: str
@@ -662,6 +704,7 @@ class _TextParser:
   has_header: bool
   source: Optional[str] = None
   identity: Optional[Tuple[int, int]] = None
+  skip_not_utf8: bool = False
 
   def from_line_1(self, data):
     """The Chunk of text or (start, end) of `path`, lines numbered from 1.
@@ -685,6 +728,7 @@ class _TextParser:
       return regular
     dim = self.dim
     tokens, locations, rows = [], [], []
+    not_utf8 = 0
     lines = data.split(b"\n")
     for offset, line in enumerate(lines):
       line = line.rstrip(_TRAILING)
@@ -725,13 +769,18 @@ class _TextParser:
           )
         # The parser reads fields 1..dim of each row: keep one field before.
         line = b"_" + line[len(token) :]
-      tokens.append(
-          _decode_token(token, token, "%s:%d" % (self.path, location))
-      )
+      try:
+        text = _decode_token(token, token, "%s:%d" % (self.path, location))
+      except _NotUtf8Error:
+        if not self.skip_not_utf8:
+          raise
+        not_utf8 += 1
+        continue
+      tokens.append(text)
       locations.append(location)
       rows.append(line)
     values = self._values(rows, tokens, locations)
-    return Chunk(tokens, values, locations, len(lines))
+    return Chunk(tokens, values, locations, len(lines), not_utf8)
 
   def _read(self, start, end):
     with _naming_read_errors(self.path, (OSError,)):
@@ -853,8 +902,9 @@ def _decode_token(token, raw, place):
   try:
     return token.decode("utf-8")
   except UnicodeDecodeError:
-    raise VectorsFileError(
-        "%s: token %r is not UTF-8 text." % (place, token)
+    raise _NotUtf8Error(
+        "%s: token %r is not UTF-8 text (pass --non_utf8_tokens=skip to"
+        " leave out such vectors)." % (place, token)
     ) from None
 
 
