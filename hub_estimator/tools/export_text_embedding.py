@@ -98,7 +98,9 @@ class ExportSummary:
     duplicates: vectors dropped because their token came earlier in the file
       (with duplicates="keep_first").
     non_utf8_tokens: vectors dropped because their token is not UTF-8 text
-      (with non_utf8_tokens="skip").
+      (with non_utf8_tokens="skip"); with a stop at `max_vocab_size`, among
+      the vectors read, which may go up to one chunk (about 1 MiB of the
+      file, `vectors.CHUNK_BYTES`) past the last vector kept.
     stopped_at_max_vocab_size: whether reading stopped at `max_vocab_size`
       with vectors left in the file (not when the file holds exactly that
       many).
