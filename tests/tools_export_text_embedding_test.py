@@ -6,12 +6,12 @@ import gzip
 import io
 import lzma
 import os
+import select
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 from unittest import mock
 import zipfile
 
@@ -1065,28 +1065,39 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
         "v.txt", _text_lines(["w%d" % i for i in range(400)], np.ones([400, 2]))
     )
     target = os.path.join(self.root, "never")
+    # Two FIFOs: each parsing process writes its pid into `started` at its
+    # first chunk and holds it open until it exits (so the test sees them
+    # all gone as the end of the FIFO), then waits for data in `release`.
     started = os.path.join(self.root, "started")
     release = os.path.join(self.root, "release")
+    os.mkfifo(started)
+    os.mkfifo(release)
+    started_fd = os.open(started, os.O_RDONLY | os.O_NONBLOCK)
+    self.addCleanup(os.close, started_fd)
+    release_fd = os.open(release, os.O_RDWR)
+    self.addCleanup(os.close, release_fd)
     # The command line, its parsing processes held at their first chunk
     # until the test has sent its signal (so the export cannot finish
-    # before it, however busy the machine), each noting its pid when at work.
+    # before it, however busy the machine).
     # A script file: a fork server runs it too (as __mp_main__), so that its
     # workers are patched as well.
     script = self._write(
         "slow_export.py",
-        "import os, runpy, signal, time\n"
+        "import os, runpy, select, signal\n"
         # As a shell's foreground job: a job started with `&` (or under
         # nohup) inherits SIGINT ignored, which Python then leaves so.
         "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "from hub_estimator.tools import vectors\n"
         "vectors.CHUNK_BYTES = 200\n"
         "parse = vectors._TextParser.__call__\n"
+        "held = []\n"
         "def slow(self, piece):\n"
-        "  with open(%r, 'a') as f:\n"
-        "    f.write('%%d\\n' %% os.getpid())\n"
-        "  deadline = time.monotonic() + 300\n"
-        "  while not os.path.exists(%r) and time.monotonic() < deadline:\n"
-        "    time.sleep(0.05)\n"
+        "  if not held:\n"
+        "    held.append(os.open(%r, os.O_WRONLY))\n"
+        "    os.write(held[0], b'%%d\\n' %% os.getpid())\n"
+        "  release = os.open(%r, os.O_RDONLY | os.O_NONBLOCK)\n"
+        "  select.select([release], [], [], 300)\n"
+        "  os.close(release)\n"
         "  return parse(self, piece)\n"
         "vectors._TextParser.__call__ = slow\n"
         "if __name__ == '__main__':\n"
@@ -1106,10 +1117,11 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
         text=True,
         start_new_session=True,
     )
-    deadline = time.monotonic() + 120
-    while not os.path.exists(started) and time.monotonic() < deadline:
-      self.assertIsNone(process.poll())
-      time.sleep(0.05)
+    self.assertTrue(
+        select.select([started_fd], [], [], 120)[0],
+        "no parsing process started within 120 s (exporter's exit code: %s)"
+        % process.poll(),
+    )
     signum = getattr(signal, signal_name)
     if signum == signal.SIGKILL:
       process.kill()
@@ -1117,8 +1129,8 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
       os.killpg(process.pid, signum)
     # The workers finish the chunk they hold; the stopped export must still
     # stop (not go on to the end).
-    open(release, "w").close()  # pylint: disable=consider-using-with
-    _, stderr = process.communicate(timeout=120)
+    os.write(release_fd, b"go")
+    _, stderr = process.communicate(timeout=300)
     self.assertEqual(process.returncode, returncode, stderr)
     if signum != signal.SIGKILL:
       self.assertIn(
@@ -1131,11 +1143,20 @@ class ExportTextEmbeddingTest(tf.test.TestCase, parameterized.TestCase):
           [n for n in os.listdir(self.root) if n.startswith(".export")], []
       )
     self.assertFalse(os.path.exists(target))
-    with open(started) as f:
-      workers = {int(pid) for pid in f.read().split()} - {process.pid}
+    # Read to the FIFO's end: every parsing process that started has exited.
+    pids = b""
+    while True:
+      self.assertTrue(
+          select.select([started_fd], [], [], 120)[0],
+          "parsing processes %s still run 120 s after the export stopped"
+          % pids.split(),
+      )
+      data = os.read(started_fd, 4096)
+      if not data:
+        break
+      pids += data
+    workers = {int(pid) for pid in pids.split()} - {process.pid}
     self.assertTrue(workers)
-    while time.monotonic() < deadline and any(map(_running, workers)):
-      time.sleep(0.1)
     self.assertFalse([pid for pid in workers if _running(pid)])
 
   def test_the_export_does_not_import_tensorflow(self):
